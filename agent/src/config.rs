@@ -1,0 +1,149 @@
+//! The agent's configuration file (TOML).
+//!
+//! ```toml
+//! state_dir = "/var/lib/ward-agent"
+//! rules = "/etc/ward/rules"          # optional; default: the shipped pack
+//! [[logs]]
+//! path = "/var/log/auth.log"         # globs allowed
+//! format = "auto"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::decode::LogFormat;
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Identity, checkpoints and spool live here.
+    pub state_dir: PathBuf,
+    /// Local rules (a pack root or a directory of Sigma files). Without it the
+    /// shipped pack is used.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// Host name reported in alerts; defaults to the system's host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// How often files are polled for new data, in milliseconds (the
+    /// safety net under file-system notifications). Default 1000.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// How often the agent reports its health, in seconds. Default 30.
+    #[serde(default = "default_heartbeat_s")]
+    pub heartbeat_interval_s: u64,
+    /// Log files to tail.
+    #[serde(default)]
+    pub logs: Vec<LogInput>,
+}
+
+/// One `[[logs]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogInput {
+    /// A path or glob.
+    pub path: String,
+    /// The lines' format.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_heartbeat_s() -> u64 {
+    30
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("invalid config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl AgentConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        for l in &cfg.logs {
+            glob::Pattern::new(&l.path).map_err(|e| ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!("logs.path '{}': {e}", l.path),
+            })?;
+        }
+        Ok(cfg)
+    }
+
+    /// The host name alerts carry.
+    pub fn host_name(&self) -> String {
+        self.host.clone().unwrap_or_else(system_host_name)
+    }
+
+    /// The polling interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.clamp(50, 60_000))
+    }
+}
+
+/// The system's host name (`/proc/sys/kernel/hostname`, `$HOSTNAME`, or `localhost`).
+pub fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_contract_example() {
+        let cfg: AgentConfig = toml::from_str(
+            r#"
+state_dir = "/var/lib/ward-agent"
+rules = "/etc/ward/rules"
+[[logs]]
+path = "/var/log/auth.log"
+format = "auto"
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.logs.len(), 1);
+        assert_eq!(cfg.logs[0].format, LogFormat::Auto);
+        assert_eq!(cfg.poll_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = toml::from_str::<AgentConfig>("state_dir = \"/x\"\nstat_dir = 1\n").unwrap_err();
+        assert!(err.to_string().contains("stat_dir"), "{err}");
+    }
+}

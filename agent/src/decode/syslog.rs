@@ -1,0 +1,48 @@
+//! RFC 3164 and RFC 5424 syslog lines, through `syslog_loose`.
+
+use chrono::{DateTime, Datelike, Local, Utc};
+use syslog_loose::{IncompleteDate, ProcId, Variant};
+
+use crate::event::Event;
+
+/// RFC 3164 timestamps carry no year: take the current one, or last year's
+/// when that would put the line more than a month in the future (a December
+/// log read in January).
+fn resolve_year((month, _day, _h, _m, _s): IncompleteDate) -> i32 {
+    let now = Local::now();
+    if month > now.month() + 1 {
+        now.year() - 1
+    } else {
+        now.year()
+    }
+}
+
+/// Decodes a syslog line into an event with `hostname`, `program`, `pid`,
+/// `facility`, `syslog_severity` and `message` fields; `None` when the line
+/// is not syslog.
+pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
+    let msg = syslog_loose::parse_message_with_year_exact(line, resolve_year, Variant::Either).ok()?;
+    let time: DateTime<Utc> = msg.timestamp?.with_timezone(&Utc);
+    let mut event = Event::new(time, host, origin);
+    event.fields.reserve(12);
+    if let Some(h) = msg.hostname {
+        event.set("hostname", h);
+    }
+    if let Some(app) = msg.appname {
+        event.set("program", app);
+    }
+    match msg.procid {
+        Some(ProcId::PID(pid)) => event.set("pid", pid.to_string()),
+        Some(ProcId::Name(name)) => event.set("pid", name),
+        None => {}
+    }
+    if let Some(f) = msg.facility {
+        event.set("facility", f.as_str());
+    }
+    if let Some(s) = msg.severity {
+        event.set("syslog_severity", s.as_str());
+    }
+    event.set("message", msg.msg);
+    event.raw = line.to_string();
+    Some(event)
+}

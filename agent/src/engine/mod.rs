@@ -1,0 +1,24 @@
+//! The detection engine: rule packs, their diagnostics, and the
+//! [`Detector`] trait the pipeline calls.
+//!
+//! The engine knows events and rules, never sources or the network.
+
+mod pack;
+mod sigma;
+
+use crate::event::Event;
+use crate::wire::Alert;
+
+pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_PACK};
+pub use sigma::SigmaDetector;
+
+/// Judges events against rules. Stateful (correlation windows), so one
+/// detector serves one stream of events in event-time order.
+pub trait Detector: Send {
+    /// Judges one event and returns the alerts it completes.
+    fn process(&mut self, event: &Event) -> Vec<Alert>;
+    /// Number of rules loaded (detection and correlation).
+    fn rule_count(&self) -> usize;
+    /// Correlation state entries currently held.
+    fn state_entries(&self) -> usize;
+}

@@ -1,0 +1,121 @@
+//! The one event model every source produces and every rule sees.
+//!
+//! An [`Event`] is a timestamp, the host it happened on, where it came from
+//! (`origin`, a stable position such as `file:<fingerprint>:<offset>`) and a
+//! flat list of named string fields. Rules see fields, never raw sources; the
+//! raw record is kept beside the fields only as evidence.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use rsigma_eval::event::EventValue;
+use serde_json::{Map, Value};
+
+/// A field name: static for the names decoders emit, owned for JSON keys.
+pub type FieldName = Cow<'static, str>;
+
+/// One normalized event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When it happened (event time, not arrival time).
+    pub time: DateTime<Utc>,
+    /// The agent's host name.
+    pub host: String,
+    /// A stable identity of the record this event came from, unique per host
+    /// (e.g. `file:1a2b3c4d:1024`). Alert ids are derived from it, so the same
+    /// record always yields the same alert id.
+    pub origin: String,
+    /// Named fields, in decoder order. Names are unique.
+    pub fields: Vec<(FieldName, String)>,
+    /// The raw record (a log line), kept as evidence.
+    pub raw: String,
+}
+
+impl Event {
+    /// An event with no fields yet.
+    pub fn new(time: DateTime<Utc>, host: impl Into<String>, origin: impl Into<String>) -> Self {
+        Event {
+            time,
+            host: host.into(),
+            origin: origin.into(),
+            fields: Vec::new(),
+            raw: String::new(),
+        }
+    }
+
+    /// The value of a field, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets a field, replacing an earlier value of the same name.
+    pub fn set(&mut self, name: impl Into<FieldName>, value: impl Into<String>) {
+        let name = name.into();
+        let value = value.into();
+        if let Some(slot) = self.fields.iter_mut().find(|(k, _)| *k == name) {
+            slot.1 = value;
+        } else {
+            self.fields.push((name, value));
+        }
+    }
+}
+
+impl rsigma_eval::Event for Event {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        self.get(path).map(|v| EventValue::Str(Cow::Borrowed(v)))
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        self.fields.iter().any(|(_, v)| pred(v))
+    }
+
+    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
+        self.fields
+            .iter()
+            .map(|(_, v)| Cow::Borrowed(v.as_str()))
+            .collect()
+    }
+
+    fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
+        for (_, v) in &self.fields {
+            visit(v);
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut map = Map::with_capacity(self.fields.len() + 2);
+        for (k, v) in &self.fields {
+            map.insert(k.to_string(), Value::String(v.clone()));
+        }
+        map.insert("_raw".into(), Value::String(self.raw.clone()));
+        map.insert("_origin".into(), Value::String(self.origin.clone()));
+        Value::Object(map)
+    }
+
+    fn field_keys(&self) -> Vec<Cow<'_, str>> {
+        self.fields
+            .iter()
+            .map(|(k, _)| Cow::Borrowed(k.as_ref()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_replaces_and_get_finds() {
+        let mut e = Event::new(Utc::now(), "h", "o");
+        e.set("user", "root");
+        e.set("user", "bob");
+        e.set("src_ip", "203.0.113.7");
+        assert_eq!(e.get("user"), Some("bob"));
+        assert_eq!(e.get("src_ip"), Some("203.0.113.7"));
+        assert_eq!(e.get("missing"), None);
+        assert_eq!(e.fields.len(), 2);
+    }
+}
