@@ -13,7 +13,11 @@ use ward_agent::identity::Identity;
 use ward_agent::wire::EnrollToken;
 
 #[derive(Parser)]
-#[command(name = "ward-agent", version, about = "Ward host agent: detects attacks in logs and reports them to the coordinator")]
+#[command(
+    name = "ward-agent",
+    version,
+    about = "Ward host agent: detects attacks in logs and reports them to the coordinator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -53,7 +53,9 @@ pub fn detect_chunks(
         let decoder = decoders
             .entry(chunk.format)
             .or_insert_with(|| LineDecoder::new(chunk.format, host));
-        stats.malformed.fetch_add(chunk.oversized, Ordering::Relaxed);
+        stats
+            .malformed
+            .fetch_add(chunk.oversized, Ordering::Relaxed);
         for line in &chunk.lines {
             match decoder.decode(&line.text, line.origin.clone()) {
                 Ok(event) => {
@@ -67,7 +69,9 @@ pub fn detect_chunks(
             }
         }
     }
-    stats.alerts.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+    stats
+        .alerts
+        .fetch_add(alerts.len() as u64, Ordering::Relaxed);
     alerts
 }
 
@@ -82,7 +86,11 @@ async fn deliver(uplink: &Uplink, alerts: Vec<Alert>) -> anyhow::Result<()> {
         loop {
             match uplink.send_alerts(&batch).await {
                 Ok(ack) => {
-                    debug!(accepted = ack.accepted, duplicates = ack.duplicates, "alerts delivered");
+                    debug!(
+                        accepted = ack.accepted,
+                        duplicates = ack.duplicates,
+                        "alerts delivered"
+                    );
                     break;
                 }
                 Err(e @ UplinkError::Unauthorized(_)) => return Err(e.into()),
@@ -184,15 +192,16 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 }
 
 fn watch(tailer: &Tailer, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
-    let mut watcher = match notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        wake.notify_one();
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            warn!(error = %e, "file notifications unavailable; polling only");
-            return None;
-        }
-    };
+    let mut watcher =
+        match notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+            wake.notify_one();
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(error = %e, "file notifications unavailable; polling only");
+                return None;
+            }
+        };
     for dir in tailer.watch_dirs() {
         if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
             warn!(error = %e, dir = %dir.display(), "cannot watch directory; polling it");

@@ -86,7 +86,9 @@ async fn call<B: Serialize, R: DeserializeOwned>(
 /// Registers this host with the coordinator named in the token.
 pub async fn enroll(token: &EnrollToken, hostname: &str) -> anyhow::Result<Identity> {
     if token.cert_sha256.is_some() {
-        anyhow::bail!("this enrollment token pins a TLS certificate, which this agent version cannot verify yet");
+        anyhow::bail!(
+            "this enrollment token pins a TLS certificate, which this agent version cannot verify yet"
+        );
     }
     let client = build_client()?;
     let url = format!("{}/api/v1/agents/enroll", token.url.trim_end_matches('/'));

@@ -249,7 +249,10 @@ mod tests {
 
     #[test]
     fn enroll_token_rejects_garbage() {
-        assert!(matches!(EnrollToken::decode("hello"), Err(TokenError::Prefix)));
+        assert!(matches!(
+            EnrollToken::decode("hello"),
+            Err(TokenError::Prefix)
+        ));
         assert!(matches!(
             EnrollToken::decode("wardenroll_!!!"),
             Err(TokenError::Damaged(_))

@@ -35,9 +35,7 @@ impl AuthParser {
     /// Compiles the patterns.
     pub fn new() -> Self {
         AuthParser {
-            ssh_failed: re(
-                r"^Failed (\S+) for (invalid user )?(.*?) from (\S+) port (\d+)",
-            ),
+            ssh_failed: re(r"^Failed (\S+) for (invalid user )?(.*?) from (\S+) port (\d+)"),
             ssh_accepted: re(r"^Accepted (\S+) for (.*?) from (\S+) port (\d+)"),
             ssh_invalid: re(r"^Invalid user (.*?) from (\S+)(?: port (\d+))?"),
             ssh_max_attempts: re(
@@ -81,7 +79,12 @@ impl AuthParser {
             event.set("action", "pam_auth");
             event.set("outcome", "failure");
             event.set("pam_service", c[1].to_string());
-            for (k, field) in [("rhost", "src_ip"), ("user", "user"), ("ruser", "remote_user"), ("tty", "tty")] {
+            for (k, field) in [
+                ("rhost", "src_ip"),
+                ("user", "user"),
+                ("ruser", "remote_user"),
+                ("tty", "tty"),
+            ] {
                 if let Some(v) = kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
                     && !v.is_empty()
                 {
@@ -110,7 +113,10 @@ impl AuthParser {
             event.set("action", "login");
             event.set("outcome", "failure");
             event.set("auth_method", c[1].to_string());
-            event.set("user_valid", if c.get(2).is_some() { "false" } else { "true" });
+            event.set(
+                "user_valid",
+                if c.get(2).is_some() { "false" } else { "true" },
+            );
             event.set("user", c[3].to_string());
             event.set("src_ip", c[4].to_string());
             event.set("src_port", c[5].to_string());
@@ -133,7 +139,10 @@ impl AuthParser {
         } else if let Some(c) = self.ssh_max_attempts.captures(message) {
             event.set("action", "max_auth_attempts");
             event.set("outcome", "failure");
-            event.set("user_valid", if c.get(1).is_some() { "false" } else { "true" });
+            event.set(
+                "user_valid",
+                if c.get(1).is_some() { "false" } else { "true" },
+            );
             event.set("user", c[2].to_string());
             event.set("src_ip", c[3].to_string());
             event.set("src_port", c[4].to_string());
@@ -215,31 +224,65 @@ mod tests {
     fn auth_messages() {
         check(
             "Nov 22 04:00:01 h sshd[1]: Invalid user oracle from 198.51.100.9 port 4242",
-            &[("action", "invalid_user"), ("user", "oracle"), ("src_ip", "198.51.100.9")],
+            &[
+                ("action", "invalid_user"),
+                ("user", "oracle"),
+                ("src_ip", "198.51.100.9"),
+            ],
         );
         check(
             "Nov 22 04:00:01 h sshd[1]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.9  user=root",
-            &[("action", "pam_auth"), ("src_ip", "198.51.100.9"), ("user", "root"), ("pam_service", "sshd")],
+            &[
+                ("action", "pam_auth"),
+                ("src_ip", "198.51.100.9"),
+                ("user", "root"),
+                ("pam_service", "sshd"),
+            ],
         );
         check(
             "Nov 22 04:00:01 h sudo:    alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash",
-            &[("action", "sudo"), ("outcome", "failure"), ("user", "alice"), ("target_user", "root"), ("command", "/bin/bash"), ("reason", "3 incorrect password attempts")],
+            &[
+                ("action", "sudo"),
+                ("outcome", "failure"),
+                ("user", "alice"),
+                ("target_user", "root"),
+                ("command", "/bin/bash"),
+                ("reason", "3 incorrect password attempts"),
+            ],
         );
         check(
             "Nov 22 04:00:01 h sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id",
-            &[("action", "sudo"), ("outcome", "success"), ("command", "/usr/bin/id")],
+            &[
+                ("action", "sudo"),
+                ("outcome", "success"),
+                ("command", "/usr/bin/id"),
+            ],
         );
         check(
             "Nov 22 04:00:01 h useradd[99]: new user: name=backdoor, UID=0, GID=0, home=/root, shell=/bin/bash, from=/dev/pts/1",
-            &[("action", "user_added"), ("target_user", "backdoor"), ("uid", "0"), ("shell", "/bin/bash")],
+            &[
+                ("action", "user_added"),
+                ("target_user", "backdoor"),
+                ("uid", "0"),
+                ("shell", "/bin/bash"),
+            ],
         );
         check(
             "Nov 22 04:00:01 h su[12]: FAILED SU (to root) bob on pts/2",
-            &[("action", "su"), ("outcome", "failure"), ("user", "bob"), ("target_user", "root")],
+            &[
+                ("action", "su"),
+                ("outcome", "failure"),
+                ("user", "bob"),
+                ("target_user", "root"),
+            ],
         );
         check(
             "Nov 22 04:00:01 h sshd-session[5]: error: maximum authentication attempts exceeded for root from 192.0.2.1 port 22 ssh2 [preauth]",
-            &[("action", "max_auth_attempts"), ("user", "root"), ("src_ip", "192.0.2.1")],
+            &[
+                ("action", "max_auth_attempts"),
+                ("user", "root"),
+                ("src_ip", "192.0.2.1"),
+            ],
         );
     }
 }

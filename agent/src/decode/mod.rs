@@ -22,21 +22,33 @@ pub use auth::AuthParser;
 pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     // syslog envelope
     ("hostname", "host name written in the log line"),
-    ("program", "program (syslog APP-NAME / tag), e.g. sshd, sudo"),
+    (
+        "program",
+        "program (syslog APP-NAME / tag), e.g. sshd, sudo",
+    ),
     ("pid", "process id from the syslog tag"),
     ("facility", "syslog facility name"),
     ("syslog_severity", "syslog severity name"),
     ("message", "the free-text message after the syslog header"),
     // authentication
-    ("action", "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added"),
+    (
+        "action",
+        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added",
+    ),
     ("outcome", "success or failure"),
     ("user", "the acting or authenticating user"),
     ("user_valid", "false when sshd says the user does not exist"),
-    ("target_user", "the user acted upon (sudo -u, su to, the new account)"),
+    (
+        "target_user",
+        "the user acted upon (sudo -u, su to, the new account)",
+    ),
     ("remote_user", "PAM ruser"),
     ("src_ip", "source address of a remote login"),
     ("src_port", "source port of a remote login"),
-    ("auth_method", "password, publickey, keyboard-interactive, ..."),
+    (
+        "auth_method",
+        "password, publickey, keyboard-interactive, ...",
+    ),
     ("pam_service", "PAM service name (sshd, sudo, su, login)"),
     ("tty", "terminal"),
     ("cwd", "working directory of a sudo command"),
@@ -69,7 +81,9 @@ impl FromStr for LogFormat {
         match s {
             "auto" => Ok(LogFormat::Auto),
             "syslog" => Ok(LogFormat::Syslog),
-            other => Err(format!("unknown log format '{other}' (expected auto or syslog)")),
+            other => Err(format!(
+                "unknown log format '{other}' (expected auto or syslog)"
+            )),
         }
     }
 }
@@ -163,8 +177,17 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for line in ["", "hello world", "\u{0}\u{1}\u{2}", "<999>", "Mar 99 99:99:99"] {
-            assert!(matches!(decode(line), Err(DecodeError::Malformed(_))), "{line:?}");
+        for line in [
+            "",
+            "hello world",
+            "\u{0}\u{1}\u{2}",
+            "<999>",
+            "Mar 99 99:99:99",
+        ] {
+            assert!(
+                matches!(decode(line), Err(DecodeError::Malformed(_))),
+                "{line:?}"
+            );
         }
         let long = "x".repeat(MAX_LINE_BYTES + 1);
         assert_eq!(decode(&long), Err(DecodeError::TooLong(MAX_LINE_BYTES + 1)));

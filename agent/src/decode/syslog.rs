@@ -21,7 +21,8 @@ fn resolve_year((month, _day, _h, _m, _s): IncompleteDate) -> i32 {
 /// `facility`, `syslog_severity` and `message` fields; `None` when the line
 /// is not syslog.
 pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
-    let msg = syslog_loose::parse_message_with_year_exact(line, resolve_year, Variant::Either).ok()?;
+    let msg =
+        syslog_loose::parse_message_with_year_exact(line, resolve_year, Variant::Either).ok()?;
     let time: DateTime<Utc> = msg.timestamp?.with_timezone(&Utc);
     let mut event = Event::new(time, host, origin);
     event.fields.reserve(12);

@@ -195,10 +195,7 @@ fn collect_files(path: &Path, out: &mut Vec<RuleSource>, diags: &mut Vec<Diagnos
         };
         entries.sort();
         for p in entries {
-            let is_yaml = matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yml" | "yaml")
-            );
+            let is_yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"));
             if p.is_dir() || is_yaml {
                 collect_files(&p, out, diags);
             }
@@ -438,14 +435,21 @@ mod tests {
         let d = check(&GOOD.replace("program: sshd", "prgram: sshd")).unwrap_err();
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].code, "unknown-field");
-        assert_eq!(d[0].rule.as_deref(), Some("5e9b3c43-6a2a-4b39-9d0b-2d2b1b1c0a01"));
+        assert_eq!(
+            d[0].rule.as_deref(),
+            Some("5e9b3c43-6a2a-4b39-9d0b-2d2b1b1c0a01")
+        );
         assert!(d[0].message.contains("prgram"));
     }
 
     #[test]
     fn unknown_key_is_named() {
         let d = check(&GOOD.replace("level: low", "levle: low")).unwrap_err();
-        assert!(d.iter().any(|d| d.code == "unknown-key" && d.message.contains("levle")), "{d:?}");
+        assert!(
+            d.iter()
+                .any(|d| d.code == "unknown-key" && d.message.contains("levle")),
+            "{d:?}"
+        );
         assert_eq!(d[0].rule.as_deref(), Some("T"));
     }
 

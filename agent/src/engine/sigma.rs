@@ -15,7 +15,14 @@ use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 
 /// Event fields copied into an alert's entities when present.
 const ENTITY_FIELDS: &[&str] = &[
-    "src_ip", "dst_ip", "domain", "user", "target_user", "uri", "path", "sha256",
+    "src_ip",
+    "dst_ip",
+    "domain",
+    "user",
+    "target_user",
+    "uri",
+    "path",
+    "sha256",
 ];
 
 /// Largest number of correlation state entries before the oldest are evicted.

@@ -1,1 +1,90 @@
-fn main() {}
+//! `ward-server`: the Ward coordinator daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ward_server::serve::{ServeOptions, serve};
+
+#[derive(Parser)]
+#[command(
+    name = "ward-server",
+    version,
+    about = "Ward coordinator: stores agents' alerts as incidents for responders"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the coordinator.
+    Serve {
+        /// Data directory (created on first start).
+        #[arg(long, default_value = "./ward-data", env = "WARD_DATA")]
+        data: PathBuf,
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8443", env = "WARD_LISTEN")]
+        listen: SocketAddr,
+        /// Database URL (default: the embedded SQLite file in the data dir).
+        #[arg(long, env = "WARD_DATABASE")]
+        database: Option<String>,
+        /// Base URL agents use to reach this coordinator (default: from --listen).
+        #[arg(long, env = "WARD_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let Command::Serve {
+        data,
+        listen,
+        database,
+        public_url,
+    } = cli.command;
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ward-server: error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = ServeOptions {
+        data,
+        listen,
+        database,
+        public_url,
+    };
+    match rt.block_on(serve(opts, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ward-server: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,1 +1,348 @@
-fn main() {}
+//! `ward`: the responders' and admins' command line, a client of the
+//! coordinator's HTTP API.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use ward_server::client::ApiClient;
+use ward_server::model::{ActionRequest, EnrollTokenRequest, Incident, IncidentDetail, Status};
+
+#[derive(Parser)]
+#[command(
+    name = "ward",
+    version,
+    about = "Ward command line for responders and admins"
+)]
+struct Cli {
+    /// Coordinator base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "WARD_SERVER",
+        default_value = "http://127.0.0.1:8443"
+    )]
+    server: String,
+    /// API token (default: read WARD_TOKEN).
+    #[arg(long, global = true, env = "WARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM certificate to trust for the coordinator's TLS.
+    #[arg(long, global = true, env = "WARD_CA")]
+    ca: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enrollment tokens for new agents.
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(EnrollTokenCmd),
+    /// The agent fleet.
+    #[command(subcommand)]
+    Agents(AgentsCmd),
+    /// The incident queue and triage.
+    #[command(subcommand)]
+    Incidents(IncidentsCmd),
+}
+
+#[derive(Subcommand)]
+enum EnrollTokenCmd {
+    /// Create a token for `ward-agent enroll --token`.
+    Create {
+        /// Agency the agents belong to.
+        #[arg(long)]
+        agency: Option<String>,
+        /// How many agents may enroll with it.
+        #[arg(long)]
+        uses: Option<u32>,
+        /// Hours until it expires.
+        #[arg(long)]
+        ttl_hours: Option<u32>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCmd {
+    /// List enrolled agents and their health.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsCmd {
+    /// List incidents, most recently active first.
+    List {
+        /// Only this status (new, acknowledged, contained, resolved, false_positive).
+        #[arg(long)]
+        status: Option<Status>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one incident with alerts, evidence and timeline.
+    Show {
+        /// Incident id.
+        id: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Acknowledge: a responder is on it.
+    Ack(Action),
+    /// Mark contained.
+    Contain(Action),
+    /// Resolve.
+    Resolve(Action),
+    /// Mark as a false positive.
+    #[command(name = "false-positive")]
+    FalsePositive(Action),
+    /// Reopen a resolved incident.
+    Reopen(Action),
+    /// Assign to a responder.
+    Assign {
+        /// Incident id.
+        id: i64,
+        /// Who.
+        assignee: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Add a note to the timeline.
+    Note {
+        /// Incident id.
+        id: i64,
+        /// The note.
+        text: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Args)]
+struct Action {
+    /// Incident id.
+    id: i64,
+    /// Reason, recorded in the timeline.
+    #[arg(long, short)]
+    message: Option<String>,
+    #[command(flatten)]
+    out: Output,
+}
+
+#[derive(Args, Clone, Copy)]
+struct Output {
+    /// Print JSON on stdout, nothing else.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ward: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ward: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.ca.is_some() && cli.server.starts_with("http://") {
+        anyhow::bail!("--ca/WARD_CA given but the server URL is plain http://");
+    }
+    let token = cli
+        .token
+        .context("no API token: set WARD_TOKEN or pass --token (the first admin token is in DATA/admin.token)")?;
+    let api = ApiClient::new(&cli.server, &token)?;
+    match cli.command {
+        Command::EnrollToken(EnrollTokenCmd::Create {
+            agency,
+            uses,
+            ttl_hours,
+            out,
+        }) => {
+            let t = api
+                .create_enroll_token(&EnrollTokenRequest {
+                    agency,
+                    uses,
+                    ttl_hours,
+                })
+                .await?;
+            if out.json {
+                print_json(&t)?;
+            } else {
+                println!("{}", t.token);
+                eprintln!(
+                    "agency '{}', {} use(s), expires {}; on the host run: ward-agent enroll --token TOKEN",
+                    t.agency, t.uses, t.expires_at
+                );
+            }
+        }
+        Command::Agents(AgentsCmd::List { out }) => {
+            let agents = api.agents().await?;
+            if out.json {
+                return print_json(&agents);
+            }
+            println!(
+                "{:<18} {:<24} {:<20} {:<8} {:<9} {:<17} LAST SEEN",
+                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "RULES"
+            );
+            for a in agents {
+                println!(
+                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:<17} {}",
+                    a.id,
+                    a.hostname,
+                    a.agency,
+                    a.version,
+                    a.health,
+                    a.rules_version.unwrap_or_else(|| "-".into()),
+                    a.last_seen.unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        Command::Incidents(cmd) => incidents(&api, cmd).await?,
+    }
+    Ok(())
+}
+
+fn print_incidents(list: &[Incident]) {
+    println!(
+        "{:>5}  {:<8} {:<13} {:<32} {:<16} {:<22} {:>6}  LAST SEEN",
+        "ID", "SEVERITY", "STATUS", "TITLE", "HOST", "ENTITY", "ALERTS"
+    );
+    for i in list {
+        let entity = i
+            .entities
+            .get("src_ip")
+            .or_else(|| i.entities.values().next())
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "{:>5}  {:<8} {:<13} {:<32} {:<16} {:<22} {:>6}  {}",
+            i.id,
+            i.severity.as_str(),
+            i.status.as_str(),
+            truncate(&i.title, 32),
+            truncate(&i.host, 16),
+            truncate(&entity, 22),
+            i.alert_count,
+            i.last_seen
+        );
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn print_detail(d: &IncidentDetail) {
+    let i = &d.incident;
+    println!("Incident {} — {}", i.id, i.title);
+    println!("  severity   {}", i.severity);
+    println!("  status     {}", i.status);
+    println!("  host       {} ({})", i.host, i.agency);
+    println!("  rule       {}", i.rule_id);
+    println!("  alerts     {}", i.alert_count);
+    println!("  first seen {}", i.first_seen);
+    println!("  last seen  {}", i.last_seen);
+    if let Some(a) = &i.assignee {
+        println!("  assignee   {a}");
+    }
+    for (k, v) in &i.entities {
+        println!("  {k:<10} {v}");
+    }
+    if !i.tags.is_empty() {
+        println!("  tags       {}", i.tags.join(", "));
+    }
+    println!("\nEvidence (latest alert first):");
+    for a in d.alerts.iter().take(5) {
+        println!("  [{}] {}", a.time, a.title);
+        for line in &a.evidence {
+            println!("    {line}");
+        }
+    }
+    println!("\nTimeline:");
+    for t in &d.timeline {
+        println!("  {}  {:<14} {:<12} {}", t.at, t.actor, t.kind, t.detail);
+    }
+}
+
+async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
+    let (detail, out) = match cmd {
+        IncidentsCmd::List { status, out } => {
+            let list = api.incidents(status.map(Status::as_str)).await?;
+            if out.json {
+                return print_json(&list);
+            }
+            print_incidents(&list);
+            return Ok(());
+        }
+        IncidentsCmd::Show { id, out } => (api.incident(id).await?, out),
+        IncidentsCmd::Ack(a) => act(api, "ack", a).await?,
+        IncidentsCmd::Contain(a) => act(api, "contain", a).await?,
+        IncidentsCmd::Resolve(a) => act(api, "resolve", a).await?,
+        IncidentsCmd::FalsePositive(a) => act(api, "false-positive", a).await?,
+        IncidentsCmd::Reopen(a) => act(api, "reopen", a).await?,
+        IncidentsCmd::Assign { id, assignee, out } => {
+            let req = ActionRequest {
+                assignee: Some(assignee),
+                text: None,
+            };
+            (api.act(id, "assign", &req).await?, out)
+        }
+        IncidentsCmd::Note { id, text, out } => {
+            let req = ActionRequest {
+                assignee: None,
+                text: Some(text),
+            };
+            (api.act(id, "note", &req).await?, out)
+        }
+    };
+    if out.json {
+        print_json(&detail)
+    } else {
+        print_detail(&detail);
+        Ok(())
+    }
+}
+
+async fn act(api: &ApiClient, action: &str, a: Action) -> anyhow::Result<(IncidentDetail, Output)> {
+    let req = ActionRequest {
+        assignee: None,
+        text: a.message,
+    };
+    Ok((api.act(a.id, action, &req).await?, a.out))
+}

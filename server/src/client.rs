@@ -1,0 +1,107 @@
+//! A typed client of the coordinator's API, used by the `ward` CLI.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::{Client, Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{
+    ActionRequest, AgentInfo, EnrollTokenRequest, EnrollTokenResponse, Incident, IncidentDetail,
+};
+
+/// A connection to one coordinator with one API token.
+pub struct ApiClient {
+    http: Client,
+    base: String,
+    token: String,
+}
+
+impl ApiClient {
+    /// A client of `base` (e.g. `http://127.0.0.1:8080`) using `token`.
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+        ward_agent::install_crypto_provider();
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(ApiClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+        })
+    }
+
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<R> {
+        let url = format!("{}/api/v1/{path}", self.base);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .unwrap_or(text);
+            if status == StatusCode::UNAUTHORIZED {
+                anyhow::bail!("the coordinator rejected the API token: {msg}");
+            }
+            anyhow::bail!("{status}: {msg}");
+        }
+        resp.json()
+            .await
+            .context("reading the coordinator's answer")
+    }
+
+    /// Creates an enrollment token.
+    pub async fn create_enroll_token(
+        &self,
+        req: &EnrollTokenRequest,
+    ) -> anyhow::Result<EnrollTokenResponse> {
+        self.call(Method::POST, "enroll-tokens", Some(req)).await
+    }
+
+    /// Lists agents.
+    pub async fn agents(&self) -> anyhow::Result<Vec<AgentInfo>> {
+        self.call::<(), _>(Method::GET, "agents", None).await
+    }
+
+    /// Lists incidents, optionally of one status.
+    pub async fn incidents(&self, status: Option<&str>) -> anyhow::Result<Vec<Incident>> {
+        let path = match status {
+            Some(s) => format!("incidents?status={s}"),
+            None => "incidents".to_string(),
+        };
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// One incident.
+    pub async fn incident(&self, id: i64) -> anyhow::Result<IncidentDetail> {
+        self.call::<(), _>(Method::GET, &format!("incidents/{id}"), None)
+            .await
+    }
+
+    /// A triage action (`ack`, `assign`, `resolve`, `reopen`, `note`, ...).
+    pub async fn act(
+        &self,
+        id: i64,
+        action: &str,
+        req: &ActionRequest,
+    ) -> anyhow::Result<IncidentDetail> {
+        self.call(Method::POST, &format!("incidents/{id}/{action}"), Some(req))
+            .await
+    }
+}

@@ -1,0 +1,212 @@
+//! What the coordinator's API returns and the `ward` CLI reads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ward_agent::wire::Severity;
+
+/// Where an incident is in its workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not looked at yet.
+    New,
+    /// A responder is on it.
+    Acknowledged,
+    /// The attack is stopped; clean-up continues.
+    Contained,
+    /// Done.
+    Resolved,
+    /// Not an attack.
+    FalsePositive,
+}
+
+impl Status {
+    /// The name used in JSON, the database and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Acknowledged => "acknowledged",
+            Status::Contained => "contained",
+            Status::Resolved => "resolved",
+            Status::FalsePositive => "false_positive",
+        }
+    }
+
+    /// Open incidents collect new alerts.
+    pub fn is_open(self) -> bool {
+        !matches!(self, Status::Resolved | Status::FalsePositive)
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "new" => Ok(Status::New),
+            "acknowledged" | "ack" => Ok(Status::Acknowledged),
+            "contained" => Ok(Status::Contained),
+            "resolved" => Ok(Status::Resolved),
+            "false_positive" => Ok(Status::FalsePositive),
+            other => Err(format!(
+                "unknown status '{other}' (expected new, acknowledged, contained, resolved or false_positive)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An incident: alerts of one rule, host and primary entity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Incident {
+    /// Its number.
+    pub id: i64,
+    /// The rule's title.
+    pub title: String,
+    /// The rule's id.
+    pub rule_id: String,
+    /// Highest severity of its alerts.
+    pub severity: Severity,
+    /// Workflow state.
+    pub status: Status,
+    /// The host.
+    pub host: String,
+    /// The host's agency.
+    pub agency: String,
+    /// Number of alerts.
+    pub alert_count: i64,
+    /// Event time of the first alert (RFC 3339).
+    pub first_seen: String,
+    /// Event time of the latest alert (RFC 3339).
+    pub last_seen: String,
+    /// Entities (`src_ip`, `user`, ...) of its alerts; the first value seen per name.
+    pub entities: BTreeMap<String, String>,
+    /// ATT&CK and other tags of the rule.
+    pub tags: Vec<String>,
+    /// Whether it comes from a drill.
+    pub drill: bool,
+    /// The responder assigned, if any.
+    pub assignee: Option<String>,
+    /// When the coordinator created it (the detection time, RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// One stored alert.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Idempotency id from the agent.
+    pub id: String,
+    /// The agent that sent it.
+    pub agent_id: String,
+    /// The rule.
+    pub rule_id: String,
+    /// The rule's title.
+    pub title: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Event time (RFC 3339).
+    pub time: String,
+    /// Host.
+    pub host: String,
+    /// Entities.
+    pub entities: BTreeMap<String, String>,
+    /// Matching records.
+    pub evidence: Vec<String>,
+    /// Where the record came from.
+    pub source: String,
+    /// When the coordinator stored it (RFC 3339).
+    pub received_at: String,
+}
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who: a token's name, an agent, or `ward` for automatic entries.
+    pub actor: String,
+    /// What: created, acknowledged, assigned, resolved, reopened, note, ...
+    pub kind: String,
+    /// Details (the note, the assignee, ...).
+    pub detail: String,
+}
+
+/// An incident with its alerts and timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IncidentDetail {
+    /// The incident.
+    #[serde(flatten)]
+    pub incident: Incident,
+    /// Its most recent alerts (up to 100), newest first.
+    pub alerts: Vec<AlertRecord>,
+    /// Its timeline, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// An enrolled agent as admins see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Its id.
+    pub id: String,
+    /// Host name.
+    pub hostname: String,
+    /// Agency.
+    pub agency: String,
+    /// Agent version.
+    pub version: String,
+    /// Rule pack version.
+    pub rules_version: Option<String>,
+    /// Enrollment time (RFC 3339).
+    pub enrolled_at: String,
+    /// Last contact (RFC 3339).
+    pub last_seen: Option<String>,
+    /// `online` when seen in the last 90 s, `offline` otherwise, `never` before first contact.
+    pub health: String,
+    /// The last heartbeat's counters.
+    pub heartbeat: Option<serde_json::Value>,
+}
+
+/// Body of `POST /api/v1/enroll-tokens`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnrollTokenRequest {
+    /// Agency the enrolled agents belong to.
+    #[serde(default)]
+    pub agency: Option<String>,
+    /// How many agents may use it (default 1).
+    #[serde(default)]
+    pub uses: Option<u32>,
+    /// Hours until it expires (default 24).
+    #[serde(default)]
+    pub ttl_hours: Option<u32>,
+}
+
+/// Answer of `POST /api/v1/enroll-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollTokenResponse {
+    /// The token to give `ward-agent enroll --token`.
+    pub token: String,
+    /// Agency.
+    pub agency: String,
+    /// Uses allowed.
+    pub uses: u32,
+    /// Expiry (RFC 3339).
+    pub expires_at: String,
+}
+
+/// Body of the triage actions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActionRequest {
+    /// The assignee, for `assign`.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// A note or reason.
+    #[serde(default)]
+    pub text: Option<String>,
+}

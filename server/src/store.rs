@@ -1,0 +1,623 @@
+//! The coordinator's store: an embedded SQLite file (sqlx), one writer.
+//!
+//! All SQL lives here. Callers get typed results and [`StoreError`]s.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use ward_agent::wire::{Alert, Heartbeat, IngestAck, Severity};
+
+use crate::model::{AgentInfo, AlertRecord, Incident, IncidentDetail, Status, TimelineEntry};
+
+/// Store failures. Only `NotFound` and `Conflict` are the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row.
+    #[error("not found")]
+    NotFound,
+    /// The request contradicts the stored state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Schema migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data is damaged.
+    #[error("damaged stored data: {0}")]
+    Damaged(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// RFC 3339 in UTC with microseconds: text order is time order.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn now() -> String {
+    ts(Utc::now())
+}
+
+/// Roles of API tokens.
+pub const ROLES: &[&str] = &["admin", "responder", "viewer"];
+
+/// Who an API token belongs to.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's name.
+    pub name: String,
+    /// admin, responder or viewer.
+    pub role: String,
+}
+
+/// An authenticated agent.
+#[derive(Debug, Clone)]
+pub struct AgentPrincipal {
+    /// Its id.
+    pub id: String,
+    /// Its agency.
+    pub agency: String,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The store.
+#[derive(Clone)]
+pub struct Store {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        Self::open_with(opts).await
+    }
+
+    /// Opens a database from a `sqlite:` URL.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        Self::open_with(opts).await
+    }
+
+    async fn open_with(opts: SqliteConnectOptions) -> Result<Self> {
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        MIGRATOR.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Store { read, write })
+    }
+
+    // ---- API tokens -------------------------------------------------------
+
+    /// Number of API tokens.
+    pub async fn api_token_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// Stores an API token's hash.
+    pub async fn add_api_token(&self, name: &str, role: &str, token_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(token_hash)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The owner of an API token hash.
+    pub async fn principal(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let row = sqlx::query("SELECT name, role FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| Principal {
+            name: r.get(0),
+            role: r.get(1),
+        }))
+    }
+
+    // ---- enrollment -------------------------------------------------------
+
+    /// Stores an enrollment secret's hash.
+    pub async fn add_enroll_token(
+        &self,
+        secret_hash: &str,
+        agency: &str,
+        uses: u32,
+        expires_at: DateTime<Utc>,
+        created_by: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO enroll_tokens (secret_hash, agency, uses_left, expires_at, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(secret_hash)
+        .bind(agency)
+        .bind(i64::from(uses))
+        .bind(ts(expires_at))
+        .bind(created_by)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Uses one enrollment of a token and registers the agent, atomically.
+    /// `Ok(None)` when the token is unknown, used up or expired.
+    pub async fn enroll_agent(
+        &self,
+        secret_hash: &str,
+        agent_id: &str,
+        hostname: &str,
+        version: &str,
+        agent_token_hash: &str,
+    ) -> Result<Option<String>> {
+        let mut tx = self.write.begin().await?;
+        let now = now();
+        let row = sqlx::query(
+            "UPDATE enroll_tokens SET uses_left = uses_left - 1
+             WHERE secret_hash = $1 AND uses_left > 0 AND expires_at > $2
+             RETURNING agency",
+        )
+        .bind(secret_hash)
+        .bind(&now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let agency: String = row.get(0);
+        sqlx::query(
+            "INSERT INTO agents (id, hostname, agency, token_hash, version, enrolled_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(agent_id)
+        .bind(hostname)
+        .bind(&agency)
+        .bind(agent_token_hash)
+        .bind(version)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(agency))
+    }
+
+    /// The agent owning a token hash.
+    pub async fn agent_by_token(&self, token_hash: &str) -> Result<Option<AgentPrincipal>> {
+        let row = sqlx::query("SELECT id, agency FROM agents WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| AgentPrincipal {
+            id: r.get(0),
+            agency: r.get(1),
+        }))
+    }
+
+    /// Records a heartbeat.
+    pub async fn heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
+        let json = serde_json::to_string(hb).map_err(|e| StoreError::Damaged(e.to_string()))?;
+        sqlx::query(
+            "UPDATE agents SET last_seen = $1, version = $2, rules_version = $3, heartbeat = $4 WHERE id = $5",
+        )
+        .bind(now())
+        .bind(&hb.version)
+        .bind(&hb.rules_version)
+        .bind(json)
+        .bind(agent_id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// All agents.
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, hostname, agency, version, rules_version, enrolled_at, last_seen, heartbeat
+             FROM agents ORDER BY agency, hostname, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let online_after = ts(Utc::now() - chrono::Duration::seconds(90));
+        rows.into_iter()
+            .map(|r| {
+                let last_seen: Option<String> = r.get(6);
+                let heartbeat: Option<String> = r.get(7);
+                Ok(AgentInfo {
+                    id: r.get(0),
+                    hostname: r.get(1),
+                    agency: r.get(2),
+                    version: r.get(3),
+                    rules_version: r.get(4),
+                    enrolled_at: r.get(5),
+                    health: match &last_seen {
+                        None => "never".into(),
+                        Some(t) if *t >= online_after => "online".into(),
+                        Some(_) => "offline".into(),
+                    },
+                    last_seen,
+                    heartbeat: heartbeat.and_then(|h| serde_json::from_str(&h).ok()),
+                })
+            })
+            .collect()
+    }
+
+    // ---- alerts and incidents ---------------------------------------------
+
+    /// Stores a batch of alerts from one agent and groups them into
+    /// incidents, in one transaction. Alerts whose id is already stored are
+    /// counted as duplicates and change nothing.
+    pub async fn ingest(&self, agent: &AgentPrincipal, alerts: &[Alert]) -> Result<IngestAck> {
+        let mut tx = self.write.begin().await?;
+        let now = now();
+        let mut ack = IngestAck {
+            accepted: 0,
+            duplicates: 0,
+        };
+        for a in alerts {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM alerts WHERE id = $1")
+                .bind(&a.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_some() {
+                ack.duplicates += 1;
+                continue;
+            }
+            let group_key = group_key(a);
+            let time = ts(a.time);
+            let open = sqlx::query(
+                "SELECT id, severity, entities FROM incidents
+                 WHERE group_key = $1 AND status NOT IN ('resolved', 'false_positive')
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(&group_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let incident_id: i64 = match open {
+                Some(row) => {
+                    let id: i64 = row.get(0);
+                    let sev: String = row.get(1);
+                    let sev = Severity::from_str(&sev)
+                        .unwrap_or(Severity::Low)
+                        .max(a.severity);
+                    let mut entities: BTreeMap<String, String> =
+                        serde_json::from_str(row.get::<&str, _>(2)).unwrap_or_default();
+                    for (k, v) in &a.entities {
+                        entities.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    sqlx::query(
+                        "UPDATE incidents SET alert_count = alert_count + 1,
+                             first_seen = MIN(first_seen, $1), last_seen = MAX(last_seen, $1),
+                             severity = $2, entities = $3, updated_at = $4
+                         WHERE id = $5",
+                    )
+                    .bind(&time)
+                    .bind(sev.as_str())
+                    .bind(to_json(&entities))
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
+                             entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at)
+                         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, 1, $9, $9, 0, $10, $10)
+                         RETURNING id",
+                    )
+                    .bind(&a.title)
+                    .bind(&a.rule_id)
+                    .bind(a.severity.as_str())
+                    .bind(&a.host)
+                    .bind(&agent.agency)
+                    .bind(&group_key)
+                    .bind(to_json(&a.entities))
+                    .bind(to_json(&a.tags))
+                    .bind(&time)
+                    .bind(&now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
+                         VALUES ($1, $2, $3, 'created', $4)",
+                    )
+                    .bind(id)
+                    .bind(&now)
+                    .bind(format!("agent:{}", agent.id))
+                    .bind(format!("first alert {}", a.id))
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+            };
+            sqlx::query(
+                "INSERT INTO alerts (id, agent_id, incident_id, rule_id, title, severity, time, host,
+                     entities, evidence, tags, source, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&a.id)
+            .bind(&agent.id)
+            .bind(incident_id)
+            .bind(&a.rule_id)
+            .bind(&a.title)
+            .bind(a.severity.as_str())
+            .bind(&time)
+            .bind(&a.host)
+            .bind(to_json(&a.entities))
+            .bind(to_json(&a.evidence))
+            .bind(to_json(&a.tags))
+            .bind(&a.source)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            ack.accepted += 1;
+        }
+        sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
+            .bind(&now)
+            .bind(&agent.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ack)
+    }
+
+    /// Incidents, most recently active first.
+    pub async fn incidents(&self, status: Option<Status>, limit: i64) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
+                    last_seen, entities, tags, drill, assignee, created_at, updated_at
+             FROM incidents WHERE ($1 IS NULL OR status = $1)
+             ORDER BY last_seen DESC, id DESC LIMIT $2",
+        )
+        .bind(status.map(Status::as_str))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(incident_from_row).collect()
+    }
+
+    /// One incident with its alerts and timeline.
+    pub async fn incident(&self, id: i64) -> Result<IncidentDetail> {
+        let row = sqlx::query(
+            "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
+                    last_seen, entities, tags, drill, assignee, created_at, updated_at
+             FROM incidents WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let incident = incident_from_row(&row)?;
+        let alerts = sqlx::query(
+            "SELECT id, agent_id, rule_id, title, severity, time, host, entities, evidence, source, received_at
+             FROM alerts WHERE incident_id = $1 ORDER BY time DESC, id LIMIT 100",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AlertRecord {
+                id: r.get(0),
+                agent_id: r.get(1),
+                rule_id: r.get(2),
+                title: r.get(3),
+                severity: parse_severity(r.get(4))?,
+                time: r.get(5),
+                host: r.get(6),
+                entities: from_json(r.get(7))?,
+                evidence: from_json(r.get(8))?,
+                source: r.get(9),
+                received_at: r.get(10),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let timeline = sqlx::query(
+            "SELECT at, actor, kind, detail FROM incident_events WHERE incident_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| TimelineEntry {
+            at: r.get(0),
+            actor: r.get(1),
+            kind: r.get(2),
+            detail: r.get(3),
+        })
+        .collect();
+        Ok(IncidentDetail {
+            incident,
+            alerts,
+            timeline,
+        })
+    }
+
+    /// Applies a triage action and records it in the timeline.
+    pub async fn triage(&self, id: i64, actor: &str, action: TriageAction<'_>) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let now = now();
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let status =
+            Status::from_str(&status.ok_or(StoreError::NotFound)?).map_err(StoreError::Damaged)?;
+        let (kind, detail) = match action {
+            TriageAction::SetStatus(_, note) | TriageAction::Reopen(note) => {
+                let (new, reopen) = match action {
+                    TriageAction::SetStatus(new, _) => (new, false),
+                    _ => (Status::Acknowledged, true),
+                };
+                if reopen && status.is_open() {
+                    return Err(StoreError::Conflict(format!(
+                        "incident {id} is {status}, not closed"
+                    )));
+                }
+                if !reopen && !status.is_open() {
+                    return Err(StoreError::Conflict(format!(
+                        "incident {id} is {status}; reopen it first"
+                    )));
+                }
+                if new == status {
+                    return Err(StoreError::Conflict(format!(
+                        "incident {id} is already {new}"
+                    )));
+                }
+                if reopen {
+                    // Reopening must not create two open incidents for one group.
+                    let clash: Option<i64> = sqlx::query_scalar(
+                        "SELECT o.id FROM incidents o JOIN incidents i ON o.group_key = i.group_key
+                         WHERE i.id = $1 AND o.id <> i.id AND o.status NOT IN ('resolved', 'false_positive')",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(other) = clash {
+                        return Err(StoreError::Conflict(format!(
+                            "incident {other} is open for the same rule, host and entity; work on it instead"
+                        )));
+                    }
+                }
+                sqlx::query("UPDATE incidents SET status = $1, updated_at = $2 WHERE id = $3")
+                    .bind(new.as_str())
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let kind = if reopen { "reopened" } else { new.as_str() };
+                (kind.to_string(), note.unwrap_or_default().to_string())
+            }
+            TriageAction::Assign(who) => {
+                sqlx::query("UPDATE incidents SET assignee = $1, updated_at = $2 WHERE id = $3")
+                    .bind(who)
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                ("assigned".to_string(), who.to_string())
+            }
+            TriageAction::Note(text) => {
+                sqlx::query("UPDATE incidents SET updated_at = $1 WHERE id = $2")
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                ("note".to_string(), text.to_string())
+            }
+        };
+        sqlx::query(
+            "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(&now)
+        .bind(actor)
+        .bind(kind)
+        .bind(detail)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts for the metrics endpoint: (incidents open, agents, alerts).
+    pub async fn counts(&self) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM incidents WHERE status NOT IN ('resolved', 'false_positive')),
+                    (SELECT COUNT(*) FROM agents),
+                    (SELECT COUNT(*) FROM alerts)",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok((row.get(0), row.get(1), row.get(2)))
+    }
+}
+
+/// A change a responder makes to an incident.
+#[derive(Debug, Clone, Copy)]
+pub enum TriageAction<'a> {
+    /// Move an open incident to a status, with an optional reason.
+    SetStatus(Status, Option<&'a str>),
+    /// Reopen a resolved or false-positive incident (to acknowledged).
+    Reopen(Option<&'a str>),
+    /// Assign to a responder.
+    Assign(&'a str),
+    /// Add a note.
+    Note(&'a str),
+}
+
+/// Alerts of the same rule, host and primary entity share an open incident.
+fn group_key(a: &Alert) -> String {
+    let entity = a
+        .primary_entity()
+        .map(|(k, v)| format!("{k}={v}"))
+        .unwrap_or_default();
+    format!("{}\u{1f}{}\u{1f}{}", a.rule_id, a.host, entity)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Damaged(e.to_string()))
+}
+
+fn parse_severity(s: &str) -> Result<Severity> {
+    Severity::from_str(s).map_err(StoreError::Damaged)
+}
+
+fn incident_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Incident> {
+    Ok(Incident {
+        id: r.get(0),
+        title: r.get(1),
+        rule_id: r.get(2),
+        severity: parse_severity(r.get(3))?,
+        status: Status::from_str(r.get(4)).map_err(StoreError::Damaged)?,
+        host: r.get(5),
+        agency: r.get(6),
+        alert_count: r.get(7),
+        first_seen: r.get(8),
+        last_seen: r.get(9),
+        entities: from_json(r.get(10))?,
+        tags: from_json(r.get(11))?,
+        drill: r.get::<i64, _>(12) != 0,
+        assignee: r.get(13),
+        created_at: r.get(14),
+        updated_at: r.get(15),
+    })
+}
