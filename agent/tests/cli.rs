@@ -1,0 +1,123 @@
+//! The `ward-agent` binary's offline commands, run for real.
+
+use std::path::Path;
+use std::process::Command;
+
+fn agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ward-agent"))
+}
+
+fn rules_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules"))
+}
+
+#[test]
+fn check_accepts_the_shipped_pack() {
+    let out = agent().arg("check").arg(rules_root()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+}
+
+#[test]
+fn check_names_file_rule_and_problem_for_each_bad_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("typo_field.yml"),
+        "title: Typo\nid: typo-rule\nlogsource:\n  product: linux\ndetection:\n  sel:\n    srcip: 1.2.3.4\n  condition: sel\nlevel: low\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.yml"),
+        "title: Broken\ndetection: [\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.yml"),
+        "title: Good\nid: good-rule\nlogsource:\n  product: linux\ndetection:\n  sel:\n    program: sshd\n  condition: sel\nlevel: low\n",
+    )
+    .unwrap();
+    let out = agent().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error[")).collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines.iter().any(|l| l.contains("typo_field.yml")
+            && l.contains("typo-rule")
+            && l.contains("unknown-field")
+            && l.contains("srcip")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("broken.yml") && l.contains("error[yaml]")),
+        "{err}"
+    );
+    assert!(!err.contains("good.yml"), "{err}");
+}
+
+#[test]
+fn check_of_a_missing_path_is_a_clear_error() {
+    let out = agent()
+        .args(["check", "/nonexistent/rules"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rules"));
+}
+
+#[test]
+fn replay_prints_contract_alert_json_and_survives_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let mut text = String::new();
+    text.push_str("garbage line\n\u{0}\u{1}binary\n");
+    text.push_str(&"x".repeat(100_000));
+    text.push('\n');
+    for i in 0..6 {
+        text.push_str(&format!(
+            "Nov 22 04:00:0{i} web01 sshd[7]: Failed password for root from 203.0.113.7 port 4000{i} ssh2\n"
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let out = agent()
+        .args(["replay", "--host", "web01", "--log"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let alerts: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each stdout line is JSON"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{stdout}");
+    let a = &alerts[0];
+    for field in [
+        "rule_id", "title", "severity", "time", "host", "entities", "evidence",
+    ] {
+        assert!(a.get(field).is_some(), "missing {field} in {a}");
+    }
+    assert_eq!(a["rule_id"], "cd4fc56f-e7a3-4208-aa13-4f59cf9f188d");
+    assert_eq!(a["severity"], "high");
+    assert_eq!(a["host"], "web01");
+    assert_eq!(a["entities"]["src_ip"], "203.0.113.7");
+    assert_eq!(a["evidence"].as_array().unwrap().len(), 5);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed=3"));
+}
+
+#[test]
+fn replay_without_inputs_is_an_error() {
+    let out = agent().arg("replay").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log"));
+}

@@ -1,0 +1,103 @@
+//! Every shipped rule fires on its positive fixture and stays quiet on its
+//! negative one: `rules/fixtures/<path>/{positive,negative}.log` for each
+//! `rules/sigma/<path>.yml`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ward_agent::decode::LogFormat;
+use ward_agent::engine::{RulePack, SigmaDetector};
+use ward_agent::replay::replay_logs;
+
+fn rules_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules")
+}
+
+fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            rule_files(&p, out);
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
+            out.push(p);
+        }
+    }
+}
+
+/// Ids of the rules in a file that produce alerts (correlations, and
+/// detections no correlation consumes).
+fn alerting_ids(file: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let c = rsigma_parser::parse_sigma_yaml(&text).unwrap();
+    let consumed: BTreeSet<&String> = c.correlations.iter().flat_map(|k| &k.rules).collect();
+    let mut ids: BTreeSet<String> = c
+        .correlations
+        .iter()
+        .map(|k| k.id.clone().expect("shipped rules have ids"))
+        .collect();
+    for r in &c.rules {
+        let id = r.id.clone().expect("shipped rules have ids");
+        let used = consumed.contains(&id) || r.name.as_ref().is_some_and(|n| consumed.contains(n));
+        if !used {
+            ids.insert(id);
+        }
+    }
+    ids
+}
+
+fn fired(pack: &RulePack, log: &Path) -> BTreeSet<String> {
+    let mut detector = SigmaDetector::new(pack).unwrap();
+    let mut fired = BTreeSet::new();
+    let stats = replay_logs(
+        &[(log.to_owned(), LogFormat::Auto)],
+        "fixture-host",
+        &mut detector,
+        |a| {
+            fired.insert(a.rule_id);
+            Ok(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    assert_eq!(
+        stats.malformed,
+        0,
+        "{}: fixture lines must all decode",
+        log.display()
+    );
+    assert!(stats.lines > 0, "{} is empty", log.display());
+    fired
+}
+
+#[test]
+fn every_rule_fires_on_its_positive_fixture_and_not_on_its_negative() {
+    let root = rules_root();
+    let pack = RulePack::load(&[root.clone()]).unwrap_or_else(|d| panic!("{d:#?}"));
+    let mut files = Vec::new();
+    rule_files(&root.join("sigma"), &mut files);
+    assert!(
+        files.len() >= 4,
+        "expected the shipped rules, found {files:?}"
+    );
+    for file in files {
+        let rel = file
+            .strip_prefix(root.join("sigma"))
+            .unwrap()
+            .with_extension("");
+        let fixtures = root.join("fixtures").join(&rel);
+        let ids = alerting_ids(&file);
+        let pos = fired(&pack, &fixtures.join("positive.log"));
+        assert_eq!(
+            pos,
+            ids,
+            "{}: positive fixture must fire exactly this file's alerting rules",
+            file.display()
+        );
+        let neg = fired(&pack, &fixtures.join("negative.log"));
+        let wrong: Vec<_> = neg.intersection(&ids).collect();
+        assert!(
+            wrong.is_empty(),
+            "{}: negative fixture fired {wrong:?}",
+            file.display()
+        );
+    }
+}
