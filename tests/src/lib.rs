@@ -1,1 +1,233 @@
-//! Harness for end-to-end tests.
+//! Harness for end-to-end tests: builds the real binaries once, starts
+//! `ward-server` on a free loopback port with a temp data dir, and runs
+//! `ward` and `ward-agent` against it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Directory holding the built binaries.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/debug/deps/<test> → target/debug
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target directory")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let target = dir.parent().expect("target root");
+        let mut build = Command::new(cargo);
+        // The variables `cargo test` sets for this test (CARGO_MANIFEST_DIR,
+        // ...) would look like changed inputs to dependencies' build scripts
+        // and force a rebuild; the nested build must see the outer environment.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+                build.env_remove(key.as_ref());
+            }
+        }
+        let status = build
+            .args(["build", "--quiet", "--workspace", "--bins"])
+            .env("CARGO_TARGET_DIR", target)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("running cargo build for the binaries");
+        assert!(status.success(), "building the binaries failed");
+        dir
+    })
+}
+
+/// Path of one of the project's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// The repository's `rules/` directory.
+pub fn rules_dir() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules")).to_path_buf()
+}
+
+/// A child process whose stderr is collected in the background; killed on drop.
+pub struct Proc {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `cmd`, collecting its stderr.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning process");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Proc { child, stderr }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`; panics with the log after `timeout`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.stderr();
+            if s.contains(needle) {
+                return s;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("process exited ({status}) before logging '{needle}':\n{s}");
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no '{needle}' after {timeout:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!("process ignored SIGTERM:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running coordinator.
+pub struct Server {
+    /// The process.
+    pub proc: Proc,
+    /// Its base URL.
+    pub url: String,
+    /// The admin API token from `DATA/admin.token`.
+    pub admin_token: String,
+    /// The data dir.
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `ward-server serve` on a free loopback port.
+    pub fn start(data: &Path) -> Server {
+        let mut cmd = Command::new(bin("ward-server"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("WARD_LOG", "info,sqlx=warn");
+        let mut proc = Proc::spawn(cmd);
+        let log = proc.wait_for("listening on ", Duration::from_secs(60));
+        let url = log
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("URL after 'listening on'")
+            .to_string();
+        let admin_token = std::fs::read_to_string(data.join("admin.token"))
+            .expect("admin.token written on first start")
+            .trim()
+            .to_string();
+        Server {
+            proc,
+            url,
+            admin_token,
+            data: data.to_owned(),
+        }
+    }
+
+    /// Runs `ward ARGS` as the admin.
+    pub fn ward(&self, args: &[&str]) -> Output {
+        Command::new(bin("ward"))
+            .args(args)
+            .env("WARD_SERVER", &self.url)
+            .env("WARD_TOKEN", &self.admin_token)
+            .output()
+            .expect("running ward")
+    }
+
+    /// Runs `ward ARGS --json` and parses stdout; panics on failure.
+    pub fn ward_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let out = self.ward(&all);
+        assert!(
+            out.status.success(),
+            "ward {all:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "ward {all:?} printed non-JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// The value of a Prometheus counter or gauge on `/metrics` (0 when absent).
+    pub fn metric(&self, name: &str) -> f64 {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = format!("{}/metrics", self.url);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let body = rt
+            .block_on(async { reqwest::get(&url).await?.error_for_status()?.text().await })
+            .expect("GET /metrics");
+        body.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == name).then(|| v.trim().parse().ok()).flatten()
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

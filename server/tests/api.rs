@@ -1,0 +1,422 @@
+//! The HTTP API in-process (tower `oneshot`) over a real SQLite file:
+//! authentication, bad input, idempotent ingestion, incident grouping and
+//! triage.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use ward_agent::wire::{Alert, EnrollToken, Severity};
+use ward_server::api::{AppState, router};
+use ward_server::auth::hash_secret;
+use ward_server::store::Store;
+
+struct Harness {
+    app: Router,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ward.db"))
+        .await
+        .unwrap();
+    let admin = "ward_test_admin_token".to_string();
+    store
+        .add_api_token("admin", "admin", &hash_secret(&admin))
+        .await
+        .unwrap();
+    store
+        .add_api_token("viewer", "viewer", &hash_secret("ward_test_viewer"))
+        .await
+        .unwrap();
+    let app = router(AppState {
+        store,
+        public_url: Arc::from("http://127.0.0.1:9"),
+        metrics: None,
+    });
+    Harness {
+        app,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body.unwrap_or_else(Body::empty)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.call(method, path, token, Some(Body::from(body.to_string())))
+            .await
+    }
+
+    /// Enrolls an agent and returns its bearer credential.
+    async fn agent(&self, host: &str) -> String {
+        let (s, t) = self
+            .json(
+                "POST",
+                "/api/v1/enroll-tokens",
+                Some(&self.admin),
+                json!({"agency": "Sở TT&TT"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        let token = EnrollToken::decode(t["token"].as_str().unwrap()).unwrap();
+        assert_eq!(token.url, "http://127.0.0.1:9");
+        let (s, e) = self
+            .json(
+                "POST",
+                "/api/v1/agents/enroll",
+                None,
+                json!({"secret": token.secret, "hostname": host, "version": "0.1.0"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+        assert_eq!(e["agency"], "Sở TT&TT");
+        e["agent_token"].as_str().unwrap().to_string()
+    }
+}
+
+fn alert(id: &str, host: &str, ip: &str, minute: u32) -> Alert {
+    Alert {
+        id: id.into(),
+        rule_id: "cd4fc56f-e7a3-4208-aa13-4f59cf9f188d".into(),
+        title: "SSH brute force".into(),
+        severity: Severity::High,
+        time: Utc.with_ymd_and_hms(2026, 11, 22, 4, minute, 0).unwrap(),
+        host: host.into(),
+        entities: BTreeMap::from([("src_ip".to_string(), ip.to_string())]),
+        evidence: vec!["Nov 22 04:00:00 web01 sshd[1]: Failed password for root".into()],
+        tags: vec!["attack.t1110.001".into()],
+        source: "file:/var/log/auth.log".into(),
+    }
+}
+
+fn batch(alerts: &[Alert]) -> Value {
+    json!({ "alerts": alerts })
+}
+
+#[tokio::test]
+async fn missing_or_wrong_credentials_are_401_with_json() {
+    let h = harness().await;
+    for token in [None, Some("nope"), Some("")] {
+        let (s, body) = h.call("GET", "/api/v1/incidents", token, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert!(body["error"].is_string());
+    }
+    let (s, _) = h
+        .json(
+            "POST",
+            "/api/v1/agent/alerts",
+            Some(&h.admin),
+            batch(&[alert("a", "h", "1.2.3.4", 0)]),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "an API token is not an agent credential"
+    );
+    let (s, _) = h
+        .json(
+            "POST",
+            "/api/v1/agent/alerts",
+            Some("wardagent_unknown"),
+            batch(&[]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn viewers_cannot_triage_or_mint_tokens() {
+    let h = harness().await;
+    let (s, body) = h
+        .json(
+            "POST",
+            "/api/v1/enroll-tokens",
+            Some("ward_test_viewer"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("viewer"));
+}
+
+#[tokio::test]
+async fn enrollment_tokens_are_one_time() {
+    let h = harness().await;
+    let (_, t) = h
+        .json("POST", "/api/v1/enroll-tokens", Some(&h.admin), json!({}))
+        .await;
+    let secret = EnrollToken::decode(t["token"].as_str().unwrap())
+        .unwrap()
+        .secret;
+    let req = json!({"secret": secret, "hostname": "web01", "version": "0.1.0"});
+    let (s, _) = h
+        .json("POST", "/api/v1/agents/enroll", None, req.clone())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = h.json("POST", "/api/v1/agents/enroll", None, req).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("enrollment token"));
+}
+
+#[tokio::test]
+async fn bad_bodies_are_4xx_with_a_json_error() {
+    let h = harness().await;
+    let agent = h.agent("web01").await;
+    let cases: Vec<(Body, StatusCode)> = vec![
+        (Body::from("{not json"), StatusCode::BAD_REQUEST),
+        (Body::from(""), StatusCode::BAD_REQUEST),
+        (
+            Body::from(r#"{"alerts": 5}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Body::from(r#"{"alerts": [{"id": "x"}]}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Body::from(format!(
+                r#"{{"alerts": [], "pad": "{}"}}"#,
+                "x".repeat(17 * 1024 * 1024)
+            )),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (body, want) in cases {
+        let (s, v) = h
+            .call("POST", "/api/v1/agent/alerts", Some(&agent), Some(body))
+            .await;
+        assert_eq!(s, want, "{v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    let mut bad = alert("", "web01", "1.2.3.4", 0);
+    bad.id = String::new();
+    let (s, v) = h
+        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&[bad]))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = h
+        .call("GET", "/api/v1/incidents/abc", Some(&h.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = h
+        .call(
+            "GET",
+            "/api/v1/incidents?status=bogus",
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = h
+        .call("GET", "/api/v1/incidents/999", Some(&h.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v) = h.call("GET", "/api/v1/nope", Some(&h.admin), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+#[tokio::test]
+async fn retries_are_deduplicated_and_alerts_group_into_incidents() {
+    let h = harness().await;
+    let agent = h.agent("web01").await;
+    let first = [
+        alert("a1", "web01", "203.0.113.7", 0),
+        alert("a2", "web01", "203.0.113.7", 3),
+    ];
+    let (s, ack) = h
+        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&first))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ack, json!({"accepted": 2, "duplicates": 0}));
+    // The same batch again (an agent retrying after a lost answer).
+    let (_, ack) = h
+        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&first))
+        .await;
+    assert_eq!(ack, json!({"accepted": 0, "duplicates": 2}));
+    // Another attacker, and the first attacker on another host.
+    let more = [
+        alert("b1", "web01", "198.51.100.9", 1),
+        alert("c1", "db01", "203.0.113.7", 2),
+    ];
+    h.json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&more))
+        .await;
+
+    let (_, list) = h
+        .call("GET", "/api/v1/incidents", Some(&h.admin), None)
+        .await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3, "{list:#?}");
+    let main = list
+        .iter()
+        .find(|i| i["host"] == "web01" && i["entities"]["src_ip"] == "203.0.113.7")
+        .unwrap();
+    assert_eq!(main["alert_count"], 2);
+    assert_eq!(main["first_seen"], "2026-11-22T04:00:00.000000Z");
+    assert_eq!(main["last_seen"], "2026-11-22T04:03:00.000000Z");
+    assert_eq!(main["severity"], "high");
+    assert_eq!(main["status"], "new");
+    assert_eq!(main["agency"], "Sở TT&TT");
+    assert_eq!(main["drill"], false);
+    for field in ["id", "title", "rule_id"] {
+        assert!(main.get(field).is_some());
+    }
+}
+
+#[tokio::test]
+async fn triage_actions_change_status_and_fill_the_timeline() {
+    let h = harness().await;
+    let agent = h.agent("web01").await;
+    h.json(
+        "POST",
+        "/api/v1/agent/alerts",
+        Some(&agent),
+        batch(&[alert("a1", "web01", "203.0.113.7", 0)]),
+    )
+    .await;
+    let id = 1;
+    let (s, d) = h
+        .json(
+            "POST",
+            &format!("/api/v1/incidents/{id}/ack"),
+            Some(&h.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["status"], "acknowledged");
+    let (s, _) = h
+        .json(
+            "POST",
+            &format!("/api/v1/incidents/{id}/ack"),
+            Some(&h.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    h.json(
+        "POST",
+        &format!("/api/v1/incidents/{id}/assign"),
+        Some(&h.admin),
+        json!({"assignee": "lan"}),
+    )
+    .await;
+    h.json(
+        "POST",
+        &format!("/api/v1/incidents/{id}/note"),
+        Some(&h.admin),
+        json!({"text": "blocked at firewall"}),
+    )
+    .await;
+    let (s, _) = h
+        .json(
+            "POST",
+            &format!("/api/v1/incidents/{id}/note"),
+            Some(&h.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, d) = h
+        .json(
+            "POST",
+            &format!("/api/v1/incidents/{id}/resolve"),
+            Some(&h.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["status"], "resolved");
+    assert_eq!(d["assignee"], "lan");
+
+    // A new alert of the same group opens a new incident; the old one cannot be reopened beside it.
+    h.json(
+        "POST",
+        "/api/v1/agent/alerts",
+        Some(&agent),
+        batch(&[alert("a2", "web01", "203.0.113.7", 9)]),
+    )
+    .await;
+    let (_, list) = h
+        .call("GET", "/api/v1/incidents?status=new", Some(&h.admin), None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (s, v) = h
+        .json(
+            "POST",
+            &format!("/api/v1/incidents/{id}/reopen"),
+            Some(&h.admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+
+    let (_, d) = h
+        .call(
+            "GET",
+            &format!("/api/v1/incidents/{id}"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = d["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["created", "acknowledged", "assigned", "note", "resolved"]
+    );
+    assert_eq!(d["timeline"][1]["actor"], "admin");
+    assert_eq!(d["alerts"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn health_answers_without_credentials() {
+    let h = harness().await;
+    let (s, v) = h.call("GET", "/healthz", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "ok");
+}
