@@ -71,7 +71,7 @@ fn fired(pack: &RulePack, log: &Path) -> BTreeSet<String> {
 #[test]
 fn every_rule_fires_on_its_positive_fixture_and_not_on_its_negative() {
     let root = rules_root();
-    let pack = RulePack::load(&[root.clone()]).unwrap_or_else(|d| panic!("{d:#?}"));
+    let pack = RulePack::load(std::slice::from_ref(&root)).unwrap_or_else(|d| panic!("{d:#?}"));
     let mut files = Vec::new();
     rule_files(&root.join("sigma"), &mut files);
     assert!(
