@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::decode::{LineDecoder, LogFormat};
 use crate::engine::{Detector, RulePack, SigmaDetector};
+use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::tail::{Chunk, Tailer};
 use crate::uplink::{Uplink, UplinkError};
@@ -26,6 +27,42 @@ pub struct Stats {
     pub alerts: AtomicU64,
     /// Lines not decodable (malformed or too long).
     pub malformed: AtomicU64,
+}
+
+/// Capacity of the queue from push sources to the engine.
+pub const PUSH_QUEUE: usize = 10_000;
+/// Most pushed items judged per round.
+const PUSH_BATCH: usize = 1_000;
+
+/// What push sources (network capture, file watching) hand the pipeline.
+#[derive(Debug)]
+pub enum Pushed {
+    /// An event for the rule engine.
+    Event(Event),
+    /// An alert a source decided on itself (e.g. a YARA match).
+    Alert(Alert),
+}
+
+/// Judges pushed events and passes pushed alerts through.
+pub fn detect_pushed(
+    pushed: Vec<Pushed>,
+    detector: &mut dyn Detector,
+    stats: &Stats,
+) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for p in pushed {
+        match p {
+            Pushed::Event(event) => {
+                stats.events.fetch_add(1, Ordering::Relaxed);
+                alerts.extend(detector.process(&event));
+            }
+            Pushed::Alert(alert) => alerts.push(alert),
+        }
+    }
+    stats
+        .alerts
+        .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+    alerts
 }
 
 /// Loads the configured rule pack, or the shipped one.
@@ -165,19 +202,36 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         });
     }
 
+    // Push sources (capture, file watching) send here; log files are polled.
+    let (push_tx, mut push_rx) = mpsc::channel::<Pushed>(PUSH_QUEUE);
+    let _push_tx = push_tx;
+
     let mut decoders: HashMap<LogFormat, LineDecoder> = HashMap::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut pushed = Vec::new();
     loop {
         let chunks = tokio::task::block_in_place(|| tailer.poll());
-        if chunks.is_empty() {
+        while pushed.len() < PUSH_BATCH {
+            match push_rx.try_recv() {
+                Ok(p) => pushed.push(p),
+                Err(_) => break,
+            }
+        }
+        if chunks.is_empty() && pushed.is_empty() {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(config.poll_interval()) => {}
+                Some(p) = push_rx.recv() => pushed.push(p),
             }
             continue;
         }
-        let alerts = detect_chunks(&chunks, &mut decoders, &host, &mut detector, &stats);
+        let mut alerts = detect_chunks(&chunks, &mut decoders, &host, &mut detector, &stats);
+        alerts.extend(detect_pushed(
+            std::mem::take(&mut pushed),
+            &mut detector,
+            &stats,
+        ));
         if !alerts.is_empty() {
             info!(count = alerts.len(), "sending alerts");
             tokio::select! {
