@@ -63,9 +63,25 @@ impl Event {
     }
 }
 
+/// Other names rules use for the same field (SigmaHQ rules are not
+/// consistent): `(alias, field)`.
+pub const FIELD_ALIASES: &[(&str, &str)] = &[
+    ("cs-user-agent", "c-useragent"),
+    ("cs-uri", "c-uri"),
+    ("c-uri-query", "cs-uri-query"),
+    ("c-uri-stem", "cs-uri-stem"),
+];
+
 impl rsigma_eval::Event for Event {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        self.get(path).map(|v| EventValue::Str(Cow::Borrowed(v)))
+        self.get(path)
+            .or_else(|| {
+                FIELD_ALIASES
+                    .iter()
+                    .find(|(alias, _)| *alias == path)
+                    .and_then(|(_, field)| self.get(field))
+            })
+            .map(|v| EventValue::Str(Cow::Borrowed(v)))
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {

@@ -4,7 +4,9 @@
 //! rules refer to them. A decoder never panics on input: a line it cannot
 //! read is a [`DecodeError`], which callers count and skip.
 
+mod access;
 mod auth;
+mod json;
 mod syslog;
 
 use std::fmt;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
+pub use access::AccessParser;
 pub use auth::AuthParser;
 
 /// Every field a Ward decoder produces, with what it means. Rules that use
@@ -59,6 +62,24 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     ("home", "home directory of a new account"),
     ("shell", "login shell of a new account"),
     ("group", "name of a new group"),
+    // web server access logs (Sigma `category: webserver`)
+    ("c-ip", "client address"),
+    ("cs-username", "authenticated user (HTTP basic auth)"),
+    ("cs-host", "virtual host, when the log has it"),
+    ("request", "the raw request line"),
+    ("cs-method", "HTTP method"),
+    ("c-uri", "request target: path and query"),
+    ("cs-uri-stem", "path without the query"),
+    ("cs-uri-query", "query string without '?'"),
+    (
+        "c-uri-extension",
+        "lowercase extension of the requested file",
+    ),
+    ("cs-version", "HTTP version"),
+    ("sc-status", "response status code"),
+    ("sc-bytes", "response size"),
+    ("cs-referer", "Referer header"),
+    ("c-useragent", "User-Agent header"),
 ];
 
 /// Longest line a decoder accepts, in bytes. Longer lines are counted and skipped.
@@ -73,6 +94,12 @@ pub enum LogFormat {
     Auto,
     /// RFC 3164 / RFC 5424 syslog (auth.log, secure, messages, syslog).
     Syslog,
+    /// nginx access log (combined or common).
+    Nginx,
+    /// Apache access log (combined, common, or vhost_combined).
+    Apache,
+    /// One JSON object per line.
+    Json,
 }
 
 impl FromStr for LogFormat {
@@ -93,6 +120,9 @@ impl fmt::Display for LogFormat {
         f.write_str(match self {
             LogFormat::Auto => "auto",
             LogFormat::Syslog => "syslog",
+            LogFormat::Nginx => "nginx",
+            LogFormat::Apache => "apache",
+            LogFormat::Json => "json",
         })
     }
 }
@@ -114,6 +144,7 @@ pub struct LineDecoder {
     format: LogFormat,
     host: String,
     auth: AuthParser,
+    access: AccessParser,
 }
 
 impl LineDecoder {
@@ -123,6 +154,7 @@ impl LineDecoder {
             format,
             host: host.into(),
             auth: AuthParser::new(),
+            access: AccessParser::new(),
         }
     }
 
@@ -133,14 +165,23 @@ impl LineDecoder {
             return Err(DecodeError::TooLong(line.len()));
         }
         let line = line.trim_end_matches('\r');
-        match self.format {
-            LogFormat::Auto | LogFormat::Syslog => {
-                let mut event = syslog::decode(line, &self.host, origin)
-                    .ok_or(DecodeError::Malformed(LogFormat::Syslog))?;
-                self.auth.enrich(&mut event);
-                Ok(event)
+        let format = match self.format {
+            LogFormat::Auto if line.starts_with('{') => LogFormat::Json,
+            LogFormat::Auto if AccessParser::looks_like(line) => LogFormat::Nginx,
+            LogFormat::Auto => LogFormat::Syslog,
+            f => f,
+        };
+        let decoded = match format {
+            LogFormat::Syslog | LogFormat::Auto => {
+                syslog::decode(line, &self.host, origin).map(|mut event| {
+                    self.auth.enrich(&mut event);
+                    event
+                })
             }
-        }
+            LogFormat::Nginx | LogFormat::Apache => self.access.decode(line, &self.host, origin),
+            LogFormat::Json => json::decode(line, &self.host, origin),
+        };
+        decoded.ok_or(DecodeError::Malformed(format))
     }
 }
 
@@ -173,6 +214,22 @@ mod tests {
         assert_eq!(e.get("outcome"), Some("success"));
         assert_eq!(e.get("user"), Some("deploy"));
         assert_eq!(e.time.to_rfc3339(), "2026-11-22T04:00:00.123+00:00");
+    }
+
+    #[test]
+    fn auto_picks_the_format_per_line() {
+        let web = decode(
+            r#"203.0.113.9 - - [22/Nov/2026:10:15:32 +0700] "GET / HTTP/1.1" 200 5 "-" "curl/8""#,
+        )
+        .unwrap();
+        assert_eq!(web.get("c-ip"), Some("203.0.113.9"));
+        let json = decode(r#"{"time": "2026-11-22T04:00:00Z", "msg": "hi"}"#).unwrap();
+        assert_eq!(json.get("msg"), Some("hi"));
+        let sys = decode(
+            "Nov 22 04:00:01 web01 sudo: pam_unix(sudo:session): session closed for user root",
+        )
+        .unwrap();
+        assert_eq!(sys.get("program"), Some("sudo"));
     }
 
     #[test]

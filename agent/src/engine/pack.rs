@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::decode::KNOWN_FIELDS;
+use crate::event::FIELD_ALIASES;
 
 /// The rule pack shipped inside the binary (`rules/sigma/` at build time).
 pub static SHIPPED_PACK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../rules/sigma");
@@ -309,13 +310,19 @@ fn check_source(src: &RuleSource, diags: &mut Vec<Diagnostic>) -> Option<SigmaCo
             });
         }
     }
-    for rule in &collection.rules {
+    for rule in collection
+        .rules
+        .iter()
+        .filter(|r| decoded_by_ward(&r.logsource))
+    {
         let mut fields = BTreeSet::new();
         for d in rule.detection.named.values() {
             detection_fields(d, &mut fields);
         }
         for f in fields {
-            if !KNOWN_FIELDS.iter().any(|(k, _)| *k == f) {
+            let known = KNOWN_FIELDS.iter().any(|(k, _)| *k == f)
+                || FIELD_ALIASES.iter().any(|(a, _)| *a == f);
+            if !known {
                 diags.push(Diagnostic {
                     file: src.name.clone(),
                     rule: Some(rule.id.clone().unwrap_or_else(|| rule.title.clone())),
@@ -342,6 +349,22 @@ fn check_source(src: &RuleSource, diags: &mut Vec<Diagnostic>) -> Option<SigmaCo
         }
     }
     (diags.len() == before).then_some(collection)
+}
+
+/// Whether events of this logsource come from Ward's own decoders, whose
+/// field names are known. Rules for other sources (JSON application logs)
+/// may use any field.
+fn decoded_by_ward(ls: &rsigma_parser::LogSource) -> bool {
+    let is = |v: &Option<String>, names: &[&str]| {
+        v.as_deref()
+            .is_some_and(|v| names.iter().any(|n| n.eq_ignore_ascii_case(v)))
+    };
+    is(&ls.product, &["linux", "unix", "nginx", "apache"])
+        || is(&ls.category, &["webserver"])
+        || is(
+            &ls.service,
+            &["sshd", "auth", "sudo", "su", "syslog", "cron"],
+        )
 }
 
 fn detection_fields(d: &Detection, out: &mut BTreeSet<String>) {

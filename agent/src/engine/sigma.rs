@@ -13,17 +13,26 @@ use super::{Detector, RulePack};
 use crate::event::Event;
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 
-/// Event fields copied into an alert's entities when present.
-const ENTITY_FIELDS: &[&str] = &[
-    "src_ip",
-    "dst_ip",
-    "domain",
-    "user",
-    "target_user",
-    "uri",
-    "path",
-    "sha256",
+/// Entities of an alert and the event fields they are taken from (first
+/// present wins): one vocabulary whatever the log's own field names.
+const ENTITY_FIELDS: &[(&str, &[&str])] = &[
+    ("src_ip", &["src_ip", "c-ip"]),
+    ("dst_ip", &["dst_ip"]),
+    ("domain", &["domain", "cs-host"]),
+    ("user", &["user", "cs-username"]),
+    ("target_user", &["target_user"]),
+    ("uri", &["uri", "c-uri"]),
+    ("path", &["path"]),
+    ("sha256", &["sha256"]),
 ];
+
+/// The entity name for an event field (`c-ip` → `src_ip`).
+fn entity_name(field: &str) -> &str {
+    ENTITY_FIELDS
+        .iter()
+        .find(|(_, fields)| fields.contains(&field))
+        .map_or(field, |(name, _)| name)
+}
 
 /// Largest number of correlation state entries before the oldest are evicted.
 pub const MAX_CORRELATION_STATE: usize = 100_000;
@@ -92,16 +101,16 @@ impl SigmaDetector {
         let mut evidence = Vec::new();
         match &r.body {
             ResultBody::Detection(_) => {
-                for f in ENTITY_FIELDS {
-                    if let Some(v) = event.get(f) {
-                        entities.insert((*f).to_string(), v.to_string());
+                for (name, fields) in ENTITY_FIELDS {
+                    if let Some(v) = fields.iter().find_map(|f| event.get(f)) {
+                        entities.insert((*name).to_string(), v.to_string());
                     }
                 }
                 evidence.push(cap_evidence_line(&event.raw));
             }
             ResultBody::Correlation(c) => {
                 for (k, v) in &c.group_key {
-                    entities.insert(k.clone(), v.clone());
+                    entities.insert(entity_name(k).to_string(), v.clone());
                 }
                 for e in c.events.iter().flatten().take(MAX_EVIDENCE_LINES) {
                     if let Some(raw) = e.get("_raw").and_then(|v| v.as_str()) {
