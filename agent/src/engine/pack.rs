@@ -127,17 +127,32 @@ impl RulePack {
         check_references(&collections, &mut diags);
         if diags.is_empty() {
             // Compile once to surface what the parser accepts but the
-            // evaluator rejects (bad regexes, bad modifiers).
+            // evaluator rejects (bad regexes, bad modifiers, bad references).
+            let mut engine = rsigma_eval::CorrelationEngine::new(Default::default());
             for (file, c) in &collections {
-                let mut engine = rsigma_eval::CorrelationEngine::new(Default::default());
-                if let Err(e) = engine.add_collection(c) {
-                    diags.push(Diagnostic {
-                        file: file.clone(),
-                        rule: None,
-                        line: None,
-                        code: "compile",
-                        message: e.to_string(),
-                    });
+                for r in &c.rules {
+                    if let Err(e) = engine.add_rule(r) {
+                        diags.push(Diagnostic {
+                            file: file.clone(),
+                            rule: Some(r.id.clone().unwrap_or_else(|| r.title.clone())),
+                            line: None,
+                            code: "compile",
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+            for (file, c) in &collections {
+                for corr in &c.correlations {
+                    if let Err(e) = engine.add_correlation(corr) {
+                        diags.push(Diagnostic {
+                            file: file.clone(),
+                            rule: Some(corr.id.clone().unwrap_or_else(|| corr.title.clone())),
+                            line: None,
+                            code: "compile",
+                            message: e.to_string(),
+                        });
+                    }
                 }
             }
         }

@@ -66,10 +66,18 @@ impl SigmaDetector {
         };
         let mut engine = CorrelationEngine::new(config);
         let mut referenced = HashSet::new();
+        // All detection rules first, so correlations may refer across files.
         for (_, c) in &pack.collections {
-            engine.add_collection(c)?;
-            for corr in c.correlations.iter().filter(|c| !c.generate) {
-                referenced.extend(corr.rules.iter().cloned());
+            for r in &c.rules {
+                engine.add_rule(r)?;
+            }
+        }
+        for (_, c) in &pack.collections {
+            for corr in &c.correlations {
+                engine.add_correlation(corr)?;
+                if !corr.generate {
+                    referenced.extend(corr.rules.iter().cloned());
+                }
             }
         }
         let building_blocks = pack
