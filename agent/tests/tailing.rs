@@ -143,7 +143,7 @@ fn rotation_under_a_fast_writer_delivers_every_line_exactly_once() {
             if (i + 1) % ROTATE_EVERY == 0 {
                 let n = (i + 1) / ROTATE_EVERY;
                 let rotated = writer_log.with_extension(format!("log.{n}"));
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     std::fs::rename(&writer_log, &rotated).unwrap();
                     f = open_append(&writer_log);
                 } else {
