@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::decode::{LineDecoder, LogFormat};
-use crate::engine::{Detector, RulePack, SigmaDetector};
+use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::tail::{Chunk, Tailer};
@@ -27,6 +27,8 @@ pub struct Stats {
     pub alerts: AtomicU64,
     /// Lines not decodable (malformed or too long).
     pub malformed: AtomicU64,
+    /// Alerts dropped by an allow-list.
+    pub suppressed: AtomicU64,
 }
 
 /// Capacity of the queue from push sources to the engine.
@@ -161,6 +163,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let uplink = Uplink::new(identity.clone())?;
     let pack = load_rules(&config)?;
     let mut detector = SigmaDetector::new(&pack)?;
+    let suppressions = Suppressions::new(&config.suppress).map_err(|e| anyhow::anyhow!(e))?;
     let host = config.host_name();
     let rules_version = pack.version.clone();
     info!(
@@ -194,6 +197,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     events_total: stats.events.load(Ordering::Relaxed),
                     alerts_total: stats.alerts.load(Ordering::Relaxed),
                     malformed_total: stats.malformed.load(Ordering::Relaxed),
+                    suppressed_total: stats.suppressed.load(Ordering::Relaxed),
                 };
                 if let Err(e) = uplink.heartbeat(&hb).await {
                     warn!(error = %e, "heartbeat failed");

@@ -5,12 +5,14 @@
 
 mod pack;
 mod sigma;
+mod suppress;
 
 use crate::event::Event;
 use crate::wire::Alert;
 
 pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_PACK};
 pub use sigma::SigmaDetector;
+pub use suppress::{Suppression, Suppressions};
 
 /// Judges events against rules. Stateful (correlation windows), so one
 /// detector serves one stream of events in event-time order.
