@@ -35,9 +35,11 @@ impl AccessParser {
     /// Whether a line looks like an access-log line (cheap check for `auto`).
     pub fn looks_like(line: &str) -> bool {
         // "IP - - [" or "vhost IP - - [": a '[' among the first five tokens, before any '"'.
-        let head = &line[..line.len().min(200)];
-        match (head.find(" ["), head.find('"')) {
-            (Some(b), Some(q)) => b < q && head[..b].split(' ').count() <= 4,
+        let head = &line.as_bytes()[..line.len().min(200)];
+        let bracket = head.windows(2).position(|w| w == b" [");
+        let quote = head.iter().position(|&b| b == b'"');
+        match (bracket, quote) {
+            (Some(b), Some(q)) => b < q && head[..b].iter().filter(|&&c| c == b' ').count() <= 3,
             _ => false,
         }
     }
