@@ -236,6 +236,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             &mut detector,
             &stats,
         ));
+        let before = alerts.len();
+        alerts.retain(|a| !suppressions.suppresses(a));
+        stats
+            .suppressed
+            .fetch_add((before - alerts.len()) as u64, Ordering::Relaxed);
         if !alerts.is_empty() {
             info!(count = alerts.len(), "sending alerts");
             tokio::select! {

@@ -36,7 +36,7 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     // authentication
     (
         "action",
-        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added",
+        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added, crontab_replace, crontab_edit, crontab_list, crontab_delete",
     ),
     ("outcome", "success or failure"),
     ("user", "the acting or authenticating user"),
