@@ -101,13 +101,12 @@ impl rsigma_eval::Event for Event {
         }
     }
 
+    /// Only the origin, under `_id`: the correlation engine keeps this as
+    /// its reference to the event (and evidence is looked up by it), so
+    /// the whole event is never copied per match.
     fn to_json(&self) -> Value {
-        let mut map = Map::with_capacity(self.fields.len() + 2);
-        for (k, v) in &self.fields {
-            map.insert(k.to_string(), Value::String(v.clone()));
-        }
-        map.insert("_raw".into(), Value::String(self.raw.clone()));
-        map.insert("_origin".into(), Value::String(self.origin.clone()));
+        let mut map = Map::with_capacity(1);
+        map.insert("_id".into(), Value::String(self.origin.clone()));
         Value::Object(map)
     }
 

@@ -1,6 +1,6 @@
 //! [`Detector`] over the `rsigma` Sigma evaluator.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use rsigma_eval::{
     CorrelationAction, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
@@ -44,6 +44,39 @@ pub struct SigmaDetector {
     /// Ids of rules that only feed correlations (`generate: false`): their
     /// matches are not alerts.
     building_blocks: HashSet<String>,
+    /// Raw lines of recent building-block matches by origin, so a
+    /// correlation alert can show the lines that made it.
+    evidence: EvidenceCache,
+}
+
+/// Origins → raw records, the oldest forgotten past a fixed count.
+#[derive(Default)]
+struct EvidenceCache {
+    lines: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+impl EvidenceCache {
+    /// Records kept; enough for every open correlation window of a busy host.
+    const CAPACITY: usize = 50_000;
+
+    fn insert(&mut self, origin: &str, raw: &str) {
+        if self.lines.contains_key(origin) {
+            return;
+        }
+        if self.order.len() >= Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.lines.remove(&old);
+        }
+        self.order.push_back(origin.to_string());
+        self.lines
+            .insert(origin.to_string(), cap_evidence_line(raw));
+    }
+
+    fn get(&self, origin: &str) -> Option<&String> {
+        self.lines.get(origin)
+    }
 }
 
 impl SigmaDetector {
@@ -59,9 +92,11 @@ impl SigmaDetector {
             // After a correlation fires, its window starts again: a burst of
             // 50 failed logins is 10 alerts of 5, not 46.
             action_on_match: CorrelationAction::Reset,
-            // Rules only referenced by correlations are building blocks.
-            emit_detections: false,
-            correlation_event_mode: CorrelationEventMode::Full,
+            // Building-block matches come back so their lines can be kept
+            // as evidence; they are dropped before alerting.
+            emit_detections: true,
+            // References (the origin) only; the lines come from `evidence`.
+            correlation_event_mode: CorrelationEventMode::Refs,
             max_correlation_events: MAX_EVIDENCE_LINES,
         };
         let mut engine = CorrelationEngine::new(config);
@@ -96,6 +131,7 @@ impl SigmaDetector {
             engine,
             rules: pack.rule_count(),
             building_blocks,
+            evidence: EvidenceCache::default(),
         })
     }
 
@@ -120,9 +156,12 @@ impl SigmaDetector {
                 for (k, v) in &c.group_key {
                     entities.insert(entity_name(k).to_string(), v.clone());
                 }
-                for e in c.events.iter().flatten().take(MAX_EVIDENCE_LINES) {
-                    if let Some(raw) = e.get("_raw").and_then(|v| v.as_str()) {
-                        evidence.push(cap_evidence_line(raw));
+                for r in c.event_refs.iter().flatten() {
+                    if let Some(raw) = r.id.as_deref().and_then(|id| self.evidence.get(id))
+                        && evidence.len() < MAX_EVIDENCE_LINES
+                        && !evidence.contains(raw)
+                    {
+                        evidence.push(raw.clone());
                     }
                 }
                 if evidence.is_empty() {
@@ -172,14 +211,22 @@ pub fn alert_id(host: &str, origin: &str, rule_id: &str) -> String {
 impl Detector for SigmaDetector {
     fn process(&mut self, event: &Event) -> Vec<Alert> {
         let results = self.engine.process_event_at(event, event.time.timestamp());
-        results
-            .into_iter()
-            .filter(|r| {
-                let key = r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title);
-                r.is_correlation() || !self.building_blocks.contains(key)
-            })
-            .map(|r| self.to_alert(event, r))
-            .collect()
+        let mut alerts = Vec::new();
+        let mut correlations = Vec::new();
+        for r in results {
+            let key = r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title);
+            if r.is_correlation() {
+                correlations.push(r);
+            } else if self.building_blocks.contains(key) {
+                self.evidence.insert(&event.origin, &event.raw);
+            } else {
+                alerts.push(self.to_alert(event, r));
+            }
+        }
+        for r in correlations {
+            alerts.push(self.to_alert(event, r));
+        }
+        alerts
     }
 
     fn rule_count(&self) -> usize {
