@@ -174,6 +174,21 @@ impl LineDecoder {
         let decoded = match format {
             LogFormat::Syslog | LogFormat::Auto => {
                 syslog::decode(line, &self.host, origin).map(|mut event| {
+                    // A web server logging its access log through syslog.
+                    let web = matches!(
+                        event.get("program"),
+                        Some("nginx" | "apache" | "apache2" | "httpd")
+                    ) && event.get("message").is_some_and(AccessParser::looks_like);
+                    if web {
+                        let message = event.get("message").unwrap_or_default().to_string();
+                        if let Some(mut access) =
+                            self.access
+                                .decode(&message, &self.host, event.origin.clone())
+                        {
+                            access.raw = std::mem::take(&mut event.raw);
+                            return access;
+                        }
+                    }
                     self.auth.enrich(&mut event);
                     event
                 })
@@ -214,6 +229,14 @@ mod tests {
         assert_eq!(e.get("outcome"), Some("success"));
         assert_eq!(e.get("user"), Some("deploy"));
         assert_eq!(e.time.to_rfc3339(), "2026-11-22T04:00:00.123+00:00");
+    }
+
+    #[test]
+    fn access_logs_sent_through_syslog_are_web_events() {
+        let e = decode(r#"Jul  8 11:07:08 ip-172-31-43-28 nginx[2869]: 167.71.13.196 - - [08/Jul/2021:11:07:08 +0000] "GET /.wp-config.php.swp HTTP/1.1" 404 21 "-" "curl/8""#).unwrap();
+        assert_eq!(e.get("c-ip"), Some("167.71.13.196"));
+        assert_eq!(e.get("c-uri"), Some("/.wp-config.php.swp"));
+        assert!(e.raw.starts_with("Jul  8 11:07:08"));
     }
 
     #[test]
