@@ -32,7 +32,7 @@ ward=$target/release/ward-agent
 run() {
     local name=$1
     shift
-    /usr/bin/time -f "%e %M" -o "$work/time.$$" taskset -c 0 "$@" >"$work/out.$name" 2>"$work/err.$name" || {
+    /usr/bin/time -f "%e %M %U %S" -o "$work/time.$$" taskset -c 0 "$@" >"$work/out.$name" 2>"$work/err.$name" || {
         echo "$name failed; see $work/err.$name" >&2
         return 1
     }
@@ -102,15 +102,15 @@ results+=("$(run crowdsec-access crowdsec -c "$cfg" -dsn "file://$work/access.lo
 ward_alerts_auth=$(wc -l <"$work/out.ward-auth")
 ward_alerts_access=$(wc -l <"$work/out.ward-access")
 echo
-echo "| run | lines | seconds | lines/s | max RSS (MB) |"
-echo "|---|---:|---:|---:|---:|"
+echo "| run | lines | wall s | CPU s | lines/s (CPU) | max RSS (MB) |"
+echo "|---|---:|---:|---:|---:|---:|"
 for r in "${results[@]}"; do
     set -- $r
-    if [ $# -lt 3 ]; then
-        echo "| $1 | $lines | failed | | |"
+    if [ $# -lt 5 ]; then
+        echo "| $1 | $lines | failed | | | |"
         continue
     fi
-    awk -v n="$1" -v l="$lines" -v s="$2" -v m="$3" 'BEGIN { printf "| %s | %d | %.2f | %.0f | %.0f |\n", n, l, s, (s > 0 ? l / s : 0), m / 1024 }'
+    awk -v n="$1" -v l="$lines" -v s="$2" -v m="$3" -v u="$4" -v sy="$5" 'BEGIN { cpu = u + sy; printf "| %s | %d | %.2f | %.2f | %.0f | %.0f |\n", n, l, s, cpu, (cpu > 0 ? l / cpu : 0), m / 1024 }'
 done
 echo
 echo "ward alerts: auth $ward_alerts_auth, access $ward_alerts_access (outputs in $work/out.*)"

@@ -14,9 +14,24 @@ use serde_json::{Map, Value};
 /// A field name: static for the names decoders emit, owned for JSON keys.
 pub type FieldName = Cow<'static, str>;
 
+/// What kind of record an event came from. The engine skips rules whose
+/// Sigma logsource cannot apply (a webserver rule on an auth-log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventKind {
+    /// Not known: every rule is evaluated.
+    #[default]
+    Unknown,
+    /// A syslog line from a Linux host (auth.log, secure, messages).
+    Syslog,
+    /// A web server access-log line.
+    WebAccess,
+}
+
 /// One normalized event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// What kind of record it came from.
+    pub kind: EventKind,
     /// When it happened (event time, not arrival time).
     pub time: DateTime<Utc>,
     /// The agent's host name.
@@ -35,6 +50,7 @@ impl Event {
     /// An event with no fields yet.
     pub fn new(time: DateTime<Utc>, host: impl Into<String>, origin: impl Into<String>) -> Self {
         Event {
+            kind: EventKind::Unknown,
             time,
             host: host.into(),
             origin: origin.into(),

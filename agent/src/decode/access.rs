@@ -51,6 +51,7 @@ impl AccessParser {
             .ok()?
             .with_timezone(&Utc);
         let mut e = Event::new(time, host, origin);
+        e.kind = crate::event::EventKind::WebAccess;
         e.fields.reserve(16);
         if let Some(v) = c.name("vhost") {
             e.set("cs-host", v.as_str());

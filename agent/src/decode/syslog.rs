@@ -25,6 +25,7 @@ pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
         syslog_loose::parse_message_with_year_exact(line, resolve_year, Variant::Either).ok()?;
     let time: DateTime<Utc> = msg.timestamp?.with_timezone(&Utc);
     let mut event = Event::new(time, host, origin);
+    event.kind = crate::event::EventKind::Syslog;
     event.fields.reserve(12);
     if let Some(h) = msg.hostname {
         event.set("hostname", h);

@@ -6,11 +6,11 @@ use rsigma_eval::{
     CorrelationAction, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
     EvaluationResult, ResultBody, TimestampFallback,
 };
-use rsigma_parser::Level;
+use rsigma_parser::{Level, LogSource};
 use sha2::{Digest, Sha256};
 
 use super::{Detector, RulePack};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 
 /// Entities of an alert and the event fields they are taken from (first
@@ -104,7 +104,17 @@ impl SigmaDetector {
         // All detection rules first, so correlations may refer across files.
         for (_, c) in &pack.collections {
             for r in &c.rules {
-                engine.add_rule(r)?;
+                let mut r = r.clone();
+                // A webserver rule applies to every web server's access log,
+                // whatever product it names.
+                if r.logsource
+                    .category
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("webserver"))
+                {
+                    r.logsource.product = None;
+                }
+                engine.add_rule(&r)?;
             }
         }
         for (_, c) in &pack.collections {
@@ -187,6 +197,25 @@ impl SigmaDetector {
     }
 }
 
+/// The Sigma logsource an event kind stands for, used to skip rules that
+/// cannot apply (a rule is skipped only when a dimension set on both sides
+/// differs). The `ward-*` values conflict with every real rule value.
+fn logsource_of(kind: EventKind) -> Option<LogSource> {
+    match kind {
+        EventKind::Unknown => None,
+        EventKind::Syslog => Some(LogSource {
+            product: Some("linux".into()),
+            category: Some("ward-syslog".into()),
+            ..Default::default()
+        }),
+        EventKind::WebAccess => Some(LogSource {
+            product: Some("ward-web".into()),
+            category: Some("webserver".into()),
+            ..Default::default()
+        }),
+    }
+}
+
 /// Sigma level → Ward severity.
 fn severity(level: Option<Level>) -> Severity {
     match level {
@@ -210,7 +239,14 @@ pub fn alert_id(host: &str, origin: &str, rule_id: &str) -> String {
 
 impl Detector for SigmaDetector {
     fn process(&mut self, event: &Event) -> Vec<Alert> {
-        let results = self.engine.process_event_at(event, event.time.timestamp());
+        let ts = event.time.timestamp();
+        let results = match logsource_of(event.kind) {
+            Some(ls) => {
+                let detections = self.engine.engine().evaluate_pruned(event, &ls);
+                self.engine.process_with_detections(event, detections, ts)
+            }
+            None => self.engine.process_event_at(event, ts),
+        };
         let mut alerts = Vec::new();
         let mut correlations = Vec::new();
         for r in results {
