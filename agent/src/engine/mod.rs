@@ -3,13 +3,15 @@
 //!
 //! The engine knows events and rules, never sources or the network.
 
+mod ioc;
 mod pack;
 mod sigma;
 
 use crate::event::Event;
 use crate::wire::Alert;
 
-pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_PACK};
+pub use ioc::{IOC_FIELDS, IocSet};
+pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_IOC, SHIPPED_PACK};
 pub use sigma::SigmaDetector;
 
 /// Judges events against rules. Stateful (correlation windows), so one

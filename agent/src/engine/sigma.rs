@@ -9,7 +9,7 @@ use rsigma_eval::{
 use rsigma_parser::Level;
 use sha2::{Digest, Sha256};
 
-use super::{Detector, RulePack};
+use super::{Detector, IocSet, RulePack};
 use crate::event::Event;
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 
@@ -17,7 +17,12 @@ use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 const ENTITY_FIELDS: &[&str] = &[
     "src_ip",
     "dst_ip",
+    "dst_port",
     "domain",
+    "query",
+    "sni",
+    "http_host",
+    "ioc_value",
     "user",
     "target_user",
     "uri",
@@ -35,6 +40,8 @@ pub struct SigmaDetector {
     /// Ids of rules that only feed correlations (`generate: false`): their
     /// matches are not alerts.
     building_blocks: HashSet<String>,
+    /// The pack's indicator lists, looked up before each event is judged.
+    iocs: IocSet,
 }
 
 impl SigmaDetector {
@@ -79,6 +86,7 @@ impl SigmaDetector {
             engine,
             rules: pack.rule_count(),
             building_blocks,
+            iocs: pack.iocs.clone(),
         })
     }
 
@@ -154,6 +162,8 @@ pub fn alert_id(host: &str, origin: &str, rule_id: &str) -> String {
 
 impl Detector for SigmaDetector {
     fn process(&mut self, event: &Event) -> Vec<Alert> {
+        let enriched = self.iocs.enrich(event);
+        let event = enriched.as_ref().unwrap_or(event);
         let results = self.engine.process_event_at(event, event.time.timestamp());
         results
             .into_iter()
