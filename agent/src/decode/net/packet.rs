@@ -261,6 +261,14 @@ pub fn parse(link: LinkType, data: &[u8]) -> Result<Packet<'_>, PacketError> {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    /// A hand-built SYN frame (see `tests::eth_ipv4_tcp_syn`).
+    pub(crate) fn syn() -> Vec<u8> {
+        super::tests::eth_ipv4_tcp_syn()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
