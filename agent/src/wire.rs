@@ -158,6 +158,12 @@ pub struct Heartbeat {
     pub alerts_total: u64,
     /// Lines that could not be decoded since start.
     pub malformed_total: u64,
+    /// Frames captured on the configured interfaces since start.
+    #[serde(default)]
+    pub packets_total: u64,
+    /// Network events dropped since start because the engine fell behind.
+    #[serde(default)]
+    pub dropped_total: u64,
 }
 
 /// Request body of `POST /api/v1/agents/enroll`.

@@ -334,6 +334,15 @@ impl NetDecoder {
         }
     }
 
+    /// Ends flows idle past their timeout at `now` (live capture calls this
+    /// when no frame arrived for a while).
+    pub fn tick(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let before = out.len();
+        self.flows.expire(ts_us(now), &mut self.ended);
+        self.flush_ended(out);
+        self.stats.events += (out.len() - before) as u64;
+    }
+
     /// Ends every flow (the capture is over), appending their `flow_end` events.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         let before = out.len();
