@@ -8,6 +8,9 @@
 //! documentation ranges, fixed times and a fixed-seed generator, so running
 //! it again writes the same bytes.
 
+// Packet builders read best with every address and port spelled out.
+#![allow(clippy::too_many_arguments)]
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,7 +43,16 @@ fn at(ms: u64) -> Duration {
 }
 
 impl Capture {
-    fn tcp(&mut self, ms: u64, src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16, f: Flags, payload: &[u8]) {
+    fn tcp(
+        &mut self,
+        ms: u64,
+        src: Ipv4Addr,
+        sp: u16,
+        dst: Ipv4Addr,
+        dp: u16,
+        f: Flags,
+        payload: &[u8],
+    ) {
         self.seq = self.seq.wrapping_add(7919);
         let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
             .ipv4(src.octets(), dst.octets(), 64)
@@ -68,7 +80,16 @@ impl Capture {
     }
 
     /// A whole TCP conversation: handshake, request, response, close.
-    fn session(&mut self, ms: u64, c: Ipv4Addr, cp: u16, s: Ipv4Addr, sp: u16, req: &[u8], resp: &[u8]) {
+    fn session(
+        &mut self,
+        ms: u64,
+        c: Ipv4Addr,
+        cp: u16,
+        s: Ipv4Addr,
+        sp: u16,
+        req: &[u8],
+        resp: &[u8],
+    ) {
         self.tcp(ms, c, cp, s, sp, Flags::Syn, &[]);
         self.tcp(ms + 1, s, sp, c, cp, Flags::SynAck, &[]);
         self.tcp(ms + 2, c, cp, s, sp, Flags::Ack, &[]);
@@ -89,7 +110,16 @@ impl Capture {
         self.tcp(ms + 1, s, sp, c, cp, Flags::RstAck, &[]);
     }
 
-    fn dns(&mut self, ms: u64, c: Ipv4Addr, cp: u16, resolver: Ipv4Addr, id: u16, name: &str, qtype: u16) {
+    fn dns(
+        &mut self,
+        ms: u64,
+        c: Ipv4Addr,
+        cp: u16,
+        resolver: Ipv4Addr,
+        id: u16,
+        name: &str,
+        qtype: u16,
+    ) {
         self.udp(ms, c, cp, resolver, 53, &dns_query(id, name, qtype));
     }
 
@@ -99,8 +129,7 @@ impl Capture {
         let mut w = PcapWriter::new(f).expect("pcap header");
         for (t, data) in &self.packets {
             let p = PcapPacket::new(*t, data.len() as u32, data).expect("valid packet");
-            w.write_packet(&p)
-                .expect("write packet");
+            w.write_packet(&p).expect("write packet");
         }
         println!("{} ({} packets)", path.display(), self.packets.len());
     }
@@ -152,7 +181,9 @@ impl Rng {
     }
     fn label(&mut self, n: usize) -> String {
         const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-        (0..n).map(|_| char::from(B32[(self.next() % 32) as usize])).collect()
+        (0..n)
+            .map(|_| char::from(B32[(self.next() % 32) as usize]))
+            .collect()
     }
 }
 
@@ -167,7 +198,10 @@ fn http_get(target: &str, host: &str) -> Vec<u8> {
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
 fn main() {
-    let root: PathBuf = std::env::args().nth(1).unwrap_or_else(|| "rules/fixtures/network".into()).into();
+    let root: PathBuf = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "rules/fixtures/network".into())
+        .into();
     let dir = |name: &str| {
         let d = root.join(name);
         std::fs::create_dir_all(&d).expect("fixture dir");
@@ -181,7 +215,13 @@ fn main() {
     // Vertical scan: one source, 30 ports of one host in 3 s.
     let d = dir("port_scan_vertical");
     let mut c = Capture::default();
-    for (i, port) in [21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 443, 445, 993, 995, 1433, 1521, 1723, 3306, 3389, 5432, 5900, 6379, 8000, 8080, 8443, 9000, 9200, 11211, 27017].iter().enumerate() {
+    for (i, port) in [
+        21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 443, 445, 993, 995, 1433, 1521, 1723,
+        3306, 3389, 5432, 5900, 6379, 8000, 8080, 8443, 9000, 9200, 11211, 27017,
+    ]
+    .iter()
+    .enumerate()
+    {
         c.refused(i as u64 * 100, scanner, 40000, server, *port);
     }
     c.write(&d.join("positive.pcap"));
@@ -196,12 +236,28 @@ fn main() {
     let d = dir("port_scan_horizontal");
     let mut c = Capture::default();
     for i in 0..30u8 {
-        c.tcp(u64::from(i) * 100, scanner, 41000, Ipv4Addr::new(10, 20, 1, 1 + i), 445, Flags::Syn, &[]);
+        c.tcp(
+            u64::from(i) * 100,
+            scanner,
+            41000,
+            Ipv4Addr::new(10, 20, 1, 1 + i),
+            445,
+            Flags::Syn,
+            &[],
+        );
     }
     c.write(&d.join("positive.pcap"));
     let mut c = Capture::default();
     for i in 0..10u8 {
-        c.session(u64::from(i) * 1000, client, 51000 + u16::from(i), Ipv4Addr::new(10, 20, 1, 1 + i), 445, b"", b"");
+        c.session(
+            u64::from(i) * 1000,
+            client,
+            51000 + u16::from(i),
+            Ipv4Addr::new(10, 20, 1, 1 + i),
+            445,
+            b"",
+            b"",
+        );
     }
     c.write(&d.join("negative.pcap"));
 
@@ -212,14 +268,30 @@ fn main() {
     for i in 0..400u64 {
         let r = rng.next();
         let src = Ipv4Addr::new(198, 18, (r >> 8) as u8, r as u8);
-        c.tcp(i * 5, src, 1024 + (r >> 16) as u16 % 60000, server, 80, Flags::Syn, &[]);
+        c.tcp(
+            i * 5,
+            src,
+            1024 + (r >> 16) as u16 % 60000,
+            server,
+            80,
+            Flags::Syn,
+            &[],
+        );
     }
     c.write(&d.join("positive.pcap"));
     // A busy but normal server: 150 complete requests over 60 s.
     let mut c = Capture::default();
     for i in 0..150u64 {
         let src = Ipv4Addr::new(10, 20, 2, (i % 200) as u8 + 1);
-        c.session(i * 400, src, 30000 + i as u16, server, 80, &http_get("/", "portal.example.gov.vn"), OK);
+        c.session(
+            i * 400,
+            src,
+            30000 + i as u16,
+            server,
+            80,
+            &http_get("/", "portal.example.gov.vn"),
+            OK,
+        );
     }
     c.write(&d.join("negative.pcap"));
 
@@ -228,31 +300,106 @@ fn main() {
     let attacker = ip("192.0.2.99");
     let mut c = Capture::default();
     for i in 0..25u64 {
-        c.session(i * 2000, attacker, 42000 + i as u16, server, 22, b"SSH-2.0-libssh2_1.10.0\r\n", b"SSH-2.0-OpenSSH_9.2p1\r\n");
+        c.session(
+            i * 2000,
+            attacker,
+            42000 + i as u16,
+            server,
+            22,
+            b"SSH-2.0-libssh2_1.10.0\r\n",
+            b"SSH-2.0-OpenSSH_9.2p1\r\n",
+        );
     }
     c.write(&d.join("positive.pcap"));
     let mut c = Capture::default();
-    for (i, t) in [0u64, 3000, 17_000, 21_000, 38_000, 52_000].iter().enumerate() {
+    for (i, t) in [0u64, 3000, 17_000, 21_000, 38_000, 52_000]
+        .iter()
+        .enumerate()
+    {
         let i = i as u64;
-        c.session(*t, client, 43000 + i as u16, server, 22, b"SSH-2.0-OpenSSH_9.6\r\n", b"SSH-2.0-OpenSSH_9.2p1\r\n");
+        c.session(
+            *t,
+            client,
+            43000 + i as u16,
+            server,
+            22,
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            b"SSH-2.0-OpenSSH_9.2p1\r\n",
+        );
     }
     for i in 0..30u64 {
         // Many connections to a web port are not an admin-port brute force.
-        c.session(60_000 + i * 1000, client, 44000 + i as u16, server, 80, &http_get("/", "portal.example.gov.vn"), OK);
+        c.session(
+            60_000 + i * 1000,
+            client,
+            44000 + i as u16,
+            server,
+            80,
+            &http_get("/", "portal.example.gov.vn"),
+            OK,
+        );
     }
     c.write(&d.join("negative.pcap"));
 
     // C2: a TLS connection to a listed address, a DNS lookup of a listed domain.
     let d = dir("c2_indicators");
     let mut c = Capture::default();
-    c.session(0, client, 45000, ip("203.0.113.66"), 443, &client_hello("cdn.example.net"), b"");
-    c.dns(5000, client, 45001, resolver, 0x4242, "beacon.c2.example-botnet.test", 1);
+    c.session(
+        0,
+        client,
+        45000,
+        ip("203.0.113.66"),
+        443,
+        &client_hello("cdn.example.net"),
+        b"",
+    );
+    c.dns(
+        5000,
+        client,
+        45001,
+        resolver,
+        0x4242,
+        "beacon.c2.example-botnet.test",
+        1,
+    );
     c.write(&d.join("positive.pcap"));
     let mut c = Capture::default();
-    c.session(0, client, 45000, ip("203.0.113.67"), 443, &client_hello("www.example.org"), b"");
-    c.dns(5000, client, 45001, resolver, 0x4243, "xc2.example-botnet.test", 1);
-    c.dns(6000, client, 45002, resolver, 0x4244, "c2.example-botnet.test.example.org", 1);
-    c.session(7000, client, 45003, ip("198.51.100.16"), 80, &http_get("/", "www.example.org"), OK);
+    c.session(
+        0,
+        client,
+        45000,
+        ip("203.0.113.67"),
+        443,
+        &client_hello("www.example.org"),
+        b"",
+    );
+    c.dns(
+        5000,
+        client,
+        45001,
+        resolver,
+        0x4243,
+        "xc2.example-botnet.test",
+        1,
+    );
+    c.dns(
+        6000,
+        client,
+        45002,
+        resolver,
+        0x4244,
+        "c2.example-botnet.test.example.org",
+        1,
+    );
+    c.session(
+        7000,
+        client,
+        45003,
+        ip("198.51.100.16"),
+        80,
+        &http_get("/", "www.example.org"),
+        OK,
+    );
     c.write(&d.join("negative.pcap"));
 
     // DNS tunnelling: encoded labels and a burst of TXT queries.
@@ -261,22 +408,70 @@ fn main() {
     let mut c = Capture::default();
     for i in 0..15u64 {
         let name = format!("{}.{}.t.tunnel-exfil.test", rng.label(52), rng.label(20));
-        c.dns(i * 500, client, 46000 + i as u16, resolver, i as u16, &name, 1);
+        c.dns(
+            i * 500,
+            client,
+            46000 + i as u16,
+            resolver,
+            i as u16,
+            &name,
+            1,
+        );
     }
     for i in 0..60u64 {
         let name = format!("{}.t.tunnel-exfil.test", rng.label(8));
-        c.dns(20_000 + i * 300, client, 47000 + i as u16, resolver, 1000 + i as u16, &name, 16);
+        c.dns(
+            20_000 + i * 300,
+            client,
+            47000 + i as u16,
+            resolver,
+            1000 + i as u16,
+            &name,
+            16,
+        );
     }
     c.write(&d.join("positive.pcap"));
     let mut c = Capture::default();
-    for (i, name) in ["www.example.com", "mail.example.gov.vn", "portal.example.gov.vn", "update.example.org"].iter().enumerate() {
-        c.dns(i as u64 * 1000, client, 48000 + i as u16, resolver, i as u16, name, 1);
+    for (i, name) in [
+        "www.example.com",
+        "mail.example.gov.vn",
+        "portal.example.gov.vn",
+        "update.example.org",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.dns(
+            i as u64 * 1000,
+            client,
+            48000 + i as u16,
+            resolver,
+            i as u16,
+            name,
+            1,
+        );
     }
     for i in 0..5u64 {
-        c.dns(5000 + i * 1000, client, 48100 + i as u16, resolver, 100 + i as u16, "_dmarc.example.gov.vn", 16);
+        c.dns(
+            5000 + i * 1000,
+            client,
+            48100 + i as u16,
+            resolver,
+            100 + i as u16,
+            "_dmarc.example.gov.vn",
+            16,
+        );
     }
     // One long label (a DKIM-like selector) is not a tunnel.
-    c.dns(12_000, client, 48200, resolver, 200, "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t0u1v2w3._domainkey.example.com", 16);
+    c.dns(
+        12_000,
+        client,
+        48200,
+        resolver,
+        200,
+        "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t0u1v2w3._domainkey.example.com",
+        16,
+    );
     c.write(&d.join("negative.pcap"));
 
     // Beaconing: a check-in every 60 s (± 0.4 s) to one address and port.
@@ -285,16 +480,44 @@ fn main() {
     let mut c = Capture::default();
     for i in 0..8u64 {
         let jitter = [0, 400, 150, 300, 50, 250, 100, 350][i as usize];
-        c.session(i * 60_000 + jitter, client, 49000 + i as u16, c2, 8080, b"POST /gate HTTP/1.1\r\nHost: 192.0.2.50\r\n\r\n", OK);
+        c.session(
+            i * 60_000 + jitter,
+            client,
+            49000 + i as u16,
+            c2,
+            8080,
+            b"POST /gate HTTP/1.1\r\nHost: 192.0.2.50\r\n\r\n",
+            OK,
+        );
     }
     c.write(&d.join("positive.pcap"));
     let mut c = Capture::default();
-    for (i, t) in [0u64, 7_000, 95_000, 101_000, 240_000, 262_000, 410_000, 415_000].iter().enumerate() {
-        c.session(*t, client, 49100 + i as u16, c2, 8080, &http_get("/", "app.example.org"), OK);
+    for (i, t) in [
+        0u64, 7_000, 95_000, 101_000, 240_000, 262_000, 410_000, 415_000,
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.session(
+            *t,
+            client,
+            49100 + i as u16,
+            c2,
+            8080,
+            &http_get("/", "app.example.org"),
+            OK,
+        );
     }
     // Regular NTP polling is infrastructure, not a beacon.
     for i in 0..8u64 {
-        c.udp(i * 64_000, client, 49200 + i as u16, ip("10.20.0.3"), 123, &[0x23; 48]);
+        c.udp(
+            i * 64_000,
+            client,
+            49200 + i as u16,
+            ip("10.20.0.3"),
+            123,
+            &[0x23; 48],
+        );
     }
     c.write(&d.join("negative.pcap"));
 
@@ -302,13 +525,61 @@ fn main() {
     let d = dir("http_attacks");
     let web = ip("10.20.0.80");
     let mut c = Capture::default();
-    c.session(0, scanner, 50001, web, 80, &http_get("/news.php?id=1%27%20UNION%20SELECT%20username,password%20FROM%20users--", "portal.example.gov.vn"), OK);
-    c.session(1000, scanner, 50002, web, 80, &http_get("/download.php?file=..%2f..%2f..%2fetc%2fpasswd", "portal.example.gov.vn"), OK);
-    c.session(2000, scanner, 50003, web, 80, &http_get("/uploads/img.php?cmd=whoami", "portal.example.gov.vn"), OK);
+    c.session(
+        0,
+        scanner,
+        50001,
+        web,
+        80,
+        &http_get(
+            "/news.php?id=1%27%20UNION%20SELECT%20username,password%20FROM%20users--",
+            "portal.example.gov.vn",
+        ),
+        OK,
+    );
+    c.session(
+        1000,
+        scanner,
+        50002,
+        web,
+        80,
+        &http_get(
+            "/download.php?file=..%2f..%2f..%2fetc%2fpasswd",
+            "portal.example.gov.vn",
+        ),
+        OK,
+    );
+    c.session(
+        2000,
+        scanner,
+        50003,
+        web,
+        80,
+        &http_get("/uploads/img.php?cmd=whoami", "portal.example.gov.vn"),
+        OK,
+    );
     c.write(&d.join("positive.pcap"));
     let mut c = Capture::default();
-    for (i, t) in ["/", "/news.php?id=12", "/search?q=union+station+schedule", "/docs/guide.pdf", "/login?next=%2Fadmin%2F", "/api/items?select=name,price"].iter().enumerate() {
-        c.session(i as u64 * 1000, client, 50100 + i as u16, web, 80, &http_get(t, "portal.example.gov.vn"), OK);
+    for (i, t) in [
+        "/",
+        "/news.php?id=12",
+        "/search?q=union+station+schedule",
+        "/docs/guide.pdf",
+        "/login?next=%2Fadmin%2F",
+        "/api/items?select=name,price",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.session(
+            i as u64 * 1000,
+            client,
+            50100 + i as u16,
+            web,
+            80,
+            &http_get(t, "portal.example.gov.vn"),
+            OK,
+        );
     }
     c.write(&d.join("negative.pcap"));
 }

@@ -104,7 +104,8 @@ impl AgentConfig {
             message: e.to_string(),
         })?;
         for n in &cfg.net {
-            if n.interface.is_empty() || n.interface.len() > 15 || n.interface.contains(['/', ' ']) {
+            if n.interface.is_empty() || n.interface.len() > 15 || n.interface.contains(['/', ' '])
+            {
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
                     message: format!("net.interface '{}' is not an interface name", n.interface),

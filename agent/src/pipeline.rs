@@ -261,7 +261,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     info!("agent stopping");
     let dropped = capture_stats.dropped.load(Ordering::Relaxed);
     if dropped > 0 {
-        warn!(dropped, "network events were dropped because detection fell behind");
+        warn!(
+            dropped,
+            "network events were dropped because detection fell behind"
+        );
     }
     drop(captures);
     Ok(())

@@ -53,8 +53,13 @@ fn fired(pack: &RulePack, fixture: &Path) -> BTreeSet<String> {
         Ok(())
     };
     if fixture.extension().is_some_and(|e| e == "pcap") {
-        let stats = replay_pcaps(&[fixture.to_owned()], "fixture-host", &mut detector, collect)
-            .unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
+        let stats = replay_pcaps(
+            &[fixture.to_owned()],
+            "fixture-host",
+            &mut detector,
+            collect,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
         assert_eq!(
             stats.packets_skipped,
             0,

@@ -37,7 +37,11 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
         .arg(&state)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let config = tmp.path().join("agent.toml");
     std::fs::write(
@@ -50,7 +54,9 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
     )
     .unwrap();
     let mut cmd: Command = command_in(Some(&pair.inside), &bin("ward-agent"));
-    cmd.args(["run", "--config"]).arg(&config).env("WARD_LOG", "info");
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env("WARD_LOG", "info");
     let mut agent = Proc::spawn(cmd);
     agent.wait_for("capture started", Duration::from_secs(30));
 
@@ -62,7 +68,11 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
         q = dns_query_escaped("beacon.c2.example-botnet.test")
     );
     let out = pair.from_outside(&scan);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let list = eventually(Duration::from_secs(30), "the scan and C2 incidents", || {
         let l: Vec<Value> = server
@@ -74,17 +84,26 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
         (titles.contains(&"Vertical port scan") && titles.contains(&"Lookup of a listed C2 domain"))
             .then_some(l)
     });
-    let scan = list.iter().find(|i| i["title"] == "Vertical port scan").unwrap();
+    let scan = list
+        .iter()
+        .find(|i| i["title"] == "Vertical port scan")
+        .unwrap();
     assert_eq!(scan["host"], "gw01");
     assert_eq!(scan["entities"]["src_ip"], NetnsPair::OUTSIDE_IP);
     assert_eq!(scan["entities"]["dst_ip"], NetnsPair::INSIDE_IP);
     assert_eq!(scan["severity"], "medium");
-    let c2 = list.iter().find(|i| i["title"] == "Lookup of a listed C2 domain").unwrap();
+    let c2 = list
+        .iter()
+        .find(|i| i["title"] == "Lookup of a listed C2 domain")
+        .unwrap();
     assert_eq!(c2["entities"]["src_ip"], NetnsPair::OUTSIDE_IP, "{c2:#?}");
     assert_eq!(c2["severity"], "high");
     let shown = server.ward_json(&["incidents", "show", &c2["id"].as_i64().unwrap().to_string()]);
     let evidence = shown["alerts"][0]["evidence"][0].as_str().unwrap();
-    assert!(evidence.contains("beacon.c2.example-botnet.test"), "{evidence}");
+    assert!(
+        evidence.contains("beacon.c2.example-botnet.test"),
+        "{evidence}"
+    );
 
     let status = agent.terminate();
     assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());

@@ -53,7 +53,8 @@ fn valid_domain(d: &str) -> bool {
         && d.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -102,7 +103,8 @@ impl IocSet {
                     diags.push(bad("has a prefix longer than the address"));
                     continue;
                 }
-                self.nets.push((mask(v, prefix, v4), prefix, v4, list.into()));
+                self.nets
+                    .push((mask(v, prefix, v4), prefix, v4, list.into()));
             } else if let Ok(ip) = entry.parse::<IpAddr>() {
                 self.ips.insert(ip, list.into());
             } else {
@@ -191,7 +193,9 @@ mod tests {
 
     #[test]
     fn addresses_blocks_and_domains() {
-        let (s, d) = set("# C2\n203.0.113.66\n198.51.100.0/24 # a block\n2001:db8:bad::/48\nEvil-C2.Example.\n\n");
+        let (s, d) = set(
+            "# C2\n203.0.113.66\n198.51.100.0/24 # a block\n2001:db8:bad::/48\nEvil-C2.Example.\n\n",
+        );
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(s.len(), 4);
         let e = s.enrich(&ev("dst_ip", "203.0.113.66")).unwrap();

@@ -75,7 +75,10 @@ impl Capture {
         let all = pnet_datalink::interfaces();
         let Some(iface) = all.iter().find(|i| i.name == interface).cloned() else {
             let names: Vec<_> = all.iter().map(|i| i.name.as_str()).collect();
-            return Err(CaptureError::NoInterface(interface.into(), names.join(", ")));
+            return Err(CaptureError::NoInterface(
+                interface.into(),
+                names.join(", "),
+            ));
         };
         let config = pnet_datalink::Config {
             read_buffer_size: READ_BUFFER,

@@ -65,7 +65,10 @@ pub fn source_id(path: &Path) -> Result<String, PcapError> {
     let len = f.metadata().map_err(io)?.len();
     let mut h = Sha256::new();
     let mut buf = Vec::new();
-    (&mut f).take(ID_PREFIX_BYTES).read_to_end(&mut buf).map_err(io)?;
+    (&mut f)
+        .take(ID_PREFIX_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
     h.update(&buf);
     h.update(len.to_le_bytes());
     Ok(format!("pcap:{}", &hex::encode(h.finalize())[..12]))

@@ -267,7 +267,9 @@ mod tests {
         r[3] = 0x80;
         r[7] = 2; // two answers
         // CNAME: name ptr to 12, type 5, class 1, ttl, rdlen 6, "web" + ptr to example.com (16)
-        r.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 6, 3, b'w', b'e', b'b', 0xc0, 16]);
+        r.extend_from_slice(&[
+            0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 6, 3, b'w', b'e', b'b', 0xc0, 16,
+        ]);
         // A: name ptr, type 1, class 1, ttl, rdlen 4, 93.184.216.34
         r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 93, 184, 216, 34]);
         let m = parse(&r).unwrap();

@@ -394,7 +394,12 @@ mod tests {
         let mut t = FlowTable::new(cfg);
         let mut ended = Vec::new();
         for i in 0..1000u16 {
-            t.packet(&pkt(C, i, S, 80, tcp::SYN), i64::from(i), u64::from(i), &mut ended);
+            t.packet(
+                &pkt(C, i, S, 80, tcp::SYN),
+                i64::from(i),
+                u64::from(i),
+                &mut ended,
+            );
             assert!(t.len() <= 100);
         }
         assert_eq!(t.evicted, 900);

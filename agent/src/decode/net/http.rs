@@ -39,9 +39,9 @@ pub struct HttpRequest {
 
 /// Whether a payload starts like an HTTP request (cheap; checked per packet).
 pub fn looks_like_request(p: &[u8]) -> bool {
-    METHODS.iter().any(|m| {
-        p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' '
-    })
+    METHODS
+        .iter()
+        .any(|m| p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' ')
 }
 
 fn line(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
@@ -95,12 +95,18 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
         if name.eq_ignore_ascii_case(b"host") {
             let host = value.to_ascii_lowercase();
             let host = match host.rsplit_once(':') {
-                Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => {
+                Some((h, port))
+                    if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+                {
                     h.to_string()
                 }
                 _ => host,
             };
-            r.host = Some(host.trim_start_matches('[').trim_end_matches(']').to_string());
+            r.host = Some(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            );
         } else if name.eq_ignore_ascii_case(b"user-agent") {
             r.user_agent = Some(value);
         }

@@ -101,15 +101,26 @@ impl NetDecoder {
         self.flows.len()
     }
 
-    fn event(&self, time: DateTime<Utc>, index: u64, kind: &str, event_type: &'static str) -> Event {
-        let mut e = Event::new(time, self.host.clone(), format!("{}:{index}.{kind}", self.source));
+    fn event(
+        &self,
+        time: DateTime<Utc>,
+        index: u64,
+        kind: &str,
+        event_type: &'static str,
+    ) -> Event {
+        let mut e = Event::new(
+            time,
+            self.host.clone(),
+            format!("{}:{index}.{kind}", self.source),
+        );
         e.fields.reserve(10);
         e.fields.push(("event_type".into(), event_type.into()));
         e
     }
 
     fn endpoints(e: &mut Event, key: &FlowKey) {
-        e.fields.push(("proto".into(), key.proto.name().into_owned()));
+        e.fields
+            .push(("proto".into(), key.proto.name().into_owned()));
         e.fields.push(("src_ip".into(), key.src.to_string()));
         e.fields.push(("src_port".into(), key.src_port.to_string()));
         e.fields.push(("dst_ip".into(), key.dst.to_string()));
@@ -162,10 +173,13 @@ impl NetDecoder {
         if update.new_flow
             && let Some(key) = update.key
         {
-            if p.proto == packet::Proto::Tcp && p.tcp_flags & (packet::tcp::SYN | packet::tcp::ACK) == packet::tcp::SYN {
+            if p.proto == packet::Proto::Tcp
+                && p.tcp_flags & (packet::tcp::SYN | packet::tcp::ACK) == packet::tcp::SYN
+            {
                 let mut e = self.event(time, index, "conn", "conn_attempt");
                 Self::endpoints(&mut e, &key);
-                e.fields.push(("tcp_flags".into(), packet::tcp::letters(p.tcp_flags)));
+                e.fields
+                    .push(("tcp_flags".into(), packet::tcp::letters(p.tcp_flags)));
                 e.raw = format!(
                     "{} {} {}:{} -> {}:{} {}",
                     time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -182,8 +196,10 @@ impl NetDecoder {
                 let mut e = self.event(time, index, "beacon", "beacon");
                 Self::endpoints(&mut e, &key);
                 e.fields.push(("beacon_count".into(), b.count.to_string()));
-                e.fields.push(("beacon_interval_s".into(), format!("{:.1}", b.mean_s)));
-                e.fields.push(("beacon_jitter".into(), format!("{:.3}", b.jitter)));
+                e.fields
+                    .push(("beacon_interval_s".into(), format!("{:.1}", b.mean_s)));
+                e.fields
+                    .push(("beacon_jitter".into(), format!("{:.3}", b.jitter)));
                 e.raw = format!(
                     "{} beacon {} {} -> {}:{} every {:.1}s (jitter {:.3}) x{}",
                     time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -214,7 +230,11 @@ impl NetDecoder {
                 p.payload
             };
             if let Ok(m) = dns::parse(msg) {
-                let kind = if m.response { "dns_answer" } else { "dns_query" };
+                let kind = if m.response {
+                    "dns_answer"
+                } else {
+                    "dns_query"
+                };
                 let mut e = self.event(time, index, "dns", kind);
                 Self::packet_endpoints(&mut e, p);
                 let qtype = dns::qtype_name(m.qtype);
@@ -233,8 +253,10 @@ impl NetDecoder {
                 e.fields.push(("query".into(), m.query));
                 e.fields.push(("query_type".into(), qtype.into_owned()));
                 e.fields.push(("query_length".into(), qlen.to_string()));
-                e.fields.push(("query_longest_label".into(), m.longest_label.to_string()));
-                e.fields.push(("query_entropy".into(), format!("{:.2}", m.entropy)));
+                e.fields
+                    .push(("query_longest_label".into(), m.longest_label.to_string()));
+                e.fields
+                    .push(("query_entropy".into(), format!("{:.2}", m.entropy)));
                 if m.response {
                     e.fields.push(("dns_rcode".into(), m.rcode.to_string()));
                     if !m.answers.is_empty() {
@@ -265,7 +287,8 @@ impl NetDecoder {
                 r.host.as_deref().unwrap_or("-"),
                 r.user_agent.as_deref().unwrap_or("-")
             );
-            e.fields.push(("uri_decoded".into(), http::percent_decode(&r.uri)));
+            e.fields
+                .push(("uri_decoded".into(), http::percent_decode(&r.uri)));
             e.fields.push(("http_method".into(), r.method));
             e.fields.push(("uri".into(), r.uri));
             e.fields.push(("http_version".into(), r.version));
@@ -289,7 +312,8 @@ impl NetDecoder {
                 tls::version_name(h.version),
                 h.sni.as_deref().unwrap_or("-")
             );
-            e.fields.push(("tls_version".into(), tls::version_name(h.version)));
+            e.fields
+                .push(("tls_version".into(), tls::version_name(h.version)));
             if let Some(sni) = h.sni {
                 e.fields.push(("sni".into(), sni));
             }
@@ -305,9 +329,12 @@ impl NetDecoder {
             let duration = (f.last_us - f.first_us) as f64 / 1e6;
             e.fields.push(("conn_state".into(), f.conn_state().into()));
             e.fields.push(("end_reason".into(), why.name().into()));
-            e.fields.push(("packets".into(), (f.packets[0] + f.packets[1]).to_string()));
-            e.fields.push(("bytes".into(), (f.bytes[0] + f.bytes[1]).to_string()));
-            e.fields.push(("duration_s".into(), format!("{duration:.3}")));
+            e.fields
+                .push(("packets".into(), (f.packets[0] + f.packets[1]).to_string()));
+            e.fields
+                .push(("bytes".into(), (f.bytes[0] + f.bytes[1]).to_string()));
+            e.fields
+                .push(("duration_s".into(), format!("{duration:.3}")));
             if f.key.proto == Proto::Tcp {
                 e.fields.push((
                     "tcp_flags".into(),

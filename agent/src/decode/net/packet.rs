@@ -148,7 +148,9 @@ pub fn parse(link: LinkType, data: &[u8]) -> Result<Packet<'_>, PacketError> {
         LinkType::Ethernet => {
             LaxSlicedPacket::from_ethernet(data).map_err(|_| PacketError::Malformed("ethernet"))?
         }
-        LinkType::Raw => LaxSlicedPacket::from_ip(data).map_err(|_| PacketError::Malformed("ip"))?,
+        LinkType::Raw => {
+            LaxSlicedPacket::from_ip(data).map_err(|_| PacketError::Malformed("ip"))?
+        }
         LinkType::LinuxSll => {
             if data.len() < 16 {
                 return Err(PacketError::Malformed("linux sll"));
@@ -280,7 +282,9 @@ mod tests {
         f.extend_from_slice(&[0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
         f.extend_from_slice(&[192, 168, 1, 10, 192, 168, 1, 20]);
         // TCP: sport 40000, dport 22, seq, ack, offset 5, flags SYN, window
-        f.extend_from_slice(&[0x9c, 0x40, 0, 22, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff]);
+        f.extend_from_slice(&[
+            0x9c, 0x40, 0, 22, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+        ]);
         f.extend_from_slice(&[0, 0, 0, 0]);
         f
     }
@@ -324,7 +328,9 @@ mod tests {
 
     #[test]
     fn icmp_echo_and_truncation() {
-        let mut f = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut f = vec![
+            0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         f.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
         let p = parse(LinkType::Raw, &f).unwrap();
         assert_eq!((p.proto, p.src_port, p.dst_port), (Proto::Icmp, 8, 0));

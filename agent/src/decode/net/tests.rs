@@ -68,7 +68,12 @@ fn every_corpus_capture_decodes() {
         let mut origins: Vec<_> = events.iter().map(|e| e.origin.as_str()).collect();
         origins.sort_unstable();
         origins.dedup();
-        assert_eq!(origins.len(), events.len(), "{}: origins must be unique", f.display());
+        assert_eq!(
+            origins.len(),
+            events.len(),
+            "{}: origins must be unique",
+            f.display()
+        );
         total += stats.packets;
     }
     assert!(total > 10_000, "{total}");
@@ -80,10 +85,16 @@ fn dns_queries_and_answers_from_a_real_capture() {
     let answers = of_type(&events, "dns_answer");
     let queries = of_type(&events, "dns_query");
     assert!(!queries.is_empty() && !answers.is_empty(), "{events:#?}");
-    assert!(queries.iter().any(|e| e.get("query_type") == Some("TXT") && e.get("query") == Some("google.com")), "{queries:#?}");
+    assert!(
+        queries
+            .iter()
+            .any(|e| e.get("query_type") == Some("TXT") && e.get("query") == Some("google.com")),
+        "{queries:#?}"
+    );
     assert_eq!(queries[0].get("dst_port"), Some("53"));
     // DNS over TCP (2-byte length prefix).
-    let (events, _) = events_of(&corpus().join("suricata-verify/dns/dns-tcp-www-google-com/dns.pcap"));
+    let (events, _) =
+        events_of(&corpus().join("suricata-verify/dns/dns-tcp-www-google-com/dns.pcap"));
     let q = of_type(&events, "dns_query");
     assert_eq!(q[0].get("query"), Some("www.google.com"));
     assert_eq!(q[0].get("proto"), Some("tcp"));
@@ -93,14 +104,22 @@ fn dns_queries_and_answers_from_a_real_capture() {
 
 #[test]
 fn http_requests_from_a_real_capture() {
-    let (events, _) = events_of(&corpus().join("zeek-traces/http/1000-requests-one-dropped-response.pcap"));
+    let (events, _) =
+        events_of(&corpus().join("zeek-traces/http/1000-requests-one-dropped-response.pcap"));
     let http = of_type(&events, "http_request");
     assert_eq!(http.len(), 1000);
-    assert!(http.iter().all(|e| e.get("http_method").is_some() && e.get("uri").is_some()));
+    assert!(
+        http.iter()
+            .all(|e| e.get("http_method").is_some() && e.get("uri").is_some())
+    );
     let (events, _) = events_of(&corpus().join("zeek-traces/http/cooper-grill-dvwa.pcapng"));
     let http = of_type(&events, "http_request");
     assert!(!http.is_empty());
-    assert!(http.iter().any(|e| e.get("user_agent").is_some() && e.get("http_host").is_some()), "{http:#?}");
+    assert!(
+        http.iter()
+            .any(|e| e.get("user_agent").is_some() && e.get("http_host").is_some()),
+        "{http:#?}"
+    );
 }
 
 #[test]
@@ -108,7 +127,12 @@ fn tls_sni_and_flows_from_real_captures() {
     let (events, _) = events_of(&corpus().join("zeek-traces/tls/heartbleed.pcap"));
     let hello = of_type(&events, "tls_client_hello");
     assert_eq!(hello.len(), 1, "{events:#?}");
-    assert!(hello[0].get("tls_version").is_some_and(|v| v.starts_with("TLS")), "{hello:#?}");
+    assert!(
+        hello[0]
+            .get("tls_version")
+            .is_some_and(|v| v.starts_with("TLS")),
+        "{hello:#?}"
+    );
     // An SSLv2-format hello (no SNI possible) is not mistaken for one.
     let (events, _) = events_of(&corpus().join("suricata-verify/tls/tls-glupteba/input.pcap"));
     assert!(of_type(&events, "tls_client_hello").is_empty());
@@ -117,7 +141,11 @@ fn tls_sni_and_flows_from_real_captures() {
     let ends = of_type(&events, "flow_end");
     assert!(!attempts.is_empty());
     assert!(attempts.iter().all(|e| e.get("dst_port") == Some("22")));
-    assert!(ends.iter().any(|e| e.get("conn_state") == Some("SF") || e.get("conn_state") == Some("RSTO")), "{ends:#?}");
+    assert!(
+        ends.iter()
+            .any(|e| e.get("conn_state") == Some("SF") || e.get("conn_state") == Some("RSTO")),
+        "{ends:#?}"
+    );
 }
 
 #[test]
@@ -125,10 +153,16 @@ fn pcap_and_pcapng_timestamps_are_the_files_own() {
     let (events, _) = events_of(&corpus().join("zeek-traces/http/cooper-grill-dvwa.pcapng"));
     let first = events.iter().map(|e| e.time).min().unwrap();
     // A 2010s capture, not 1970 nor a thousand-fold error.
-    assert!((2010..2030).contains(&first.format("%Y").to_string().parse::<i32>().unwrap()), "{first}");
+    assert!(
+        (2010..2030).contains(&first.format("%Y").to_string().parse::<i32>().unwrap()),
+        "{first}"
+    );
     let (events, _) = events_of(&corpus().join("zeek-traces/ssh/sshguess.pcap"));
     let first = events.iter().map(|e| e.time).min().unwrap();
-    assert!((2000..2030).contains(&first.format("%Y").to_string().parse::<i32>().unwrap()), "{first}");
+    assert!(
+        (2000..2030).contains(&first.format("%Y").to_string().parse::<i32>().unwrap()),
+        "{first}"
+    );
 }
 
 /// xorshift64*: a fixed-seed generator, so a failure is reproducible.
@@ -159,9 +193,21 @@ fn mutated_packets_never_panic() {
     }
     frames.push((LinkType::Ethernet, packet::tests_support::syn()));
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let mut d = NetDecoder::new("h", "fuzz", FlowConfig { max_flows: 500, ..FlowConfig::default() });
+    let mut d = NetDecoder::new(
+        "h",
+        "fuzz",
+        FlowConfig {
+            max_flows: 500,
+            ..FlowConfig::default()
+        },
+    );
     let mut out = Vec::new();
-    let links = [LinkType::Ethernet, LinkType::Raw, LinkType::LinuxSll, LinkType::Null];
+    let links = [
+        LinkType::Ethernet,
+        LinkType::Raw,
+        LinkType::LinuxSll,
+        LinkType::Null,
+    ];
     for i in 0..20_000u64 {
         let (link, base) = &frames[rng.below(frames.len())];
         let mut f = base.clone();
@@ -188,7 +234,11 @@ fn mutated_packets_never_panic() {
                 f.extend((0..n).map(|_| rng.next() as u8));
             }
         }
-        let link = if rng.below(10) == 0 { links[rng.below(4)] } else { *link };
+        let link = if rng.below(10) == 0 {
+            links[rng.below(4)]
+        } else {
+            *link
+        };
         d.decode(t(1_700_000_000 + (i / 100) as i64), link, &f, i, &mut out);
         // Parsers alone too, on the whole frame as payload.
         let _ = dns::parse(&f);
