@@ -153,3 +153,47 @@ pub fn read_file(
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../rules/fixtures/network/port_scan_vertical/positive.pcap")
+    }
+
+    #[test]
+    fn reads_frames_with_their_timestamps() {
+        let mut times = Vec::new();
+        let stats = read_file(&fixture(), |ts, link, data| {
+            assert_eq!(link, LinkType::Ethernet);
+            assert!(data.len() >= 54);
+            times.push(ts);
+        })
+        .unwrap();
+        assert_eq!(stats.frames, 60);
+        assert_eq!(stats.damaged, None);
+        assert_eq!(times[0].as_secs(), 1_795_000_000);
+        assert_eq!(times[1].subsec_micros(), 1_000);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn a_cut_file_yields_the_frames_before_the_cut() {
+        let bytes = std::fs::read(fixture()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.pcap");
+        std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+        let stats = read_file(&cut, |_, _, _| {}).unwrap();
+        assert_eq!(stats.frames, 59);
+        assert!(stats.damaged.is_some());
+        // The id names the content, not the path.
+        let copy = dir.path().join("copy.pcap");
+        std::fs::write(&copy, &bytes).unwrap();
+        assert_eq!(source_id(&copy).unwrap(), source_id(&fixture()).unwrap());
+        assert_ne!(source_id(&cut).unwrap(), source_id(&copy).unwrap());
+        std::fs::write(&cut, b"xy").unwrap();
+        assert!(matches!(read_file(&cut, |_, _, _| {}), Err(PcapError::Format { .. })));
+    }
+}
