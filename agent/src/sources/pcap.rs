@@ -194,6 +194,9 @@ mod tests {
         assert_eq!(source_id(&copy).unwrap(), source_id(&fixture()).unwrap());
         assert_ne!(source_id(&cut).unwrap(), source_id(&copy).unwrap());
         std::fs::write(&cut, b"xy").unwrap();
-        assert!(matches!(read_file(&cut, |_, _, _| {}), Err(PcapError::Format { .. })));
+        assert!(matches!(
+            read_file(&cut, |_, _, _| {}),
+            Err(PcapError::Format { .. })
+        ));
     }
 }

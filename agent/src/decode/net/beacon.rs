@@ -40,7 +40,7 @@ pub struct Beacon {
 /// Flow start times per pair.
 #[derive(Debug, Default)]
 pub struct Beacons {
-    pairs: HashMap<(IpAddr, IpAddr, u16, Proto), VecDeque<i64>>,
+    pairs: HashMap<(IpAddr, IpAddr, u16, Proto), VecDeque<i64>, foldhash::fast::RandomState>,
     /// Times the table was cleared because it was full.
     pub cleared: u64,
 }

@@ -11,7 +11,6 @@
 //! capture ends the same flows as live capture did.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use super::packet::{Packet, Proto, tcp};
@@ -167,7 +166,9 @@ pub struct Update {
 #[derive(Debug)]
 pub struct FlowTable {
     config: FlowConfig,
-    flows: HashMap<FlowKey, Flow>,
+    /// Keyed by the ordered 5-tuple (both directions); a keyed fast hash,
+    /// since flow keys are chosen by whoever sends packets.
+    flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
     next_sweep_us: i64,
     /// Flows ended early because the table was full.
     pub evicted: u64,
@@ -181,7 +182,10 @@ impl FlowTable {
     pub fn new(config: FlowConfig) -> Self {
         FlowTable {
             config,
-            flows: HashMap::with_capacity(config.max_flows.min(4096)),
+            flows: HashMap::with_capacity_and_hasher(
+                config.max_flows.min(4096),
+                foldhash::fast::RandomState::default(),
+            ),
             next_sweep_us: i64::MIN,
             evicted: 0,
         }
@@ -197,14 +201,6 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    fn timeout(&self, f: &Flow) -> i64 {
-        match f.key.proto {
-            Proto::Tcp if f.closed() => self.config.closed_timeout,
-            Proto::Tcp => self.config.tcp_timeout,
-            _ => self.config.udp_timeout,
-        }
-    }
-
     /// Accounts one packet seen at `ts_us` (its `index` in its source).
     /// Flows that end meanwhile are appended to `ended`.
     pub fn packet(
@@ -218,63 +214,65 @@ impl FlowTable {
             self.expire(ts_us, ended);
             self.next_sweep_us = ts_us.saturating_add(SWEEP_EVERY_US);
         }
+        // ICMP: type/code are not a conversation; one flow per address pair.
+        let (sp, dp) = if matches!(p.proto, Proto::Icmp | Proto::Icmpv6) {
+            (0, 0)
+        } else {
+            (p.src_port, p.dst_port)
+        };
         let fwd = FlowKey {
             src: p.src,
             dst: p.dst,
-            src_port: p.src_port,
-            dst_port: p.dst_port,
+            src_port: sp,
+            dst_port: dp,
             proto: p.proto,
         };
-        // ICMP: type/code are not a conversation; one flow per address pair.
-        let fwd = if matches!(p.proto, Proto::Icmp | Proto::Icmpv6) {
-            FlowKey {
-                src_port: 0,
-                dst_port: 0,
-                ..fwd
-            }
-        } else {
+        // Both directions share one entry under the ordered 5-tuple: one
+        // hash lookup per packet.
+        let canon = if (fwd.src, fwd.src_port) <= (fwd.dst, fwd.dst_port) {
             fwd
-        };
-        let (key, dir) = if self.flows.contains_key(&fwd) {
-            (fwd, 0)
-        } else if self.flows.contains_key(&fwd.reversed()) {
-            (fwd.reversed(), 1)
         } else {
-            (fwd, 0)
+            fwd.reversed()
         };
-        // A SYN on a closed TCP flow starts a new one.
         let is_syn = p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN;
-        if is_syn
-            && let Entry::Occupied(e) = self.flows.entry(key)
-            && e.get().closed()
-        {
-            ended.push((e.remove(), EndReason::Reused));
+        if let Some(flow) = self.flows.get_mut(&canon) {
+            if !(is_syn && flow.closed()) {
+                let dir = usize::from(!(flow.key.src == p.src && flow.key.src_port == sp));
+                flow.last_us = flow.last_us.max(ts_us);
+                flow.packets[dir] += 1;
+                flow.bytes[dir] += p.len as u64;
+                flow.flags[dir] |= p.tcp_flags;
+                return Update {
+                    new_flow: false,
+                    from_initiator: dir == 0,
+                    key: Some(flow.key),
+                };
+            }
+            // A SYN on a closed TCP flow starts a new one.
+            if let Some(old) = self.flows.remove(&canon) {
+                ended.push((old, EndReason::Reused));
+            }
         }
-        if !self.flows.contains_key(&key) && self.flows.len() >= self.config.max_flows {
+        if self.flows.len() >= self.config.max_flows {
             self.evict(ended);
         }
-        let mut update = Update {
-            key: Some(key),
-            from_initiator: dir == 0,
-            ..Update::default()
-        };
-        let flow = self.flows.entry(key).or_insert_with(|| {
-            update.new_flow = true;
+        self.flows.insert(
+            canon,
             Flow {
-                key,
+                key: fwd,
                 first_us: ts_us,
                 last_us: ts_us,
-                packets: [0; 2],
-                bytes: [0; 2],
-                flags: [0; 2],
+                packets: [1, 0],
+                bytes: [p.len as u64, 0],
+                flags: [p.tcp_flags, 0],
                 first_index: index,
-            }
-        });
-        flow.last_us = flow.last_us.max(ts_us);
-        flow.packets[dir] += 1;
-        flow.bytes[dir] += p.len as u64;
-        flow.flags[dir] |= p.tcp_flags;
-        update
+            },
+        );
+        Update {
+            new_flow: true,
+            from_initiator: true,
+            key: Some(fwd),
+        }
     }
 
     /// Ends flows idle past their timeout at `now_us`.
@@ -303,8 +301,8 @@ impl FlowTable {
     fn evict(&mut self, ended: &mut Vec<(Flow, EndReason)>) {
         let mut by_age: Vec<(i64, u64, FlowKey)> = self
             .flows
-            .values()
-            .map(|f| (f.last_us, f.first_index, f.key))
+            .iter()
+            .map(|(k, f)| (f.last_us, f.first_index, *k))
             .collect();
         let n = (by_age.len() / 10).max(1);
         by_age.select_nth_unstable_by_key(n - 1, |(t, i, _)| (*t, *i));
@@ -323,11 +321,6 @@ impl FlowTable {
         let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         all.sort_by_key(|f| f.first_index);
         ended.extend(all.into_iter().map(|f| (f, EndReason::EndOfCapture)));
-    }
-
-    /// The timeout that applies to a flow now.
-    pub fn timeout_of(&self, key: &FlowKey) -> Option<i64> {
-        self.flows.get(key).map(|f| self.timeout(f))
     }
 }
 
