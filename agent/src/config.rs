@@ -6,6 +6,8 @@
 //! [[logs]]
 //! path = "/var/log/auth.log"         # globs allowed
 //! format = "auto"
+//! [[net]]
+//! interface = "eth0"                 # live capture (needs CAP_NET_RAW)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -42,6 +44,17 @@ pub struct AgentConfig {
     /// Allow-lists: alerts they match are dropped and counted.
     #[serde(default)]
     pub suppress: Vec<Suppression>,
+    /// Network interfaces to capture on.
+    #[serde(default)]
+    pub net: Vec<NetInput>,
+}
+
+/// One `[[net]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetInput {
+    /// The interface name (`eth0`, `ens3`, ...).
+    pub interface: String,
 }
 
 /// One `[[logs]]` entry.
@@ -94,6 +107,15 @@ impl AgentConfig {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        for n in &cfg.net {
+            if n.interface.is_empty() || n.interface.len() > 15 || n.interface.contains(['/', ' '])
+            {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: format!("net.interface '{}' is not an interface name", n.interface),
+                });
+            }
+        }
         for l in &cfg.logs {
             glob::Pattern::new(&l.path).map_err(|e| ConfigError::Invalid {
                 path: path.to_owned(),
@@ -141,10 +163,13 @@ rules = "/etc/ward/rules"
 [[logs]]
 path = "/var/log/auth.log"
 format = "auto"
+[[net]]
+interface = "eth0"
 "#,
         )
         .unwrap();
         assert_eq!(cfg.logs.len(), 1);
+        assert_eq!(cfg.net[0].interface, "eth0");
         assert_eq!(cfg.logs[0].format, LogFormat::Auto);
         assert_eq!(cfg.poll_interval(), Duration::from_secs(1));
     }

@@ -57,6 +57,9 @@ enum Command {
         /// Format of the preceding --log (repeatable; default auto).
         #[arg(long = "format")]
         formats: Vec<LogFormat>,
+        /// A pcap or pcapng capture to read (repeatable).
+        #[arg(long = "pcap")]
+        pcaps: Vec<PathBuf>,
         /// Rules to use instead of the shipped pack.
         #[arg(long)]
         rules: Option<PathBuf>,
@@ -140,11 +143,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay {
             logs,
             formats,
+            pcaps,
             rules,
             host,
         } => {
-            if logs.is_empty() {
-                anyhow::bail!("nothing to replay: give at least one --log FILE");
+            if logs.is_empty() && pcaps.is_empty() {
+                anyhow::bail!("nothing to replay: give at least one --log FILE or --pcap FILE");
             }
             if formats.len() > logs.len() {
                 anyhow::bail!("more --format than --log arguments");
@@ -166,21 +170,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let host = host.unwrap_or_else(system_host_name);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let stats = ward_agent::replay::replay_logs(
+            let started = std::time::Instant::now();
+            let mut write = |alert: ward_agent::wire::Alert| {
+                serde_json::to_writer(&mut out, &alert)?;
+                out.write_all(b"\n")
+            };
+            let mut stats = ward_agent::replay::replay_logs(
                 &inputs,
                 &host,
                 &mut detector as &mut dyn Detector,
-                |alert| {
-                    serde_json::to_writer(&mut out, &alert)?;
-                    out.write_all(b"\n")
-                },
+                &mut write,
             )?;
+            let net = ward_agent::replay::replay_pcaps(
+                &pcaps,
+                &host,
+                &mut detector as &mut dyn Detector,
+                &mut write,
+            )?;
+            stats.add(&net);
             out.flush()?;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
             tracing::info!(
                 lines = stats.lines,
+                packets = stats.packets,
+                packets_skipped = stats.packets_skipped,
+                flows_evicted = stats.flows_evicted,
                 events = stats.events,
                 malformed = stats.malformed,
                 alerts = stats.alerts,
+                seconds = format!("{secs:.3}"),
+                packets_per_s = (stats.packets as f64 / secs) as u64,
+                mbit_per_s = format!("{:.1}", stats.packet_bytes as f64 * 8.0 / secs / 1e6),
                 "replay finished"
             );
             Ok(ExitCode::SUCCESS)

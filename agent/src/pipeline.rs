@@ -14,6 +14,7 @@ use crate::decode::{LineDecoder, LogFormat};
 use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions};
 use crate::event::Event;
 use crate::identity::Identity;
+use crate::sources::capture::{Capture, CaptureStats};
 use crate::sources::tail::{Chunk, Tailer};
 use crate::uplink::{Uplink, UplinkError};
 use crate::wire::{Alert, AlertBatch, Heartbeat, MAX_BATCH_ALERTS};
@@ -180,10 +181,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let _watcher = watch(&tailer, wake.clone());
 
     let stats = Arc::new(Stats::default());
+    let capture_stats = Arc::new(CaptureStats::default());
     let started = Instant::now();
     {
         let uplink = uplink.clone();
         let stats = stats.clone();
+        let capture_stats = capture_stats.clone();
         let interval = Duration::from_secs(config.heartbeat_interval_s.max(1));
         let rules_version = rules_version.clone();
         tokio::spawn(async move {
@@ -198,6 +201,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     alerts_total: stats.alerts.load(Ordering::Relaxed),
                     malformed_total: stats.malformed.load(Ordering::Relaxed),
                     suppressed_total: stats.suppressed.load(Ordering::Relaxed),
+                    packets_total: capture_stats.packets.load(Ordering::Relaxed),
+                    dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
                 };
                 if let Err(e) = uplink.heartbeat(&hb).await {
                     warn!(error = %e, "heartbeat failed");
@@ -208,7 +213,19 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     // Push sources (capture, file watching) send here; log files are polled.
     let (push_tx, mut push_rx) = mpsc::channel::<Pushed>(PUSH_QUEUE);
-    let _push_tx = push_tx;
+    let mut captures = Vec::new();
+    for n in &config.net {
+        captures.push(Capture::start(
+            &n.interface,
+            &host,
+            push_tx.clone(),
+            capture_stats.clone(),
+        )?);
+    }
+    drop(push_tx);
+    if !captures.is_empty() {
+        info!(interfaces = captures.len(), "live capture running");
+    }
 
     let mut decoders: HashMap<LogFormat, LineDecoder> = HashMap::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -251,6 +268,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         tokio::task::block_in_place(|| tailer.commit(&chunks))?;
     }
     info!("agent stopping");
+    let dropped = capture_stats.dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        warn!(
+            dropped,
+            "network events were dropped because detection fell behind"
+        );
+    }
+    drop(captures);
     Ok(())
 }
 

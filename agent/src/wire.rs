@@ -161,6 +161,12 @@ pub struct Heartbeat {
     /// Alerts dropped by allow-lists since start.
     #[serde(default)]
     pub suppressed_total: u64,
+    /// Frames captured on the configured interfaces since start.
+    #[serde(default)]
+    pub packets_total: u64,
+    /// Network events dropped since start because the engine fell behind.
+    #[serde(default)]
+    pub dropped_total: u64,
 }
 
 /// Request body of `POST /api/v1/agents/enroll`.

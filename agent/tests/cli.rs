@@ -121,3 +121,80 @@ fn replay_without_inputs_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--log"));
 }
+
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each stdout line is JSON"))
+        .collect()
+}
+
+#[test]
+fn replay_pcap_and_log_together_print_both_alerts_the_same_every_time() {
+    let fixtures = rules_root().join("fixtures");
+    let run = || {
+        let out = agent()
+            .args(["replay", "--host", "gw01", "--pcap"])
+            .arg(fixtures.join("network/http_attacks/positive.pcap"))
+            .arg("--log")
+            .arg(fixtures.join("linux/ssh_brute_force/positive.log"))
+            .arg("--pcap")
+            .arg(fixtures.join("network/port_scan_vertical/positive.pcap"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let out = run();
+    let alerts = json_lines(&out.stdout);
+    let titles: Vec<&str> = alerts.iter().filter_map(|a| a["title"].as_str()).collect();
+    for t in [
+        "SSH brute force",
+        "SQL injection in an HTTP request",
+        "Path traversal in an HTTP request",
+        "Webshell command in an HTTP request",
+        "Vertical port scan",
+    ] {
+        assert!(titles.contains(&t), "{t} missing from {titles:?}");
+    }
+    let web = alerts
+        .iter()
+        .find(|a| a["title"] == "Webshell command in an HTTP request")
+        .unwrap();
+    assert_eq!(web["severity"], "critical");
+    assert_eq!(web["entities"]["src_ip"], "192.0.2.45");
+    assert!(web["evidence"][0].as_str().unwrap().contains("cmd=whoami"));
+    assert!(web["time"].as_str().unwrap().starts_with("2026-11-18T"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("packets=84"), "{stderr}");
+    // Same input, same alert ids.
+    let again = json_lines(&run().stdout);
+    let ids = |v: &[serde_json::Value]| v.iter().map(|a| a["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&alerts), ids(&again));
+}
+
+#[test]
+fn replay_of_a_file_that_is_not_a_capture_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not.pcap");
+    std::fs::write(&bad, b"this is not a capture file at all").unwrap();
+    let out = agent()
+        .arg("replay")
+        .arg("--pcap")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a pcap or pcapng file"), "{stderr}");
+    let out = agent()
+        .args(["replay", "--pcap", "/nonexistent/x.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.pcap"));
+}

@@ -1,13 +1,14 @@
 //! Every shipped rule fires on its positive fixture (other rules may fire
-//! too: real attacks trip several) and stays quiet on its negative one: `rules/fixtures/<path>/{positive,negative}.log` for each
-//! `rules/sigma/<path>.yml`.
+//! too: real attacks trip several) and stays quiet on its negative one:
+//! `rules/fixtures/<path>/{positive,negative}.log` (log rules) or `.pcap`
+//! (network rules) for each `rules/sigma/<path>.yml`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ward_agent::decode::LogFormat;
 use ward_agent::engine::{RulePack, SigmaDetector};
-use ward_agent::replay::replay_logs;
+use ward_agent::replay::{replay_logs, replay_pcaps};
 
 fn rules_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules")
@@ -45,27 +46,55 @@ fn alerting_ids(file: &Path) -> BTreeSet<String> {
     ids
 }
 
-fn fired(pack: &RulePack, log: &Path) -> BTreeSet<String> {
+fn fired(pack: &RulePack, fixture: &Path) -> BTreeSet<String> {
     let mut detector = SigmaDetector::new(pack).unwrap();
     let mut fired = BTreeSet::new();
+    let collect = |a: ward_agent::wire::Alert| {
+        fired.insert(a.rule_id);
+        Ok(())
+    };
+    if fixture.extension().is_some_and(|e| e == "pcap") {
+        let stats = replay_pcaps(
+            &[fixture.to_owned()],
+            "fixture-host",
+            &mut detector,
+            collect,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
+        assert_eq!(
+            stats.packets_skipped,
+            0,
+            "{}: fixture packets must all decode",
+            fixture.display()
+        );
+        assert!(stats.packets > 0, "{} is empty", fixture.display());
+        return fired;
+    }
     let stats = replay_logs(
-        &[(log.to_owned(), LogFormat::Auto)],
+        &[(fixture.to_owned(), LogFormat::Auto)],
         "fixture-host",
         &mut detector,
-        |a| {
-            fired.insert(a.rule_id);
-            Ok(())
-        },
+        collect,
     )
-    .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    .unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
     assert_eq!(
         stats.malformed,
         0,
         "{}: fixture lines must all decode",
-        log.display()
+        fixture.display()
     );
-    assert!(stats.lines > 0, "{} is empty", log.display());
+    assert!(stats.lines > 0, "{} is empty", fixture.display());
     fired
+}
+
+/// `dir/kind.log`, or `dir/kind.pcap` when the rule's fixtures are captures.
+fn fixture(dir: &Path, kind: &str) -> PathBuf {
+    let pcap = dir.join(format!("{kind}.pcap"));
+    if pcap.exists() {
+        pcap
+    } else {
+        dir.join(format!("{kind}.log"))
+    }
 }
 
 #[test]
@@ -75,7 +104,7 @@ fn every_rule_fires_on_its_positive_fixture_and_not_on_its_negative() {
     let mut files = Vec::new();
     rule_files(&root.join("sigma"), &mut files);
     assert!(
-        files.len() >= 4,
+        files.len() >= 12,
         "expected the shipped rules, found {files:?}"
     );
     for file in files {
@@ -85,14 +114,14 @@ fn every_rule_fires_on_its_positive_fixture_and_not_on_its_negative() {
             .with_extension("");
         let fixtures = root.join("fixtures").join(&rel);
         let ids = alerting_ids(&file);
-        let pos = fired(&pack, &fixtures.join("positive.log"));
+        let pos = fired(&pack, &fixture(&fixtures, "positive"));
         let missing: Vec<_> = ids.difference(&pos).collect();
         assert!(
             missing.is_empty(),
             "{}: positive fixture did not fire {missing:?} (fired {pos:?})",
             file.display()
         );
-        let neg = fired(&pack, &fixtures.join("negative.log"));
+        let neg = fired(&pack, &fixture(&fixtures, "negative"));
         let wrong: Vec<_> = neg.intersection(&ids).collect();
         assert!(
             wrong.is_empty(),

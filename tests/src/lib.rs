@@ -143,12 +143,32 @@ pub struct Server {
     pub admin_token: String,
     /// The data dir.
     pub data: PathBuf,
+    /// The network namespace it runs in (`ward` runs there too), if any.
+    pub netns: Option<String>,
+}
+
+/// A command for `program`, run inside network namespace `netns` when given.
+pub fn command_in(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 impl Server {
     /// Starts `ward-server serve` on a free loopback port.
     pub fn start(data: &Path) -> Server {
-        let mut cmd = Command::new(bin("ward-server"));
+        Server::start_in(data, None)
+    }
+
+    /// Starts `ward-server serve` on a free loopback port of network
+    /// namespace `netns` (the root namespace when `None`).
+    pub fn start_in(data: &Path, netns: Option<&str>) -> Server {
+        let mut cmd = command_in(netns, &bin("ward-server"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .env("WARD_LOG", "info,sqlx=warn");
@@ -169,12 +189,13 @@ impl Server {
             url,
             admin_token,
             data: data.to_owned(),
+            netns: netns.map(str::to_owned),
         }
     }
 
     /// Runs `ward ARGS` as the admin.
     pub fn ward(&self, args: &[&str]) -> Output {
-        Command::new(bin("ward"))
+        command_in(self.netns.as_deref(), &bin("ward"))
             .args(args)
             .env("WARD_SERVER", &self.url)
             .env("WARD_TOKEN", &self.admin_token)
@@ -229,5 +250,107 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         }
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two network namespaces made by a test, joined by a veth pair:
+/// `inside` (10.77.0.1/24 on `inside_if`) and `outside` (10.77.0.2/24).
+/// Only these namespaces carry the test's traffic. Both are deleted on drop,
+/// also when the test fails.
+pub struct NetnsPair {
+    /// The namespace the agent runs in.
+    pub inside: String,
+    /// The namespace traffic comes from.
+    pub outside: String,
+    /// The veth end inside `inside`.
+    pub inside_if: String,
+}
+
+impl NetnsPair {
+    /// Address of the inside end.
+    pub const INSIDE_IP: &'static str = "10.77.0.1";
+    /// Address of the outside end.
+    pub const OUTSIDE_IP: &'static str = "10.77.0.2";
+
+    /// Creates the namespaces and the veth pair; an error names the failing
+    /// `ip` command (needs root and iproute2).
+    pub fn create() -> Result<NetnsPair, String> {
+        let id = std::process::id();
+        let pair = NetnsPair {
+            inside: format!("ward-test-{id}-in"),
+            outside: format!("ward-test-{id}-out"),
+            inside_if: format!("wv{id}i"),
+        };
+        let outside_if = format!("wv{id}o");
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", &pair.inside],
+            vec!["netns", "add", &pair.outside],
+            vec![
+                "link",
+                "add",
+                &pair.inside_if,
+                "netns",
+                &pair.inside,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &outside_if,
+                "netns",
+                &pair.outside,
+            ],
+            vec![
+                "-n",
+                &pair.inside,
+                "addr",
+                "add",
+                "10.77.0.1/24",
+                "dev",
+                &pair.inside_if,
+            ],
+            vec![
+                "-n",
+                &pair.outside,
+                "addr",
+                "add",
+                "10.77.0.2/24",
+                "dev",
+                &outside_if,
+            ],
+            vec!["-n", &pair.inside, "link", "set", &pair.inside_if, "up"],
+            vec!["-n", &pair.outside, "link", "set", &outside_if, "up"],
+            vec!["-n", &pair.inside, "link", "set", "lo", "up"],
+            vec!["-n", &pair.outside, "link", "set", "lo", "up"],
+        ];
+        for args in steps {
+            let out = Command::new("ip")
+                .args(&args)
+                .output()
+                .map_err(|e| format!("cannot run ip (install iproute2): {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ip {} failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(pair)
+    }
+
+    /// Runs a bash script inside `outside`; returns its output.
+    pub fn from_outside(&self, script: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.outside, "bash", "-c", script])
+            .output()
+            .expect("running bash in the outside namespace")
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for ns in [&self.inside, &self.outside] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
     }
 }

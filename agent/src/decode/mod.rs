@@ -7,6 +7,7 @@
 mod access;
 mod auth;
 mod json;
+pub mod net;
 mod syslog;
 
 use std::fmt;
@@ -80,6 +81,83 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     ("sc-bytes", "response size"),
     ("cs-referer", "Referer header"),
     ("c-useragent", "User-Agent header"),
+    // network (decode::net): every network event
+    (
+        "event_type",
+        "network event kind: conn_attempt, flow_end, dns_query, dns_answer, http_request, tls_client_hello, beacon",
+    ),
+    ("proto", "transport protocol: tcp, udp, icmp, icmpv6, ip-N"),
+    ("dst_ip", "destination (responder) address"),
+    ("dst_port", "destination (responder) port; ICMP code"),
+    (
+        "tcp_flags",
+        "TCP flags of the packet (conn_attempt) or of the whole flow (flow_end), e.g. S, SA, SAFP",
+    ),
+    // flows
+    (
+        "conn_state",
+        "Zeek-style TCP state at flow end: S0, REJ, S1, SF, SH, RSTO, RSTR, RSTOS0, OTH",
+    ),
+    (
+        "end_reason",
+        "why a flow ended: timeout, reused, evicted, end_of_capture",
+    ),
+    ("packets", "packets of the flow, both directions"),
+    ("bytes", "captured bytes of the flow, both directions"),
+    (
+        "duration_s",
+        "seconds from the flow's first to its last packet",
+    ),
+    // DNS
+    ("query", "DNS question name, lower-case, no final dot"),
+    (
+        "query_type",
+        "DNS question type: A, AAAA, TXT, MX, ANY, TYPEn ...",
+    ),
+    ("query_length", "length of the query name in bytes"),
+    ("query_longest_label", "length of the query's longest label"),
+    (
+        "query_entropy",
+        "Shannon entropy (bits/byte) of the query's longest label",
+    ),
+    (
+        "dns_rcode",
+        "DNS response code (0 NOERROR, 3 NXDOMAIN, ...)",
+    ),
+    ("answers", "A, AAAA and CNAME answers, comma-separated"),
+    // HTTP
+    ("http_method", "HTTP request method"),
+    ("uri", "HTTP request target as sent"),
+    ("uri_decoded", "HTTP request target, percent-decoded once"),
+    ("http_version", "HTTP version of the request line"),
+    ("http_host", "HTTP Host header, lower-case, without port"),
+    ("user_agent", "HTTP User-Agent header"),
+    // TLS
+    ("sni", "server name of a TLS ClientHello, lower-case"),
+    (
+        "tls_version",
+        "legacy version of a TLS ClientHello: TLS 1.0 ... TLS 1.2",
+    ),
+    // beaconing
+    ("beacon_count", "connections in a regular series"),
+    ("beacon_interval_s", "mean seconds between them"),
+    (
+        "beacon_jitter",
+        "standard deviation / mean of the intervals",
+    ),
+    // indicator lists (engine::ioc), added before rules judge an event
+    (
+        "ioc_list",
+        "name of the rule pack's indicator list that matched (ioc/<name>.txt)",
+    ),
+    (
+        "ioc_field",
+        "the field whose value is listed: dst_ip, src_ip, query, sni, http_host",
+    ),
+    (
+        "ioc_value",
+        "the listed indicator: address, CIDR block or domain",
+    ),
 ];
 
 /// Longest line a decoder accepts, in bytes. Longer lines are counted and skipped.

@@ -3,6 +3,7 @@
 //!
 //! The engine knows events and rules, never sources or the network.
 
+mod ioc;
 mod pack;
 mod sigma;
 mod suppress;
@@ -10,7 +11,8 @@ mod suppress;
 use crate::event::Event;
 use crate::wire::Alert;
 
-pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_PACK};
+pub use ioc::{IOC_FIELDS, IocSet};
+pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_IOC, SHIPPED_PACK};
 pub use sigma::SigmaDetector;
 pub use suppress::{Suppression, Suppressions};
 

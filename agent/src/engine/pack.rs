@@ -12,11 +12,15 @@ use rsigma_parser::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::ioc::IocSet;
 use crate::decode::KNOWN_FIELDS;
 use crate::event::FIELD_ALIASES;
 
 /// The rule pack shipped inside the binary (`rules/sigma/` at build time).
 pub static SHIPPED_PACK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../rules/sigma");
+
+/// The indicator lists shipped inside the binary (`rules/ioc/` at build time).
+pub static SHIPPED_IOC: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../rules/ioc");
 
 /// Largest rule file accepted, in bytes.
 pub const MAX_RULE_FILE_BYTES: usize = 1024 * 1024;
@@ -63,6 +67,8 @@ pub struct RuleSource {
 pub struct RulePack {
     /// Parsed rules, one collection per file.
     pub collections: Vec<(String, SigmaCollection)>,
+    /// Indicator lists (`ioc/*.txt` beside `sigma/`).
+    pub iocs: IocSet,
     /// Identity of the pack: a hash of every file's name and text.
     pub version: String,
 }
@@ -72,7 +78,42 @@ impl RulePack {
     pub fn shipped() -> Result<RulePack, Vec<Diagnostic>> {
         let mut sources = Vec::new();
         collect_embedded(&SHIPPED_PACK, &mut sources);
-        RulePack::from_sources(sources)
+        let iocs = SHIPPED_IOC
+            .files()
+            .filter(|f| f.path().extension().and_then(|e| e.to_str()) == Some("txt"))
+            .filter_map(|f| {
+                Some(RuleSource {
+                    name: format!("shipped:ioc/{}", f.path().display()),
+                    text: f.contents_utf8()?.to_string(),
+                })
+            })
+            .collect();
+        RulePack::from_sources(sources)?.with_iocs(iocs)
+    }
+
+    /// Adds indicator lists (`name` ending in `<list>.txt`) to the pack.
+    pub fn with_iocs(mut self, mut lists: Vec<RuleSource>) -> Result<RulePack, Vec<Diagnostic>> {
+        lists.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut diags = Vec::new();
+        let mut hasher = Sha256::new();
+        hasher.update(self.version.as_bytes());
+        for src in &lists {
+            hasher.update(src.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(src.text.as_bytes());
+            hasher.update([0]);
+            let list = Path::new(&src.name)
+                .file_stem()
+                .map_or_else(|| src.name.clone(), |s| s.to_string_lossy().into_owned());
+            self.iocs.add_list(&src.name, &list, &src.text, &mut diags);
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        if !lists.is_empty() {
+            self.version = hex::encode(&hasher.finalize()[..8]);
+        }
+        Ok(self)
     }
 
     /// Loads rule files and directories. A directory holding a `sigma/`
@@ -81,8 +122,10 @@ impl RulePack {
     pub fn load(paths: &[PathBuf]) -> Result<RulePack, Vec<Diagnostic>> {
         let mut sources = Vec::new();
         let mut diags = Vec::new();
+        let mut iocs = Vec::new();
         for p in paths {
             let root = if p.join("sigma").is_dir() {
+                collect_iocs(&p.join("ioc"), &mut iocs, &mut diags);
                 p.join("sigma")
             } else {
                 p.clone()
@@ -105,7 +148,7 @@ impl RulePack {
                 message: "no rule files (*.yml, *.yaml) found".into(),
             }]);
         }
-        RulePack::from_sources(sources)
+        RulePack::from_sources(sources)?.with_iocs(iocs)
     }
 
     /// Parses and checks rule texts. Every problem of every rule is
@@ -161,6 +204,7 @@ impl RulePack {
         }
         Ok(RulePack {
             collections,
+            iocs: IocSet::default(),
             version: hex::encode(&hasher.finalize()[..8]),
         })
     }
@@ -189,6 +233,21 @@ fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<RuleSource>) {
     }
     for d in dir.dirs() {
         collect_embedded(d, out);
+    }
+}
+
+/// The `*.txt` indicator lists of a pack's `ioc/` directory, if it has one.
+fn collect_iocs(dir: &Path, out: &mut Vec<RuleSource>, diags: &mut Vec<Diagnostic>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("txt"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        collect_files(&p, out, diags);
     }
 }
 

@@ -9,7 +9,7 @@ use rsigma_eval::{
 use rsigma_parser::{Level, LogSource};
 use sha2::{Digest, Sha256};
 
-use super::{Detector, RulePack};
+use super::{Detector, IocSet, RulePack};
 use crate::event::{Event, EventKind};
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 
@@ -18,7 +18,12 @@ use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 const ENTITY_FIELDS: &[(&str, &[&str])] = &[
     ("src_ip", &["src_ip", "c-ip"]),
     ("dst_ip", &["dst_ip"]),
+    ("dst_port", &["dst_port"]),
     ("domain", &["domain", "cs-host"]),
+    ("query", &["query"]),
+    ("sni", &["sni"]),
+    ("http_host", &["http_host"]),
+    ("ioc_value", &["ioc_value"]),
     ("user", &["user", "cs-username"]),
     ("target_user", &["target_user"]),
     ("uri", &["uri", "c-uri"]),
@@ -44,6 +49,8 @@ pub struct SigmaDetector {
     /// Ids of rules that only feed correlations (`generate: false`): their
     /// matches are not alerts.
     building_blocks: HashSet<String>,
+    /// The pack's indicator lists, looked up before each event is judged.
+    iocs: IocSet,
     /// Raw lines of recent building-block matches by origin, so a
     /// correlation alert can show the lines that made it.
     evidence: EvidenceCache,
@@ -142,6 +149,7 @@ impl SigmaDetector {
             rules: pack.rule_count(),
             building_blocks,
             evidence: EvidenceCache::default(),
+            iocs: pack.iocs.clone(),
         })
     }
 
@@ -239,6 +247,8 @@ pub fn alert_id(host: &str, origin: &str, rule_id: &str) -> String {
 
 impl Detector for SigmaDetector {
     fn process(&mut self, event: &Event) -> Vec<Alert> {
+        let enriched = self.iocs.enrich(event);
+        let event = enriched.as_ref().unwrap_or(event);
         let ts = event.time.timestamp();
         let results = match logsource_of(event.kind) {
             Some(ls) => {

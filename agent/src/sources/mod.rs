@@ -1,6 +1,9 @@
-//! Sources of events. Today: log files ([`tail`]).
+//! Sources of events: log files ([`tail`]), capture files ([`pcap`]) and
+//! live capture ([`capture`]).
 
+pub mod capture;
 pub mod checkpoint;
+pub mod pcap;
 pub mod tail;
 
 use std::path::Path;

@@ -1,0 +1,415 @@
+//! The flow table: one entry per 5-tuple, both directions together.
+//!
+//! A flow's initiator is the sender of its first packet seen. Flows end on
+//! an idle timeout (TCP [`FlowConfig::tcp_timeout`], closed TCP
+//! [`FlowConfig::closed_timeout`], UDP and others
+//! [`FlowConfig::udp_timeout`]), when a closed TCP flow's 5-tuple opens
+//! again, at the end of a capture, or by eviction: the table holds at most
+//! [`FlowConfig::max_flows`] flows, and when it is full the least recently
+//! seen tenth is ended early and counted in [`FlowTable::evicted`].
+//! Time is packet time in microseconds, never the wall clock, so a replayed
+//! capture ends the same flows as live capture did.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::packet::{Packet, Proto, tcp};
+
+/// Limits and timeouts of a [`FlowTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Idle time after which an open TCP flow ends, in µs.
+    pub tcp_timeout: i64,
+    /// Idle time after which a TCP flow that saw FIN or RST ends, in µs.
+    pub closed_timeout: i64,
+    /// Idle time after which a UDP, ICMP or other flow ends, in µs.
+    pub udp_timeout: i64,
+    /// Most flows held at once.
+    pub max_flows: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            tcp_timeout: 300_000_000,
+            closed_timeout: 5_000_000,
+            udp_timeout: 60_000_000,
+            max_flows: 100_000,
+        }
+    }
+}
+
+/// The 5-tuple of a flow, as seen from its initiator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Initiator address.
+    pub src: IpAddr,
+    /// Responder address.
+    pub dst: IpAddr,
+    /// Initiator port.
+    pub src_port: u16,
+    /// Responder port.
+    pub dst_port: u16,
+    /// Transport protocol.
+    pub proto: Proto,
+}
+
+impl FlowKey {
+    fn reversed(self) -> FlowKey {
+        FlowKey {
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            proto: self.proto,
+        }
+    }
+}
+
+/// Why a flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Idle longer than its timeout.
+    Timeout,
+    /// The 5-tuple opened again after the flow closed.
+    Reused,
+    /// Evicted because the table was full.
+    Evicted,
+    /// The capture ended.
+    EndOfCapture,
+}
+
+impl EndReason {
+    /// As rules see it in `end_reason`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Timeout => "timeout",
+            EndReason::Reused => "reused",
+            EndReason::Evicted => "evicted",
+            EndReason::EndOfCapture => "end_of_capture",
+        }
+    }
+}
+
+/// One flow's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// The flow's 5-tuple from its initiator.
+    pub key: FlowKey,
+    /// First packet time, µs since the epoch.
+    pub first_us: i64,
+    /// Last packet time, µs since the epoch.
+    pub last_us: i64,
+    /// Packets from the initiator / from the responder.
+    pub packets: [u64; 2],
+    /// Captured bytes from the initiator / from the responder.
+    pub bytes: [u64; 2],
+    /// TCP flags seen from the initiator / from the responder (ORed).
+    pub flags: [u8; 2],
+    /// Index (in its source) of the flow's first packet; names its events.
+    pub first_index: u64,
+}
+
+impl Flow {
+    fn closed(&self) -> bool {
+        let all = self.flags[0] | self.flags[1];
+        all & tcp::RST != 0 || (self.flags[0] & tcp::FIN != 0 && self.flags[1] & tcp::FIN != 0)
+    }
+
+    /// Zeek-style connection state: `S0` (SYN, no reply), `REJ` (SYN
+    /// answered by RST), `S1` (established, not closed), `SF` (closed
+    /// normally), `RSTO`/`RSTR` (reset by initiator/responder), `SH` (SYN
+    /// then FIN, no reply), `OTH` (no SYN seen; also every non-TCP flow).
+    pub fn conn_state(&self) -> &'static str {
+        if self.key.proto != Proto::Tcp {
+            return "OTH";
+        }
+        let [o, r] = self.flags;
+        let syn = o & tcp::SYN != 0;
+        let synack = r & tcp::SYN != 0 && r & tcp::ACK != 0;
+        if !syn {
+            "OTH"
+        } else if !synack {
+            if r & tcp::RST != 0 {
+                "REJ"
+            } else if o & tcp::FIN != 0 {
+                "SH"
+            } else if o & tcp::RST != 0 {
+                "RSTOS0"
+            } else {
+                "S0"
+            }
+        } else if o & tcp::RST != 0 {
+            "RSTO"
+        } else if r & tcp::RST != 0 {
+            "RSTR"
+        } else if o & tcp::FIN != 0 && r & tcp::FIN != 0 {
+            "SF"
+        } else {
+            "S1"
+        }
+    }
+}
+
+/// What a packet did to the table.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// The packet opened a new flow.
+    pub new_flow: bool,
+    /// The packet was sent by the flow's initiator.
+    pub from_initiator: bool,
+    /// The flow's key.
+    pub key: Option<FlowKey>,
+}
+
+/// Flows by 5-tuple, with timeouts and a hard cap.
+#[derive(Debug)]
+pub struct FlowTable {
+    config: FlowConfig,
+    /// Keyed by the ordered 5-tuple (both directions); a keyed fast hash,
+    /// since flow keys are chosen by whoever sends packets.
+    flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
+    next_sweep_us: i64,
+    /// Flows ended early because the table was full.
+    pub evicted: u64,
+}
+
+/// Packet time between two timeout sweeps, µs.
+const SWEEP_EVERY_US: i64 = 1_000_000;
+
+impl FlowTable {
+    /// An empty table.
+    pub fn new(config: FlowConfig) -> Self {
+        FlowTable {
+            config,
+            flows: HashMap::with_capacity_and_hasher(
+                config.max_flows.min(4096),
+                foldhash::fast::RandomState::default(),
+            ),
+            next_sweep_us: i64::MIN,
+            evicted: 0,
+        }
+    }
+
+    /// Flows held.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether no flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Accounts one packet seen at `ts_us` (its `index` in its source).
+    /// Flows that end meanwhile are appended to `ended`.
+    pub fn packet(
+        &mut self,
+        p: &Packet<'_>,
+        ts_us: i64,
+        index: u64,
+        ended: &mut Vec<(Flow, EndReason)>,
+    ) -> Update {
+        if ts_us >= self.next_sweep_us {
+            self.expire(ts_us, ended);
+            self.next_sweep_us = ts_us.saturating_add(SWEEP_EVERY_US);
+        }
+        // ICMP: type/code are not a conversation; one flow per address pair.
+        let (sp, dp) = if matches!(p.proto, Proto::Icmp | Proto::Icmpv6) {
+            (0, 0)
+        } else {
+            (p.src_port, p.dst_port)
+        };
+        let fwd = FlowKey {
+            src: p.src,
+            dst: p.dst,
+            src_port: sp,
+            dst_port: dp,
+            proto: p.proto,
+        };
+        // Both directions share one entry under the ordered 5-tuple: one
+        // hash lookup per packet.
+        let canon = if (fwd.src, fwd.src_port) <= (fwd.dst, fwd.dst_port) {
+            fwd
+        } else {
+            fwd.reversed()
+        };
+        let is_syn = p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN;
+        if let Some(flow) = self.flows.get_mut(&canon) {
+            if !(is_syn && flow.closed()) {
+                let dir = usize::from(!(flow.key.src == p.src && flow.key.src_port == sp));
+                flow.last_us = flow.last_us.max(ts_us);
+                flow.packets[dir] += 1;
+                flow.bytes[dir] += p.len as u64;
+                flow.flags[dir] |= p.tcp_flags;
+                return Update {
+                    new_flow: false,
+                    from_initiator: dir == 0,
+                    key: Some(flow.key),
+                };
+            }
+            // A SYN on a closed TCP flow starts a new one.
+            if let Some(old) = self.flows.remove(&canon) {
+                ended.push((old, EndReason::Reused));
+            }
+        }
+        if self.flows.len() >= self.config.max_flows {
+            self.evict(ended);
+        }
+        self.flows.insert(
+            canon,
+            Flow {
+                key: fwd,
+                first_us: ts_us,
+                last_us: ts_us,
+                packets: [1, 0],
+                bytes: [p.len as u64, 0],
+                flags: [p.tcp_flags, 0],
+                first_index: index,
+            },
+        );
+        Update {
+            new_flow: true,
+            from_initiator: true,
+            key: Some(fwd),
+        }
+    }
+
+    /// Ends flows idle past their timeout at `now_us`.
+    pub fn expire(&mut self, now_us: i64, ended: &mut Vec<(Flow, EndReason)>) {
+        let cfg = self.config;
+        let mut done = Vec::new();
+        for (k, f) in &self.flows {
+            let timeout = match f.key.proto {
+                Proto::Tcp if f.closed() => cfg.closed_timeout,
+                Proto::Tcp => cfg.tcp_timeout,
+                _ => cfg.udp_timeout,
+            };
+            if now_us.saturating_sub(f.last_us) > timeout {
+                done.push(*k);
+            }
+        }
+        done.sort_by_key(|k| self.flows[k].first_index);
+        for k in done {
+            if let Some(f) = self.flows.remove(&k) {
+                ended.push((f, EndReason::Timeout));
+            }
+        }
+    }
+
+    /// Ends the least recently seen tenth of the flows.
+    fn evict(&mut self, ended: &mut Vec<(Flow, EndReason)>) {
+        let mut by_age: Vec<(i64, u64, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.last_us, f.first_index, *k))
+            .collect();
+        let n = (by_age.len() / 10).max(1);
+        by_age.select_nth_unstable_by_key(n - 1, |(t, i, _)| (*t, *i));
+        by_age.truncate(n);
+        by_age.sort_by_key(|(t, i, _)| (*t, *i));
+        for (_, _, k) in by_age {
+            if let Some(f) = self.flows.remove(&k) {
+                self.evicted += 1;
+                ended.push((f, EndReason::Evicted));
+            }
+        }
+    }
+
+    /// Ends every flow (end of a capture), oldest first.
+    pub fn drain(&mut self, ended: &mut Vec<(Flow, EndReason)>) {
+        let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        all.sort_by_key(|f| f.first_index);
+        ended.extend(all.into_iter().map(|f| (f, EndReason::EndOfCapture)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn pkt(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, flags: u8) -> Packet<'static> {
+        Packet {
+            src: Ipv4Addr::from(src).into(),
+            dst: Ipv4Addr::from(dst).into(),
+            proto: Proto::Tcp,
+            src_port: sp,
+            dst_port: dp,
+            tcp_flags: flags,
+            payload: &[],
+            len: 60,
+            anomalies: 0,
+        }
+    }
+
+    const C: [u8; 4] = [10, 0, 0, 1];
+    const S: [u8; 4] = [10, 0, 0, 2];
+
+    #[test]
+    fn handshake_close_and_state() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        let u = t.packet(&pkt(C, 4000, S, 80, tcp::SYN), 0, 0, &mut ended);
+        assert!(u.new_flow && u.from_initiator);
+        let u = t.packet(&pkt(S, 80, C, 4000, tcp::SYN | tcp::ACK), 10, 1, &mut ended);
+        assert!(!u.new_flow && !u.from_initiator);
+        t.packet(&pkt(C, 4000, S, 80, tcp::FIN | tcp::ACK), 20, 2, &mut ended);
+        t.packet(&pkt(S, 80, C, 4000, tcp::FIN | tcp::ACK), 30, 3, &mut ended);
+        assert_eq!(t.len(), 1);
+        // Closed flows end after the short timeout.
+        t.packet(&pkt(C, 5000, S, 81, tcp::SYN), 10_000_000, 4, &mut ended);
+        assert_eq!(ended.len(), 1);
+        let (f, why) = &ended[0];
+        assert_eq!((f.conn_state(), *why), ("SF", EndReason::Timeout));
+        assert_eq!(f.packets, [2, 2]);
+        assert_eq!(f.bytes, [120, 120]);
+    }
+
+    #[test]
+    fn rejected_and_unanswered() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        t.packet(&pkt(C, 1, S, 22, tcp::SYN), 0, 0, &mut ended);
+        t.packet(&pkt(S, 22, C, 1, tcp::RST | tcp::ACK), 1, 1, &mut ended);
+        t.packet(&pkt(C, 2, S, 23, tcp::SYN), 2, 2, &mut ended);
+        t.drain(&mut ended);
+        let states: Vec<_> = ended.iter().map(|(f, _)| f.conn_state()).collect();
+        assert_eq!(states, ["REJ", "S0"]);
+    }
+
+    #[test]
+    fn cap_evicts_oldest_and_counts() {
+        let cfg = FlowConfig {
+            max_flows: 100,
+            ..FlowConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut ended = Vec::new();
+        for i in 0..1000u16 {
+            t.packet(
+                &pkt(C, i, S, 80, tcp::SYN),
+                i64::from(i),
+                u64::from(i),
+                &mut ended,
+            );
+            assert!(t.len() <= 100);
+        }
+        assert_eq!(t.evicted, 900);
+        assert!(ended.iter().all(|(_, r)| *r == EndReason::Evicted));
+        // The oldest went first.
+        assert_eq!(ended[0].0.key.src_port, 0);
+    }
+
+    #[test]
+    fn syn_after_close_starts_a_new_flow() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        t.packet(&pkt(C, 1, S, 22, tcp::SYN), 0, 0, &mut ended);
+        t.packet(&pkt(S, 22, C, 1, tcp::RST | tcp::ACK), 1, 1, &mut ended);
+        let u = t.packet(&pkt(C, 1, S, 22, tcp::SYN), 2, 2, &mut ended);
+        assert!(u.new_flow);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].1, EndReason::Reused);
+    }
+}

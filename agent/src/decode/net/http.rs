@@ -1,0 +1,176 @@
+//! HTTP/1.x requests: the request line, `Host` and `User-Agent`.
+//!
+//! Only the start of a client's TCP payload is read (no reassembly): a
+//! request whose head spans several segments yields what the first one
+//! holds. Limits: the request line and each header line at most
+//! [`MAX_LINE`] bytes, at most [`MAX_HEADERS`] header lines scanned.
+
+/// Longest request or header line read, in bytes.
+pub const MAX_LINE: usize = 8192;
+/// Most header lines scanned for Host and User-Agent.
+pub const MAX_HEADERS: usize = 64;
+
+/// Anomaly: the head did not end inside this segment.
+pub const INCOMPLETE_HEAD: u16 = 1;
+/// Anomaly: bytes that are not visible ASCII in the request target.
+pub const ODD_TARGET: u16 = 2;
+
+/// Methods recognised at the start of a payload.
+const METHODS: &[&str] = &[
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PROPFIND",
+];
+
+/// One HTTP request head.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The request target as sent.
+    pub uri: String,
+    /// `HTTP/1.1`, ...
+    pub version: String,
+    /// The `Host` header, lower-cased, port removed.
+    pub host: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// Anomaly flags.
+    pub anomalies: u16,
+}
+
+/// Whether a payload starts like an HTTP request (cheap; checked per packet).
+pub fn looks_like_request(p: &[u8]) -> bool {
+    METHODS
+        .iter()
+        .any(|m| p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' ')
+}
+
+fn line(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(i) => {
+            let l = &bytes[..i];
+            (l.strip_suffix(b"\r").unwrap_or(l), Some(&bytes[i + 1..]))
+        }
+        None => (bytes, None),
+    }
+}
+
+/// Parses a request head at the start of `payload`.
+pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
+    if !looks_like_request(payload) {
+        return None;
+    }
+    let (first, mut rest) = line(payload);
+    let first = &first[..first.len().min(MAX_LINE)];
+    let mut parts = first.splitn(3, |&b| b == b' ');
+    let method = parts.next()?;
+    let uri = parts.next()?;
+    let version = parts.next().unwrap_or(b"");
+    if uri.is_empty() {
+        return None;
+    }
+    let mut r = HttpRequest {
+        method: String::from_utf8_lossy(method).into_owned(),
+        uri: String::from_utf8_lossy(uri).into_owned(),
+        version: String::from_utf8_lossy(version).trim().to_string(),
+        ..HttpRequest::default()
+    };
+    if !uri.iter().all(|b| b.is_ascii_graphic()) {
+        r.anomalies |= ODD_TARGET;
+    }
+    let mut ended = false;
+    for _ in 0..MAX_HEADERS {
+        let Some(bytes) = rest else { break };
+        let (l, next) = line(bytes);
+        rest = next;
+        if l.is_empty() {
+            ended = next.is_some();
+            break;
+        }
+        let l = &l[..l.len().min(MAX_LINE)];
+        let Some(colon) = l.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = &l[..colon];
+        let value = String::from_utf8_lossy(&l[colon + 1..]).trim().to_string();
+        if name.eq_ignore_ascii_case(b"host") {
+            let host = value.to_ascii_lowercase();
+            let host = match host.rsplit_once(':') {
+                Some((h, port))
+                    if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+                {
+                    h.to_string()
+                }
+                _ => host,
+            };
+            r.host = Some(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            );
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            r.user_agent = Some(value);
+        }
+    }
+    if !ended {
+        r.anomalies |= INCOMPLETE_HEAD;
+    }
+    Some(r)
+}
+
+/// Percent-decodes once (`%2e%2e%2f` → `../`, `+` stays); invalid escapes stay as written.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_head() {
+        let r = parse(b"GET /index.php?id=1%27%20OR%201=1 HTTP/1.1\r\nHost: Portal.Example.gov.vn:8080\r\nUser-Agent: sqlmap/1.7\r\nAccept: */*\r\n\r\n").unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.uri, "/index.php?id=1%27%20OR%201=1");
+        assert_eq!(r.version, "HTTP/1.1");
+        assert_eq!(r.host.as_deref(), Some("portal.example.gov.vn"));
+        assert_eq!(r.user_agent.as_deref(), Some("sqlmap/1.7"));
+        assert_eq!(r.anomalies, 0);
+        assert_eq!(percent_decode(&r.uri), "/index.php?id=1' OR 1=1");
+    }
+
+    #[test]
+    fn partial_head_and_non_http() {
+        let r = parse(b"POST /shell.php HTTP/1.0\r\nHost: a").unwrap();
+        assert_eq!(r.host.as_deref(), Some("a"));
+        assert_ne!(r.anomalies & INCOMPLETE_HEAD, 0);
+        assert!(parse(b"\x16\x03\x01\x00").is_none());
+        assert!(parse(b"GET").is_none());
+        assert!(parse(b"GET  HTTP/1.1").is_none());
+        assert_eq!(percent_decode("%zz%2"), "%zz%2");
+        assert_eq!(percent_decode("..%2F..%2fetc"), "../../etc");
+    }
+}
