@@ -28,6 +28,7 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod files;
 pub mod identity;
 pub mod pipeline;
 pub mod replay;

@@ -5,12 +5,14 @@
 
 mod pack;
 mod sigma;
+pub mod yara;
 
 use crate::event::Event;
 use crate::wire::Alert;
 
 pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_PACK};
-pub use sigma::SigmaDetector;
+pub use sigma::{SigmaDetector, alert_id};
+pub use yara::{YaraRules, YaraScanner};
 
 /// Judges events against rules. Stateful (correlation windows), so one
 /// detector serves one stream of events in event-time order.
