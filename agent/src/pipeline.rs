@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::decode::{LineDecoder, LogFormat};
-use crate::engine::{Detector, RulePack, SigmaDetector};
+use crate::engine::{Detector, RulePack, SigmaDetector, YaraRules};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::tail::{Chunk, Tailer};
@@ -204,6 +204,25 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     // Push sources (capture, file watching) send here; log files are polled.
     let (push_tx, mut push_rx) = mpsc::channel::<Pushed>(PUSH_QUEUE);
+    let files_stop = Arc::new(AtomicBool::new(false));
+    let _files = if config.files.is_empty() {
+        None
+    } else {
+        let yara = load_yara_rules(&config)?;
+        info!(
+            yara_rules = yara.count,
+            yara_version = %yara.version,
+            roots = config.files.len(),
+            "watching files"
+        );
+        crate::files::watch::spawn(
+            &config,
+            host.clone(),
+            yara,
+            push_tx.clone(),
+            files_stop.clone(),
+        )?
+    };
     let _push_tx = push_tx;
 
     let mut decoders: HashMap<LogFormat, LineDecoder> = HashMap::new();
@@ -242,7 +261,38 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         tokio::task::block_in_place(|| tailer.commit(&chunks))?;
     }
     info!("agent stopping");
+    files_stop.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// The YARA rules for file watching: the `yara/` part of the configured
+/// rules dir when it has one, else the shipped rules. Rules yara-x rejects
+/// are logged and left out.
+pub fn load_yara_rules(config: &AgentConfig) -> anyhow::Result<YaraRules> {
+    let local = config.rules.as_ref().filter(|dir| {
+        dir.join("yara").is_dir()
+            || walkdir::WalkDir::new(dir)
+                .into_iter()
+                .filter_map(Result::ok)
+                .any(|e| {
+                    e.path()
+                        .extension()
+                        .and_then(|x| x.to_str())
+                        .is_some_and(|x| crate::engine::yara::YARA_EXTENSIONS.contains(&x))
+                })
+    });
+    let rules = match local {
+        Some(dir) => YaraRules::load(std::slice::from_ref(dir)),
+        None => YaraRules::shipped(),
+    }
+    .map_err(|diags| {
+        let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the YARA rules do not load:\n{}", list.join("\n"))
+    })?;
+    for d in &rules.skipped {
+        warn!("YARA rule left out: {d}");
+    }
+    Ok(rules)
 }
 
 fn watch(tailer: &Tailer, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {

@@ -33,7 +33,7 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     // authentication
     (
         "action",
-        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added",
+        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added; for files: created, modified, deleted",
     ),
     ("outcome", "success or failure"),
     ("user", "the acting or authenticating user"),
@@ -59,6 +59,24 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     ("home", "home directory of a new account"),
     ("shell", "login shell of a new account"),
     ("group", "name of a new group"),
+    // file integrity ([[files]] watching; `action` is created, modified or deleted)
+    ("path", "full path of a watched file"),
+    ("file_name", "the file's name without its directory"),
+    (
+        "extension",
+        "the file's extension, lowercase, without the dot",
+    ),
+    (
+        "sha256",
+        "SHA-256 of the file's content (absent when deleted)",
+    ),
+    (
+        "previous_sha256",
+        "SHA-256 the baseline had before the change",
+    ),
+    ("size", "size in bytes"),
+    ("owner", "the file's owner (user name, or uid)"),
+    ("watch_root", "the [[files]] path the file is under"),
 ];
 
 /// Longest line a decoder accepts, in bytes. Longer lines are counted and skipped.

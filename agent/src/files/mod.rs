@@ -8,7 +8,7 @@
 //! memory (no mmap, so a file truncated while scanned cannot SIGBUS).
 
 pub mod baseline;
-// pub mod watch;
+pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
