@@ -313,7 +313,8 @@ rule ward_php_dynamic_call_on_request : webshell php
         severity = "high"
         attack = "T1505.003"
     strings:
-        $a = /(\$[A-Za-z_]\w{0,30}|\]|\))\s*\(\s*(@\s*)?\$_(GET|POST|REQUEST|COOKIE)\s*\[/
+        // `$f(`, `$a['x'](` or `f(...)(` applied to request data; `(int) ($_GET` (a cast) is not a call.
+        $a = /(\$[A-Za-z_]\w{0,30}\s*|\]\s*|\))\(\s*(@\s*)?\$_(GET|POST|REQUEST|COOKIE)\s*\[/
         $b = /(eval|assert)\s*\(\s*\$[A-Za-z_]\w{0,20}\s*\(\s*\$[A-Za-z_]\w{0,20}\s*\)\s*\)/ nocase
         $c = /eval\s*\(\s*["'][^"']{0,10}["']\s*\.\s*\$[A-Za-z_]\w{0,20}\s*\)/ nocase
         $d = /\$\{\s*\$[A-Za-z_]\w{0,20}\s*\}\s*\[/
