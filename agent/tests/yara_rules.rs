@@ -40,7 +40,10 @@ fn scan(rules: &YaraRules, roots: &[PathBuf]) -> (BTreeMap<String, Vec<String>>,
         |e| panic!("walk error: {e}"),
     );
     assert_eq!(counters.skipped_total(), 0, "no fixture may be skipped");
-    (hits, counters.scanned.load(std::sync::atomic::Ordering::Relaxed))
+    (
+        hits,
+        counters.scanned.load(std::sync::atomic::Ordering::Relaxed),
+    )
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -64,9 +67,15 @@ fn every_malicious_fixture_matches_and_no_benign_one_does() {
     assert!(malicious.len() >= 30, "{malicious:?}");
     assert!(benign.len() >= 5, "{benign:?}");
     assert_eq!(scanned as usize, malicious.len() + benign.len());
-    let missed: Vec<_> = malicious.iter().filter(|p| !hits.contains_key(*p)).collect();
+    let missed: Vec<_> = malicious
+        .iter()
+        .filter(|p| !hits.contains_key(*p))
+        .collect();
     assert!(missed.is_empty(), "not detected: {missed:#?}");
-    let fps: Vec<_> = benign.iter().filter_map(|p| hits.get_key_value(p)).collect();
+    let fps: Vec<_> = benign
+        .iter()
+        .filter_map(|p| hits.get_key_value(p))
+        .collect();
     assert!(fps.is_empty(), "false positives: {fps:#?}");
 }
 
@@ -82,14 +91,23 @@ fn each_threat_family_has_a_matching_fixture() {
         ("ward_gambling_vi.html.sample", "ward_gambling_spam_vi"),
         ("ward_gambling_vi.html.sample", "ward_hidden_spam_links"),
         ("ward_gambling_en.html.sample", "ward_gambling_spam_en"),
-        ("ward_meta_refresh_casino.html.sample", "ward_meta_refresh_gambling"),
+        (
+            "ward_meta_refresh_casino.html.sample",
+            "ward_meta_refresh_gambling",
+        ),
         ("ward_cloaking.php.sample", "ward_seo_cloaking"),
         ("ward_gif_polyglot.gif.sample", "ward_php_gif_header_script"),
-        ("ward_js_injection.js.sample", "ward_dropper_js_obfuscated_redirect"),
+        (
+            "ward_js_injection.js.sample",
+            "ward_dropper_js_obfuscated_redirect",
+        ),
     ] {
         let path = dir.join(file).to_string_lossy().into_owned();
         let got = hits.get(&path).cloned().unwrap_or_default();
-        assert!(got.iter().any(|r| r == rule), "{file}: expected {rule}, got {got:?}");
+        assert!(
+            got.iter().any(|r| r == rule),
+            "{file}: expected {rule}, got {got:?}"
+        );
     }
 }
 

@@ -58,8 +58,10 @@ rule ward_asp_obfuscated_execute : webshell dropper asp
         $xmlhttp = "Microsoft.XMLHTTP" nocase
         $stream = "ADODB.Stream" nocase
         $write = /CreateTextFile\s*\(/ nocase
+        $exe = /execute(global)?\b/ nocase
+        $asp = /<%|<script[^>]{0,40}runat/ nocase
     condition:
-        filesize < 200KB and ($x or $utf7 or ($enc and filesize < 4KB) or $dec or ($fso and $xmlhttp and ($stream or $write)))
+        $asp and filesize < 200KB and ($x or $utf7 or ($enc and filesize < 4KB) or ($dec and $exe) or ($fso and $xmlhttp and ($stream or $write)))
 }
 
 rule ward_asp_file_manager : webshell asp
