@@ -493,21 +493,18 @@ impl ScanSession<'_> {
                     _ => {}
                 }
             }
-            let mut strings = Vec::new();
-            'patterns: for pattern in rule.patterns() {
-                for m in pattern.matches() {
-                    if strings.len() >= MAX_MATCHED_STRINGS {
-                        break 'patterns;
-                    }
-                    strings.push(MatchedString {
+            // The first match of each pattern is evidence enough.
+            let strings: Vec<MatchedString> = rule
+                .patterns()
+                .filter_map(|pattern| {
+                    pattern.matches().next().map(|m| MatchedString {
                         id: pattern.identifier().to_string(),
                         offset: m.range().start,
                         data: escape_bytes(m.data(), MAX_MATCH_BYTES),
-                    });
-                    // One match per pattern is evidence enough.
-                    break;
-                }
-            }
+                    })
+                })
+                .take(MAX_MATCHED_STRINGS)
+                .collect();
             out.push(RuleMatch {
                 rule: rule.identifier().to_string(),
                 namespace: rule.namespace().to_string(),

@@ -336,7 +336,8 @@ pub fn walk(
             if ft.is_dir() {
                 continue;
             }
-            if !ft.is_file() && !(entry.depth() == 0 && entry.path().is_file()) {
+            let root_file = entry.depth() == 0 && entry.path().is_file();
+            if !(ft.is_file() || root_file) {
                 counters.skip(SkipReason::Special);
                 continue;
             }
