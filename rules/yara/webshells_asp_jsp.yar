@@ -96,8 +96,10 @@ rule ward_jsp_command_exec : webshell jsp
         $req3 = /request\s*\.\s*getInputStream\s*\(/
         $req4 = /request\s*\.\s*getReader\s*\(/
         $sh = /["'](cmd\.exe|\/bin\/sh|\/bin\/bash|cmd|sh)["']/
+        $bytes_cmd = /new\s+byte\s*\[\s*\]\s*\{\s*(99,\s*109,\s*100|47,\s*98,\s*105,\s*110)\s*,/
+        $reflect = /getMethod\s*\(\s*["'](exec|start)["']/
     condition:
-        filesize < 500KB and ($rt or $pb or $pi) and (any of ($req*) or $sh)
+        filesize < 500KB and (($rt or $pb or $pi) and (any of ($req*) or $sh) or ($bytes_cmd and any of ($req*)) or ($reflect and $bytes_cmd))
 }
 
 rule ward_jsp_class_loader_shell : webshell jsp

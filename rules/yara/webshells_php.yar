@@ -321,3 +321,21 @@ rule ward_php_dynamic_call_on_request : webshell php
     condition:
         ward_php_file and filesize < 50KB and ($a or $b or ($c and $d))
 }
+
+rule ward_php_obfuscated_builders : webshell dropper php
+{
+    meta:
+        description = "PHP webshell: code or function names assembled at run time (chr aliases, junk-stripped strings, bitwise-not text, XPath/XSL php:function, request variables promoted to globals)"
+        severity = "high"
+        attack = "T1027"
+    strings:
+        $chr_alias = /(\$\w{1,10}\(\d{2,3}\)\s*\.\s*){8}/
+        $lambda = /\$\w{1,20}\s*=\s*\$\w{1,20}\s*\(\s*['"]{2}\s*,\s*\$\w{1,20}\s*\)\s*;\s*@?\$\w{1,20}\s*\(\s*\)/
+        $not = /\.=\s*~\s*\(\s*\$\w{1,10}\s*[\{\[]/
+        $xpath = /php:function(String)?\s*\(\s*['"](system|exec|passthru|shell_exec|assert|eval|popen)['"]/ nocase
+        $globals = /array\s*\(\s*['"]_(COOKIE|POST|GET|REQUEST)['"]\s*,\s*['"]_(COOKIE|POST|GET|REQUEST)['"]/ nocase
+        $varvar = /\$\$\w{1,20}\s*=\s*\$\w{1,20}/
+        $run = /(eval|assert)\s*\(/ nocase
+    condition:
+        ward_php_file and filesize < 50KB and ($chr_alias or $lambda or #not >= 3 or $xpath or ($globals and $varvar and $run))
+}
