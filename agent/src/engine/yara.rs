@@ -8,6 +8,18 @@
 //! the whole set, so a community rule set with a few incompatible rules still
 //! loads. The engine sees bytes and returns [`RuleMatch`]es; reading files,
 //! size limits and hashing belong to [`crate::files`].
+//!
+//! ```
+//! use ward_agent::engine::yara::{FileContext, ScanLimits, YaraRules};
+//!
+//! let rules = YaraRules::shipped().expect("the shipped YARA rules compile");
+//! let scanner = rules.scanner(ScanLimits::default());
+//! let mut session = scanner.session(); // one per thread, reused
+//! let ctx = FileContext { path: "/var/www/html/uploads/a.php", owner: "www-data" };
+//! let found = session.scan(b"<?php @eval($_POST['x']); ?>", &ctx).unwrap();
+//! assert!(found.iter().any(|m| m.rule == "ward_php_eval_request"));
+//! assert!(session.scan(b"<?php echo 'hello';", &ctx).unwrap().is_empty());
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -131,7 +131,9 @@ impl FileWatcher {
             roots,
             rules,
             host,
-            state_dir: config.state_dir.clone(),
+            // Canonical, so a state dir inside a watched tree can be left out.
+            state_dir: std::fs::canonicalize(&config.state_dir)
+                .unwrap_or_else(|_| config.state_dir.clone()),
             baseline,
             limits,
             tx,
@@ -186,6 +188,8 @@ impl FileWatcher {
         info!(
             files = self.baseline.len(),
             roots = self.roots.len(),
+            scanned = self.counters.scanned.load(Ordering::Relaxed),
+            skipped = self.counters.skipped_total(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "file baseline ready"
         );
@@ -202,6 +206,12 @@ impl FileWatcher {
                             return;
                         }
                         self.save();
+                        info!(
+                            files = self.baseline.len(),
+                            scanned_total = self.counters.scanned.load(Ordering::Relaxed),
+                            skipped_total = self.counters.skipped_total(),
+                            "full pass over watched files done"
+                        );
                         next_full = Instant::now() + self.rescan;
                     }
                     continue;
@@ -291,7 +301,7 @@ impl FileWatcher {
         let mut seen = BTreeSet::new();
         let mut buf = Vec::new();
         for p in files {
-            if self.roots[ri].excluded(&p) {
+            if self.roots[ri].excluded(&p) || p.starts_with(&self.state_dir) {
                 continue;
             }
             let key = p.to_string_lossy().into_owned();
@@ -317,7 +327,8 @@ impl FileWatcher {
         let Some(ri) = self.root_of(p) else {
             return true;
         };
-        if self.roots[ri].excluded(p) {
+        // The agent's own state (baseline, quarantine) is never watched.
+        if self.roots[ri].excluded(p) || p.starts_with(&self.state_dir) {
             return true;
         }
         match std::fs::symlink_metadata(p) {
@@ -436,6 +447,7 @@ impl FileWatcher {
                 reason,
                 detail,
             } => {
+                self.counters.skip(reason);
                 debug!(path = %path.display(), reason = reason.as_str(), %detail, "file skipped");
                 true
             }
@@ -629,6 +641,32 @@ mod tests {
         assert!(alerts.is_empty());
         assert_eq!(evs.len(), 1, "{evs:?}");
         assert_eq!(evs[0].get("action"), Some("deleted"));
+    }
+
+    #[test]
+    fn a_state_dir_inside_the_web_root_is_not_watched() {
+        let web = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(web.path()).unwrap();
+        let state = root.join(".ward-state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::write(root.join("index.php"), "<?php echo 1;").unwrap();
+        let rules = YaraRules::shipped().unwrap();
+        let (tx, mut rx) = mpsc::channel(100);
+        let cfg = config(&state, &root, false);
+        let mut w = FileWatcher::new(&cfg, "h".into(), rules.clone(), tx).unwrap();
+        let scanner = rules.scanner(w.limits);
+        let mut session = scanner.session();
+        assert!(w.full_pass(&mut session, false, false));
+        w.save();
+        assert!(state.join(super::super::baseline::BASELINE_FILE).is_file());
+        assert!(w.full_pass(&mut session, true, false));
+        assert!(w.check_path(
+            &mut session,
+            &state.join(super::super::baseline::BASELINE_FILE)
+        ));
+        let (evs, alerts) = drain(&mut rx);
+        assert!(evs.is_empty() && alerts.is_empty(), "{evs:?} {alerts:?}");
+        assert_eq!(w.baseline.len(), 1);
     }
 
     #[test]
