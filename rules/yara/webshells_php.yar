@@ -275,14 +275,16 @@ rule ward_php_exec_request_variable : webshell php
         severity = "critical"
         attack = "T1505.003"
     strings:
-        $assign = /\$[A-Za-z_]\w{0,20}\s*=\s*\(?\s*(trim\s*\(\s*|stripslashes\s*\(\s*|urldecode\s*\(\s*|base64_decode\s*\(\s*)?\$_(GET|POST|REQUEST|COOKIE)\s*\[/
+        $assign = /\$[A-Za-z_]\w{0,20}\s*=\s*\(?\s*(trim\s*\(\s*|stripslashes\s*\(\s*|urldecode\s*\(\s*|base64_decode\s*\(\s*)?\$(_(GET|POST|REQUEST|COOKIE)|HTTP_(GET|POST)_VARS)\s*\[/
         $exec = /[^_a-zA-Z>:$](system|shell_exec|passthru|popen|proc_open|pcntl_exec)\s*\(\s*["']?\$[A-Za-z_]/ nocase
+        $exec_cat = /[^_a-zA-Z>:$](system|shell_exec|passthru|popen|proc_open|exec)\s*\(\s*["'][^"']{1,40}["']\s*\.\s*\$/ nocase
         $env = /(system|passthru|shell_exec|exec|popen|eval|assert)\s*\(\s*getenv\s*\(\s*["']HTTP_/ nocase
-        $direct = /[^_a-zA-Z>:$](system|shell_exec|passthru|popen|proc_open|exec)\s*\(\s*["']?\s*\\?\$_(GET|POST|REQUEST|COOKIE)/ nocase
+        $direct = /[^_a-zA-Z>:$](system|shell_exec|passthru|popen|proc_open|exec)\s*\(\s*["']?\s*\\?\$(_(GET|POST|REQUEST|COOKIE)|HTTP_(GET|POST)_VARS)/ nocase
+        $direct_cat = /[^_a-zA-Z>:$](system|shell_exec|passthru|popen|proc_open|exec)\s*\(\s*["'][^"']{1,40}["']\s*\.\s*\$_(GET|POST|REQUEST|COOKIE|FILES)\s*\[/ nocase
         $title = /<title>[^<]{0,60}(shell|backdoor|cmd)/ nocase
         $form_cmd = /name\s*=\s*["']?-?(cmd|command|c|exec)["'\s>]/ nocase
     condition:
-        ward_php_file and filesize < 200KB and ($env or $direct or ($assign and $exec) or ($exec and ($title or $form_cmd)))
+        ward_php_file and filesize < 200KB and ($env or $direct or $direct_cat or ($assign and ($exec or $exec_cat)) or (($exec or $exec_cat) and ($title or $form_cmd)))
 }
 
 rule ward_php_reverse_shell : webshell backdoor php

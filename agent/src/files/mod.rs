@@ -319,6 +319,15 @@ pub fn walk(
     mut on_error: impl FnMut(String),
 ) {
     for root in roots {
+        // A root given as a symlink is scanned where it points (files are
+        // never opened through a symlink).
+        let resolved;
+        let root = if std::fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink()) {
+            resolved = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+            &resolved
+        } else {
+            root
+        };
         let walker = walkdir::WalkDir::new(root)
             .follow_links(false)
             .follow_root_links(true)
@@ -500,5 +509,19 @@ mod tests {
         );
         assert_eq!(files, vec![dir.path().join("a/x.php")]);
         assert_eq!(counters.skipped_total(), 1);
+        // A root that is a symlink to a file is followed.
+        let link = dir.path().join("link.php");
+        std::os::unix::fs::symlink(dir.path().join("a/x.php"), &link).unwrap();
+        let mut files = Vec::new();
+        walk(
+            &[link],
+            &counters,
+            |p, _| {
+                files.push(p);
+                true
+            },
+            |_| {},
+        );
+        assert_eq!(files, vec![std::fs::canonicalize(dir.path().join("a/x.php")).unwrap()]);
     }
 }
