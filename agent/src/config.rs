@@ -8,6 +8,11 @@
 //! format = "auto"
 //! [[net]]
 //! interface = "eth0"                 # live capture (needs CAP_NET_RAW)
+//! [[files]]
+//! path = "/var/www/html"             # YARA scans + integrity baseline
+//! exclude = ["*/cache/*"]            # optional
+//! max_file_size = 33554432           # optional, bytes
+//! quarantine = false                 # optional, off by default
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -47,6 +52,13 @@ pub struct AgentConfig {
     /// Network interfaces to capture on.
     #[serde(default)]
     pub net: Vec<NetInput>,
+    /// Directory trees to watch (YARA scans and file integrity).
+    #[serde(default)]
+    pub files: Vec<FilesInput>,
+    /// How often the watched trees get a full pass (the safety net under
+    /// notifications), in seconds. Default 3600.
+    #[serde(default = "default_files_rescan_s")]
+    pub files_rescan_interval_s: u64,
 }
 
 /// One `[[net]]` entry.
@@ -55,6 +67,29 @@ pub struct AgentConfig {
 pub struct NetInput {
     /// The interface name (`eth0`, `ens3`, ...).
     pub interface: String,
+}
+
+/// One `[[files]]` entry: a directory tree (web root, upload dir) whose new
+/// and changed files are YARA-scanned and kept in the integrity baseline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesInput {
+    /// The directory (or single file) to watch, recursively.
+    pub path: PathBuf,
+    /// Glob patterns of paths to leave alone (caches, sessions).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Largest file hashed and scanned, in bytes (default 32 MiB); larger
+    /// files are counted and skipped.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: u64,
+    /// Per-file scan timeout in seconds (default 10).
+    #[serde(default = "default_scan_timeout_s")]
+    pub scan_timeout_s: u64,
+    /// Move files that match a high or critical YARA rule to a 0700
+    /// quarantine dir in the state dir. Off by default.
+    #[serde(default)]
+    pub quarantine: bool,
 }
 
 /// One `[[logs]]` entry.
@@ -73,6 +108,15 @@ fn default_poll_ms() -> u64 {
 }
 fn default_heartbeat_s() -> u64 {
     30
+}
+fn default_files_rescan_s() -> u64 {
+    3600
+}
+fn default_max_file_size() -> u64 {
+    crate::files::DEFAULT_MAX_FILE_SIZE
+}
+fn default_scan_timeout_s() -> u64 {
+    10
 }
 
 /// Why a configuration could not be used.
@@ -126,6 +170,14 @@ impl AgentConfig {
             path: path.to_owned(),
             message,
         })?;
+        for f in &cfg.files {
+            for pat in &f.exclude {
+                glob::Pattern::new(pat).map_err(|e| ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: format!("files.exclude '{pat}': {e}"),
+                })?;
+            }
+        }
         Ok(cfg)
     }
 
@@ -165,9 +217,17 @@ path = "/var/log/auth.log"
 format = "auto"
 [[net]]
 interface = "eth0"
+[[files]]
+path = "/var/www/html"
 "#,
         )
         .unwrap();
+        assert_eq!(cfg.files.len(), 1);
+        assert!(!cfg.files[0].quarantine);
+        assert_eq!(
+            cfg.files[0].max_file_size,
+            crate::files::DEFAULT_MAX_FILE_SIZE
+        );
         assert_eq!(cfg.logs.len(), 1);
         assert_eq!(cfg.net[0].interface, "eth0");
         assert_eq!(cfg.logs[0].format, LogFormat::Auto);

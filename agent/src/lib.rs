@@ -1,9 +1,11 @@
 //! # ward-agent
 //!
 //! The host agent of Ward and the detection engine it shares with the
-//! coordinator. Sources (log files today) produce [`event::Event`]s through
+//! coordinator. Sources (log files) produce [`event::Event`]s through
 //! [`decode`]rs; the [`engine`] judges them against Sigma rules and produces
-//! [`wire::Alert`]s; the [`uplink`] delivers them to the coordinator.
+//! [`wire::Alert`]s; the [`uplink`] delivers them to the coordinator. The
+//! [`files`] watcher YARA-scans web roots ([`engine::yara`]) and turns
+//! changes against its integrity baseline into file events.
 //!
 //! ```
 //! use ward_agent::decode::{LineDecoder, LogFormat};
@@ -28,6 +30,7 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod files;
 pub mod identity;
 pub mod pipeline;
 pub mod replay;

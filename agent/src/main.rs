@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ward_agent::config::{AgentConfig, system_host_name};
 use ward_agent::decode::LogFormat;
-use ward_agent::engine::{Detector, RulePack, SigmaDetector};
+use ward_agent::engine::yara::{ScanLimits, YARA_EXTENSIONS};
+use ward_agent::engine::{Detector, RulePack, SigmaDetector, YaraRules};
 use ward_agent::identity::Identity;
 use ward_agent::wire::EnrollToken;
 
@@ -67,6 +68,133 @@ enum Command {
         #[arg(long)]
         host: Option<String>,
     },
+    /// One-shot YARA scan of files and directories (recursive); prints one
+    /// JSON finding per line. Exit 1 when something matched, 0 when clean,
+    /// 2 on errors.
+    Scan {
+        /// Files or directories to scan.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// YARA rule files or directories instead of the shipped rules.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Largest file scanned, in bytes (larger files are skipped and counted).
+        #[arg(long, default_value_t = ward_agent::files::DEFAULT_MAX_FILE_SIZE)]
+        max_size: u64,
+        /// Per-file scan timeout, in seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// Worker threads (default: the number of CPUs).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Never show the progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+}
+
+mod scan;
+
+/// Which of the given paths hold Sigma rules and which YARA rules.
+fn split_rule_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    fn has_ext(dir: &std::path::Path, exts: &[&str]) -> bool {
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .any(|e| {
+                e.file_type().is_file()
+                    && e.path()
+                        .extension()
+                        .and_then(|x| x.to_str())
+                        .is_some_and(|x| exts.contains(&x))
+            })
+    }
+    let mut sigma = Vec::new();
+    let mut yara = Vec::new();
+    for p in paths {
+        let is_root = p.join("sigma").is_dir() || p.join("yara").is_dir();
+        if is_root {
+            if p.join("sigma").is_dir() {
+                sigma.push(p.join("sigma"));
+            }
+            if p.join("yara").is_dir() {
+                yara.push(p.join("yara"));
+            }
+        } else if p.is_dir() {
+            let y = has_ext(p, YARA_EXTENSIONS);
+            let s = has_ext(p, &["yml", "yaml"]);
+            if y {
+                yara.push(p.clone());
+            }
+            if s || !y {
+                sigma.push(p.clone());
+            }
+        } else if p
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| YARA_EXTENSIONS.contains(&x))
+        {
+            yara.push(p.clone());
+        } else {
+            sigma.push(p.clone());
+        }
+    }
+    (sigma, yara)
+}
+
+/// `ward-agent check`: Sigma and YARA files, one diagnostic per bad rule.
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let (sigma, yara) = split_rule_paths(paths);
+    let mut problems = 0;
+    if !sigma.is_empty() {
+        match RulePack::load(&sigma) {
+            Ok(pack) => println!(
+                "ok: {} Sigma rules in {} files (pack {})",
+                pack.rule_count(),
+                pack.collections.len(),
+                pack.version
+            ),
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                problems += diags.len();
+            }
+        }
+    }
+    if !yara.is_empty() {
+        match YaraRules::load(&yara) {
+            Ok(rules) => {
+                for d in &rules.skipped {
+                    eprintln!("{d}");
+                }
+                problems += rules.skipped.len();
+                println!(
+                    "{}: {} YARA rules compiled ({} rejected; rules {})",
+                    if rules.skipped.is_empty() {
+                        "ok"
+                    } else {
+                        "partly"
+                    },
+                    rules.count,
+                    rules.skipped.len(),
+                    rules.version
+                );
+            }
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                problems += diags.len();
+            }
+        }
+    }
+    if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{problems} problem(s) found");
+        ExitCode::FAILURE
+    }
 }
 
 fn main() -> ExitCode {
@@ -122,24 +250,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(ward_agent::pipeline::run(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { rules } => match RulePack::load(&rules) {
-            Ok(pack) => {
-                println!(
-                    "ok: {} rules in {} files (pack {})",
-                    pack.rule_count(),
-                    pack.collections.len(),
-                    pack.version
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(diags) => {
-                for d in &diags {
-                    eprintln!("{d}");
-                }
-                eprintln!("{} problem(s) found", diags.len());
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Check { rules } => Ok(check(&rules)),
+        Command::Scan {
+            paths,
+            rules,
+            max_size,
+            timeout,
+            threads,
+            no_progress,
+        } => scan::run(scan::ScanArgs {
+            paths,
+            rules,
+            limits: ScanLimits {
+                max_size,
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
+            },
+            threads: threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            progress: !no_progress,
+        }),
         Command::Replay {
             logs,
             formats,

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::decode::{LineDecoder, LogFormat};
-use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions};
+use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions, YaraRules};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::capture::{Capture, CaptureStats};
@@ -222,10 +222,30 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             capture_stats.clone(),
         )?);
     }
-    drop(push_tx);
     if !captures.is_empty() {
         info!(interfaces = captures.len(), "live capture running");
     }
+    let files_stop = Arc::new(AtomicBool::new(false));
+    let _files = if config.files.is_empty() {
+        None
+    } else {
+        let yara = load_yara_rules(&config)?;
+        info!(
+            yara_rules = yara.count,
+            yara_version = %yara.version,
+            roots = config.files.len(),
+            "watching files"
+        );
+        crate::files::watch::spawn(
+            &config,
+            host.clone(),
+            yara,
+            push_tx.clone(),
+            files_stop.clone(),
+        )?
+    };
+    // The queue closes when every source has stopped.
+    drop(push_tx);
 
     let mut decoders: HashMap<LogFormat, LineDecoder> = HashMap::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -276,7 +296,38 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         );
     }
     drop(captures);
+    files_stop.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// The YARA rules for file watching: the `yara/` part of the configured
+/// rules dir when it has one, else the shipped rules. Rules yara-x rejects
+/// are logged and left out.
+pub fn load_yara_rules(config: &AgentConfig) -> anyhow::Result<YaraRules> {
+    let local = config.rules.as_ref().filter(|dir| {
+        dir.join("yara").is_dir()
+            || walkdir::WalkDir::new(dir)
+                .into_iter()
+                .filter_map(Result::ok)
+                .any(|e| {
+                    e.path()
+                        .extension()
+                        .and_then(|x| x.to_str())
+                        .is_some_and(|x| crate::engine::yara::YARA_EXTENSIONS.contains(&x))
+                })
+    });
+    let rules = match local {
+        Some(dir) => YaraRules::load(std::slice::from_ref(dir)),
+        None => YaraRules::shipped(),
+    }
+    .map_err(|diags| {
+        let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the YARA rules do not load:\n{}", list.join("\n"))
+    })?;
+    for d in &rules.skipped {
+        warn!("YARA rule left out: {d}");
+    }
+    Ok(rules)
 }
 
 fn watch(tailer: &Tailer, wake: Arc<Notify>) -> Option<notify::RecommendedWatcher> {

@@ -198,3 +198,179 @@ fn replay_of_a_file_that_is_not_a_capture_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.pcap"));
 }
+
+/// A tree with a webshell, clean files, a binary file, a fifo, a symlink
+/// loop and a file over the size limit.
+fn scan_tree_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("www/uploads")).unwrap();
+    std::fs::write(
+        root.join("www/uploads/x.php"),
+        "<?php @eval($_POST['cmd']); ?>",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("www/index.html"),
+        "<html><body>hello</body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("www/logo.png"),
+        [0x89u8, b'P', b'N', b'G', 0, 0xff, 0xfe],
+    )
+    .unwrap();
+    std::fs::write(root.join("www/big.js"), vec![b'a'; 4096]).unwrap();
+    std::os::unix::fs::symlink(root.join("www"), root.join("www/uploads/loop")).unwrap();
+    let fifo = root.join("www/pipe");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    dir
+}
+
+#[test]
+fn scan_prints_findings_as_json_and_exits_1_on_a_match() {
+    let dir = scan_tree_fixture();
+    let out = agent()
+        .args(["scan", "--max-size", "1000"])
+        .arg(dir.path().join("www"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let findings: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each stdout line is JSON"))
+        .collect();
+    assert!(!findings.is_empty());
+    for f in &findings {
+        assert!(
+            f["path"].as_str().unwrap().ends_with("uploads/x.php"),
+            "{f}"
+        );
+        assert_eq!(f["sha256"].as_str().unwrap().len(), 64);
+        for field in ["rule", "tags", "strings", "severity", "title", "size"] {
+            assert!(f.get(field).is_some(), "missing {field} in {f}");
+        }
+    }
+    let eval = findings
+        .iter()
+        .find(|f| f["rule"] == "ward_php_eval_request")
+        .expect("the eval rule matched");
+    assert!(
+        eval["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&"webshell".into())
+    );
+    assert!(
+        eval["strings"][0]["data"]
+            .as_str()
+            .unwrap()
+            .contains("eval($_POST")
+    );
+    // Skips are counted, never fatal: the fifo and the symlink as special
+    // files, big.js over the limit.
+    assert!(stderr.contains("scanned 3 files"), "{stderr}");
+    assert!(stderr.contains("2 special"), "{stderr}");
+    assert!(stderr.contains("1 too_large"), "{stderr}");
+}
+
+#[test]
+fn scan_of_a_clean_tree_exits_0_and_a_missing_path_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.php"), "<?php echo 'hello';").unwrap();
+    let out = agent().arg("scan").arg(dir.path()).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let out = agent().args(["scan", "/nonexistent/www"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/www"));
+}
+
+#[test]
+fn scan_with_other_rules_skips_the_rules_yara_x_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("mixed.yar"),
+        "import \"pe\"\nrule needs_pe { condition: pe.is_dll() }\nrule marker : test { strings: $a = \"MARKER-1234\" condition: $a }\nrule broken { condition: nothing_here }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("file.txt"), "xx MARKER-1234 yy").unwrap();
+    let out = agent()
+        .args(["scan", "--rules"])
+        .arg(&rules)
+        .arg(dir.path().join("file.txt"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let f: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(f["rule"], "marker");
+    assert!(
+        stderr.contains("needs_pe") && stderr.contains("broken"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_reports_each_rejected_yara_rule_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("community.yar"),
+        "rule good { strings: $a = \"x\" condition: $a }\n\nrule bad_ident {\n  condition: no_such_thing\n}\n",
+    )
+    .unwrap();
+    let out = agent().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error[")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("community.yar:4")
+            && lines[0].contains("bad_ident")
+            && lines[0].contains("no_such_thing"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 YARA rules compiled"));
+}
+
+#[test]
+fn check_loads_the_community_webshell_rules() {
+    let sb = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpus/yara/signature-base/yara"
+    ));
+    assert!(
+        sb.is_dir(),
+        "the shared corpus is expected at {}",
+        sb.display()
+    );
+    let out = agent()
+        .arg("check")
+        .arg(sb.join("gen_webshells.yar"))
+        .arg(sb.join("thor-webshells.yar"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let n: usize = stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(n > 600, "{stdout}");
+}

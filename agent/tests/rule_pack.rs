@@ -1,13 +1,16 @@
 //! Every shipped rule fires on its positive fixture (other rules may fire
 //! too: real attacks trip several) and stays quiet on its negative one:
-//! `rules/fixtures/<path>/{positive,negative}.log` (log rules) or `.pcap`
-//! (network rules) for each `rules/sigma/<path>.yml`.
+//! `rules/fixtures/<path>/{positive,negative}.log` (log lines), `.pcap`
+//! (network rules) or `.jsonl` (events, one `{"time", "fields"}` object per
+//! line, for sources without log lines such as file integrity) for each
+//! `rules/sigma/<path>.yml`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ward_agent::decode::LogFormat;
-use ward_agent::engine::{RulePack, SigmaDetector};
+use ward_agent::engine::{Detector, RulePack, SigmaDetector};
+use ward_agent::event::Event;
 use ward_agent::replay::{replay_logs, replay_pcaps};
 
 fn rules_root() -> PathBuf {
@@ -87,13 +90,53 @@ fn fired(pack: &RulePack, fixture: &Path) -> BTreeSet<String> {
     fired
 }
 
-/// `dir/kind.log`, or `dir/kind.pcap` when the rule's fixtures are captures.
-fn fixture(dir: &Path, kind: &str) -> PathBuf {
+/// Replays an event fixture: one JSON object per line with an RFC 3339
+/// `time` and string `fields`.
+fn fired_events(pack: &RulePack, file: &Path) -> BTreeSet<String> {
+    let mut detector = SigmaDetector::new(pack).unwrap();
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut fired = BTreeSet::new();
+    let mut n = 0;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1));
+        let time = v["time"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .unwrap_or_else(|| panic!("{}:{}: needs an RFC 3339 time", file.display(), i + 1));
+        let mut event = Event::new(
+            time.into(),
+            "fixture-host",
+            format!("fixture:{}:{i}", file.display()),
+        );
+        for (k, val) in v["fields"].as_object().expect("fields is an object") {
+            event.set(k.clone(), val.as_str().expect("field values are strings"));
+        }
+        event.raw = line.to_string();
+        for a in detector.process(&event) {
+            fired.insert(a.rule_id);
+        }
+        n += 1;
+    }
+    assert!(n > 0, "{} is empty", file.display());
+    fired
+}
+
+/// Fires `dir/kind.jsonl` (events), `dir/kind.pcap` (captures) or
+/// `dir/kind.log` (log lines), whichever the rule has.
+fn fired_fixture(pack: &RulePack, dir: &Path, kind: &str) -> BTreeSet<String> {
+    let events = dir.join(format!("{kind}.jsonl"));
     let pcap = dir.join(format!("{kind}.pcap"));
-    if pcap.exists() {
-        pcap
+    if events.exists() {
+        fired_events(pack, &events)
+    } else if pcap.exists() {
+        fired(pack, &pcap)
     } else {
-        dir.join(format!("{kind}.log"))
+        fired(pack, &dir.join(format!("{kind}.log")))
     }
 }
 
@@ -114,14 +157,14 @@ fn every_rule_fires_on_its_positive_fixture_and_not_on_its_negative() {
             .with_extension("");
         let fixtures = root.join("fixtures").join(&rel);
         let ids = alerting_ids(&file);
-        let pos = fired(&pack, &fixture(&fixtures, "positive"));
+        let pos = fired_fixture(&pack, &fixtures, "positive");
         let missing: Vec<_> = ids.difference(&pos).collect();
         assert!(
             missing.is_empty(),
             "{}: positive fixture did not fire {missing:?} (fired {pos:?})",
             file.display()
         );
-        let neg = fired(&pack, &fixture(&fixtures, "negative"));
+        let neg = fired_fixture(&pack, &fixtures, "negative");
         let wrong: Vec<_> = neg.intersection(&ids).collect();
         assert!(
             wrong.is_empty(),

@@ -37,7 +37,7 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     // authentication
     (
         "action",
-        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added, crontab_replace, crontab_edit, crontab_list, crontab_delete",
+        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added, crontab_replace, crontab_edit, crontab_list, crontab_delete; for files: created, modified, deleted",
     ),
     ("outcome", "success or failure"),
     ("user", "the acting or authenticating user"),
@@ -158,6 +158,24 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
         "ioc_value",
         "the listed indicator: address, CIDR block or domain",
     ),
+    // file integrity ([[files]] watching; `action` is created, modified or deleted)
+    ("path", "full path of a watched file"),
+    ("file_name", "the file's name without its directory"),
+    (
+        "extension",
+        "the file's extension, lowercase, without the dot",
+    ),
+    (
+        "sha256",
+        "SHA-256 of the file's content (absent when deleted)",
+    ),
+    (
+        "previous_sha256",
+        "SHA-256 the baseline had before the change",
+    ),
+    ("size", "size in bytes"),
+    ("owner", "the file's owner (user name, or uid)"),
+    ("watch_root", "the [[files]] path the file is under"),
 ];
 
 /// Longest line a decoder accepts, in bytes. Longer lines are counted and skipped.

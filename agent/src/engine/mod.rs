@@ -7,14 +7,16 @@ mod ioc;
 mod pack;
 mod sigma;
 mod suppress;
+pub mod yara;
 
 use crate::event::Event;
 use crate::wire::Alert;
 
 pub use ioc::{IOC_FIELDS, IocSet};
 pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_IOC, SHIPPED_PACK};
-pub use sigma::SigmaDetector;
+pub use sigma::{SigmaDetector, alert_id};
 pub use suppress::{Suppression, Suppressions};
+pub use yara::{YaraRules, YaraScanner};
 
 /// Judges events against rules. Stateful (correlation windows), so one
 /// detector serves one stream of events in event-time order.

@@ -1,0 +1,170 @@
+//! File detection end to end with the real binaries: an agent watching a
+//! temp web root; a webshell dropped into its uploads dir and a defaced
+//! index page become incidents on the coordinator carrying the file's
+//! sha256, path and the matched strings; a restart sends nothing twice.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use ward_e2e::{Proc, Server, bin, eventually};
+
+fn start_agent(config: &Path) -> Proc {
+    let mut cmd = Command::new(bin("ward-agent"));
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("WARD_LOG", "info");
+    let mut agent = Proc::spawn(cmd);
+    agent.wait_for("agent started", Duration::from_secs(30));
+    agent.wait_for("file baseline ready", Duration::from_secs(60));
+    agent
+}
+
+fn incidents(server: &Server) -> Vec<Value> {
+    server
+        .ward_json(&["incidents", "list"])
+        .as_array()
+        .expect("a JSON array")
+        .clone()
+}
+
+const WEBSHELL: &str =
+    "<?php\nif (isset($_POST['k'])) { @eval(base64_decode($_POST['k'])); }\n?>\n";
+
+#[test]
+fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let token = server.ward_json(&["enroll-token", "create", "--agency", "Sở TT&TT"]);
+    let token = token["token"].as_str().unwrap();
+    let state = tmp.path().join("agent-state");
+    let out = Command::new(bin("ward-agent"))
+        .args([
+            "enroll",
+            "--hostname",
+            "portal01",
+            "--token",
+            token,
+            "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let web = tmp.path().join("www");
+    std::fs::create_dir_all(web.join("uploads/2026")).unwrap();
+    std::fs::write(
+        web.join("index.html"),
+        "<html><body>Cổng thông tin</body></html>",
+    )
+    .unwrap();
+    std::fs::write(web.join("uploads/2026/report.pdf"), b"%PDF-1.4 test").unwrap();
+    let web = std::fs::canonicalize(&web).unwrap();
+    let config = tmp.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\nhost = \"portal01\"\n[[files]]\npath = {:?}\n",
+            state.display().to_string(),
+            web.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut agent = start_agent(&config);
+    // The clean tree raises nothing.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(incidents(&server).is_empty());
+
+    // A webshell lands in the uploads dir.
+    let shell = web.join("uploads/2026/avatar.php");
+    let dropped = Instant::now();
+    std::fs::write(&shell, WEBSHELL).unwrap();
+    let sha = hex::encode(Sha256::digest(WEBSHELL.as_bytes()));
+    let shell_path = shell.display().to_string();
+    let list = eventually(Duration::from_secs(30), "the webshell incidents", || {
+        let l = incidents(&server);
+        let yara = l
+            .iter()
+            .any(|i| i["rule_id"].as_str().unwrap_or("").starts_with("yara:"));
+        let sigma = l
+            .iter()
+            .any(|i| i["title"] == "Server-side script written in an upload directory");
+        (yara && sigma).then_some(l)
+    });
+    eprintln!(
+        "webshell incident visible {:?} after the drop",
+        dropped.elapsed()
+    );
+    let yara: Vec<&Value> = list
+        .iter()
+        .filter(|i| i["rule_id"].as_str().unwrap().starts_with("yara:"))
+        .collect();
+    for inc in &yara {
+        assert_eq!(inc["host"], "portal01");
+        assert_eq!(inc["entities"]["sha256"], sha.as_str(), "{inc:#?}");
+        assert_eq!(inc["entities"]["path"], shell_path.as_str(), "{inc:#?}");
+        assert_eq!(inc["severity"], "critical");
+    }
+    let eval = yara
+        .iter()
+        .find(|i| i["rule_id"] == "yara:webshells_php:ward_php_eval_request")
+        .expect("the eval-of-request rule fired");
+    let shown = server.ward_json(&["incidents", "show", &eval["id"].to_string()]);
+    let evidence: Vec<String> = shown["alerts"][0]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        evidence
+            .iter()
+            .any(|e| e.contains("eval(base64_decode($_POST")),
+        "matched strings are shown: {evidence:#?}"
+    );
+    let upload = list
+        .iter()
+        .find(|i| i["title"] == "Server-side script written in an upload directory")
+        .unwrap();
+    assert_eq!(upload["entities"]["sha256"], sha.as_str(), "{upload:#?}");
+
+    // The index page is defaced.
+    std::fs::write(
+        web.join("index.html"),
+        "<html><head><title>Hacked by Gh0st</title></head><body><h1>Hacked by Gh0st</h1></body></html>",
+    )
+    .unwrap();
+    let list = eventually(Duration::from_secs(30), "the defacement incidents", || {
+        let l = incidents(&server);
+        let page = l
+            .iter()
+            .any(|i| i["title"] == "Web site index page changed");
+        let yara = l
+            .iter()
+            .any(|i| i["rule_id"] == "yara:defacement_spam:ward_defacement_page");
+        (page && yara).then_some(l)
+    });
+    let before = list.len();
+
+    // Restart: the baseline and the stable alert ids mean nothing new.
+    let status = agent.terminate();
+    assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());
+    let mut agent = start_agent(&config);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(incidents(&server).len(), before);
+    assert_eq!(server.metric("ward_alerts_duplicate_total"), 0.0);
+
+    // Deleting the shell is an integrity event too, but no new incident kind
+    // is expected from the shipped rules; the agent keeps running.
+    std::fs::remove_file(&shell).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let status = agent.terminate();
+    assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());
+}
