@@ -92,6 +92,8 @@ impl rsigma_eval::Event for Event {
         }
         map.insert("_raw".into(), Value::String(self.raw.clone()));
         map.insert("_origin".into(), Value::String(self.origin.clone()));
+        // The engine's correlation windows refer to events by `_id`.
+        map.insert("_id".into(), Value::String(self.origin.clone()));
         Value::Object(map)
     }
 

@@ -1,6 +1,6 @@
 //! [`Detector`] over the `rsigma` Sigma evaluator.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use rsigma_eval::{
     CorrelationAction, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
@@ -33,6 +33,34 @@ const ENTITY_FIELDS: &[&str] = &[
 /// Largest number of correlation state entries before the oldest are evicted.
 pub const MAX_CORRELATION_STATE: usize = 100_000;
 
+/// Raw records of recent events that matched a rule, kept as correlation
+/// evidence. Correlation windows hold only references (origins), so the
+/// engine neither copies nor compresses every matching event; the records
+/// of the latest [`RECENT_EVIDENCE`] matches are kept here instead.
+pub const RECENT_EVIDENCE: usize = 20_000;
+
+/// The raw records of the latest matching events, by origin (FIFO, bounded).
+#[derive(Default)]
+struct RecentRaw {
+    by_origin: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+impl RecentRaw {
+    fn remember(&mut self, origin: &str, raw: &str) {
+        if self.by_origin.contains_key(origin) {
+            return;
+        }
+        if self.order.len() >= RECENT_EVIDENCE
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_origin.remove(&old);
+        }
+        self.order.push_back(origin.to_string());
+        self.by_origin.insert(origin.to_string(), raw.to_string());
+    }
+}
+
 /// Sigma detection and correlation, evaluated on event time.
 pub struct SigmaDetector {
     engine: CorrelationEngine,
@@ -42,6 +70,7 @@ pub struct SigmaDetector {
     building_blocks: HashSet<String>,
     /// The pack's indicator lists, looked up before each event is judged.
     iocs: IocSet,
+    recent: RecentRaw,
 }
 
 impl SigmaDetector {
@@ -59,7 +88,8 @@ impl SigmaDetector {
             action_on_match: CorrelationAction::Reset,
             // Rules only referenced by correlations are building blocks.
             emit_detections: false,
-            correlation_event_mode: CorrelationEventMode::Full,
+            // Windows keep origins only; evidence comes from `recent`.
+            correlation_event_mode: CorrelationEventMode::Refs,
             max_correlation_events: MAX_EVIDENCE_LINES,
         };
         let mut engine = CorrelationEngine::new(config);
@@ -87,6 +117,7 @@ impl SigmaDetector {
             rules: pack.rule_count(),
             building_blocks,
             iocs: pack.iocs.clone(),
+            recent: RecentRaw::default(),
         })
     }
 
@@ -111,8 +142,8 @@ impl SigmaDetector {
                 for (k, v) in &c.group_key {
                     entities.insert(k.clone(), v.clone());
                 }
-                for e in c.events.iter().flatten().take(MAX_EVIDENCE_LINES) {
-                    if let Some(raw) = e.get("_raw").and_then(|v| v.as_str()) {
+                for r in c.event_refs.iter().flatten().take(MAX_EVIDENCE_LINES) {
+                    if let Some(raw) = r.id.as_ref().and_then(|id| self.recent.by_origin.get(id)) {
                         evidence.push(cap_evidence_line(raw));
                     }
                 }
@@ -164,7 +195,13 @@ impl Detector for SigmaDetector {
     fn process(&mut self, event: &Event) -> Vec<Alert> {
         let enriched = self.iocs.enrich(event);
         let event = enriched.as_ref().unwrap_or(event);
-        let results = self.engine.process_event_at(event, event.time.timestamp());
+        let detections = self.engine.evaluate(event);
+        if !detections.is_empty() {
+            self.recent.remember(&event.origin, &event.raw);
+        }
+        let results =
+            self.engine
+                .process_with_detections(event, detections, event.time.timestamp());
         results
             .into_iter()
             .filter(|r| {
