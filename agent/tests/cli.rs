@@ -198,3 +198,27 @@ fn replay_of_a_file_that_is_not_a_capture_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.pcap"));
 }
+
+#[test]
+fn check_names_the_line_of_a_bad_indicator() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sigma")).unwrap();
+    std::fs::create_dir_all(dir.path().join("ioc")).unwrap();
+    std::fs::copy(
+        rules_root().join("sigma/network/c2_indicators.yml"),
+        dir.path().join("sigma/c2.yml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ioc/feed.txt"),
+        "# feed\n203.0.113.5\nevil.example\nnot a domain\n",
+    )
+    .unwrap();
+    let out = agent().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("feed.txt:4: error[bad-ioc]: 'not a domain'"),
+        "{stderr}"
+    );
+}
