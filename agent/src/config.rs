@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::decode::LogFormat;
+use crate::engine::{Suppression, Suppressions};
 
 /// The whole agent configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,9 @@ pub struct AgentConfig {
     /// Log files to tail.
     #[serde(default)]
     pub logs: Vec<LogInput>,
+    /// Allow-lists: alerts they match are dropped and counted.
+    #[serde(default)]
+    pub suppress: Vec<Suppression>,
     /// Network interfaces to capture on.
     #[serde(default)]
     pub net: Vec<NetInput>,
@@ -118,6 +122,10 @@ impl AgentConfig {
                 message: format!("logs.path '{}': {e}", l.path),
             })?;
         }
+        Suppressions::new(&cfg.suppress).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
         Ok(cfg)
     }
 

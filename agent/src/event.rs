@@ -14,9 +14,24 @@ use serde_json::{Map, Value};
 /// A field name: static for the names decoders emit, owned for JSON keys.
 pub type FieldName = Cow<'static, str>;
 
+/// What kind of record an event came from. The engine skips rules whose
+/// Sigma logsource cannot apply (a webserver rule on an auth-log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventKind {
+    /// Not known: every rule is evaluated.
+    #[default]
+    Unknown,
+    /// A syslog line from a Linux host (auth.log, secure, messages).
+    Syslog,
+    /// A web server access-log line.
+    WebAccess,
+}
+
 /// One normalized event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// What kind of record it came from.
+    pub kind: EventKind,
     /// When it happened (event time, not arrival time).
     pub time: DateTime<Utc>,
     /// The agent's host name.
@@ -35,6 +50,7 @@ impl Event {
     /// An event with no fields yet.
     pub fn new(time: DateTime<Utc>, host: impl Into<String>, origin: impl Into<String>) -> Self {
         Event {
+            kind: EventKind::Unknown,
             time,
             host: host.into(),
             origin: origin.into(),
@@ -63,9 +79,25 @@ impl Event {
     }
 }
 
+/// Other names rules use for the same field (SigmaHQ rules are not
+/// consistent): `(alias, field)`.
+pub const FIELD_ALIASES: &[(&str, &str)] = &[
+    ("cs-user-agent", "c-useragent"),
+    ("cs-uri", "c-uri"),
+    ("c-uri-query", "cs-uri-query"),
+    ("c-uri-stem", "cs-uri-stem"),
+];
+
 impl rsigma_eval::Event for Event {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        self.get(path).map(|v| EventValue::Str(Cow::Borrowed(v)))
+        self.get(path)
+            .or_else(|| {
+                FIELD_ALIASES
+                    .iter()
+                    .find(|(alias, _)| *alias == path)
+                    .and_then(|(_, field)| self.get(field))
+            })
+            .map(|v| EventValue::Str(Cow::Borrowed(v)))
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
@@ -85,14 +117,11 @@ impl rsigma_eval::Event for Event {
         }
     }
 
+    /// Only the origin, under `_id`: the correlation engine keeps this as
+    /// its reference to the event (and evidence is looked up by it), so
+    /// the whole event is never copied per match.
     fn to_json(&self) -> Value {
-        let mut map = Map::with_capacity(self.fields.len() + 2);
-        for (k, v) in &self.fields {
-            map.insert(k.to_string(), Value::String(v.clone()));
-        }
-        map.insert("_raw".into(), Value::String(self.raw.clone()));
-        map.insert("_origin".into(), Value::String(self.origin.clone()));
-        // The engine's correlation windows refer to events by `_id`.
+        let mut map = Map::with_capacity(1);
         map.insert("_id".into(), Value::String(self.origin.clone()));
         Value::Object(map)
     }

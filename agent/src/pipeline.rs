@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::decode::{LineDecoder, LogFormat};
-use crate::engine::{Detector, RulePack, SigmaDetector};
+use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::capture::{Capture, CaptureStats};
@@ -28,6 +28,8 @@ pub struct Stats {
     pub alerts: AtomicU64,
     /// Lines not decodable (malformed or too long).
     pub malformed: AtomicU64,
+    /// Alerts dropped by an allow-list.
+    pub suppressed: AtomicU64,
 }
 
 /// Capacity of the queue from push sources to the engine.
@@ -162,6 +164,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let uplink = Uplink::new(identity.clone())?;
     let pack = load_rules(&config)?;
     let mut detector = SigmaDetector::new(&pack)?;
+    let suppressions = Suppressions::new(&config.suppress).map_err(|e| anyhow::anyhow!(e))?;
     let host = config.host_name();
     let rules_version = pack.version.clone();
     info!(
@@ -197,6 +200,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     events_total: stats.events.load(Ordering::Relaxed),
                     alerts_total: stats.alerts.load(Ordering::Relaxed),
                     malformed_total: stats.malformed.load(Ordering::Relaxed),
+                    suppressed_total: stats.suppressed.load(Ordering::Relaxed),
                     packets_total: capture_stats.packets.load(Ordering::Relaxed),
                     dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
                 };
@@ -249,6 +253,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             &mut detector,
             &stats,
         ));
+        let before = alerts.len();
+        alerts.retain(|a| !suppressions.suppresses(a));
+        stats
+            .suppressed
+            .fetch_add((before - alerts.len()) as u64, Ordering::Relaxed);
         if !alerts.is_empty() {
             info!(count = alerts.len(), "sending alerts");
             tokio::select! {

@@ -158,6 +158,9 @@ pub struct Heartbeat {
     pub alerts_total: u64,
     /// Lines that could not be decoded since start.
     pub malformed_total: u64,
+    /// Alerts dropped by allow-lists since start.
+    #[serde(default)]
+    pub suppressed_total: u64,
     /// Frames captured on the configured interfaces since start.
     #[serde(default)]
     pub packets_total: u64,

@@ -1,6 +1,7 @@
-//! Every shipped rule fires on its positive fixture and stays quiet on its
-//! negative one: `rules/fixtures/<path>/{positive,negative}.log` (log rules)
-//! or `.pcap` (network rules) for each `rules/sigma/<path>.yml`.
+//! Every shipped rule fires on its positive fixture (other rules may fire
+//! too: real attacks trip several) and stays quiet on its negative one:
+//! `rules/fixtures/<path>/{positive,negative}.log` (log rules) or `.pcap`
+//! (network rules) for each `rules/sigma/<path>.yml`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -114,10 +115,10 @@ fn every_rule_fires_on_its_positive_fixture_and_not_on_its_negative() {
         let fixtures = root.join("fixtures").join(&rel);
         let ids = alerting_ids(&file);
         let pos = fired(&pack, &fixture(&fixtures, "positive"));
-        assert_eq!(
-            pos,
-            ids,
-            "{}: positive fixture must fire exactly this file's alerting rules",
+        let missing: Vec<_> = ids.difference(&pos).collect();
+        assert!(
+            missing.is_empty(),
+            "{}: positive fixture did not fire {missing:?} (fired {pos:?})",
             file.display()
         );
         let neg = fired(&pack, &fixture(&fixtures, "negative"));

@@ -18,6 +18,7 @@ pub struct AuthParser {
     useradd_user: Regex,
     useradd_group: Regex,
     su_failed: Regex,
+    crontab: Regex,
     kv: Regex,
 }
 
@@ -50,6 +51,7 @@ impl AuthParser {
             ),
             useradd_group: re(r"^new group: name=([^,]+), GID=(\d+)"),
             su_failed: re(r"^FAILED (?:SU|su) (?:\(to (\S+)\) )?(\S+) on (\S+)"),
+            crontab: re(r"^\((\S+)\) (REPLACE|BEGIN EDIT|END EDIT|LIST|DELETE|RELOAD) \((\S+)\)"),
             kv: re(r"(\w+)=(\S*)"),
         }
     }
@@ -68,6 +70,8 @@ impl AuthParser {
             "su"
         } else if matches!(program, "useradd" | "groupadd" | "adduser") {
             "useradd"
+        } else if program == "crontab" {
+            "crontab"
         } else {
             return;
         };
@@ -97,6 +101,7 @@ impl AuthParser {
             "sshd" => self.sshd(event, &message),
             "sudo" => self.sudo(event, &message),
             "su" => self.su(event, &message),
+            "crontab" => self.crontab(event, &message),
             _ => self.useradd(event, &message),
         }
     }
@@ -174,6 +179,22 @@ impl AuthParser {
             event.set("target_user", c.get(1).map_or("root", |m| m.as_str()));
             event.set("user", c[2].to_string());
             event.set("tty", c[3].to_string());
+        }
+    }
+
+    fn crontab(&self, event: &mut Event, message: &str) {
+        if let Some(c) = self.crontab.captures(message) {
+            let action = match &c[2] {
+                "REPLACE" => "crontab_replace",
+                "BEGIN EDIT" | "END EDIT" => "crontab_edit",
+                "LIST" => "crontab_list",
+                "DELETE" => "crontab_delete",
+                _ => "crontab_reload",
+            };
+            event.set("action", action);
+            event.set("outcome", "success");
+            event.set("user", c[1].to_string());
+            event.set("target_user", c[3].to_string());
         }
     }
 
@@ -265,6 +286,14 @@ mod tests {
                 ("target_user", "backdoor"),
                 ("uid", "0"),
                 ("shell", "/bin/bash"),
+            ],
+        );
+        check(
+            "Nov 22 04:00:01 h crontab[812]: (www-data) REPLACE (www-data)",
+            &[
+                ("action", "crontab_replace"),
+                ("user", "www-data"),
+                ("target_user", "www-data"),
             ],
         );
         check(

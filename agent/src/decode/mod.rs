@@ -4,7 +4,9 @@
 //! rules refer to them. A decoder never panics on input: a line it cannot
 //! read is a [`DecodeError`], which callers count and skip.
 
+mod access;
 mod auth;
+mod json;
 pub mod net;
 mod syslog;
 
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
+pub use access::AccessParser;
 pub use auth::AuthParser;
 
 /// Every field a Ward decoder produces, with what it means. Rules that use
@@ -34,7 +37,7 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     // authentication
     (
         "action",
-        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added",
+        "what happened: login, invalid_user, pam_auth, max_auth_attempts, sudo, su, user_added, group_added, crontab_replace, crontab_edit, crontab_list, crontab_delete",
     ),
     ("outcome", "success or failure"),
     ("user", "the acting or authenticating user"),
@@ -60,6 +63,24 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     ("home", "home directory of a new account"),
     ("shell", "login shell of a new account"),
     ("group", "name of a new group"),
+    // web server access logs (Sigma `category: webserver`)
+    ("c-ip", "client address"),
+    ("cs-username", "authenticated user (HTTP basic auth)"),
+    ("cs-host", "virtual host, when the log has it"),
+    ("request", "the raw request line"),
+    ("cs-method", "HTTP method"),
+    ("c-uri", "request target: path and query"),
+    ("cs-uri-stem", "path without the query"),
+    ("cs-uri-query", "query string without '?'"),
+    (
+        "c-uri-extension",
+        "lowercase extension of the requested file",
+    ),
+    ("cs-version", "HTTP version"),
+    ("sc-status", "response status code"),
+    ("sc-bytes", "response size"),
+    ("cs-referer", "Referer header"),
+    ("c-useragent", "User-Agent header"),
     // network (decode::net): every network event
     (
         "event_type",
@@ -151,6 +172,12 @@ pub enum LogFormat {
     Auto,
     /// RFC 3164 / RFC 5424 syslog (auth.log, secure, messages, syslog).
     Syslog,
+    /// nginx access log (combined or common).
+    Nginx,
+    /// Apache access log (combined, common, or vhost_combined).
+    Apache,
+    /// One JSON object per line.
+    Json,
 }
 
 impl FromStr for LogFormat {
@@ -171,6 +198,9 @@ impl fmt::Display for LogFormat {
         f.write_str(match self {
             LogFormat::Auto => "auto",
             LogFormat::Syslog => "syslog",
+            LogFormat::Nginx => "nginx",
+            LogFormat::Apache => "apache",
+            LogFormat::Json => "json",
         })
     }
 }
@@ -192,6 +222,7 @@ pub struct LineDecoder {
     format: LogFormat,
     host: String,
     auth: AuthParser,
+    access: AccessParser,
 }
 
 impl LineDecoder {
@@ -201,6 +232,7 @@ impl LineDecoder {
             format,
             host: host.into(),
             auth: AuthParser::new(),
+            access: AccessParser::new(),
         }
     }
 
@@ -211,14 +243,38 @@ impl LineDecoder {
             return Err(DecodeError::TooLong(line.len()));
         }
         let line = line.trim_end_matches('\r');
-        match self.format {
-            LogFormat::Auto | LogFormat::Syslog => {
-                let mut event = syslog::decode(line, &self.host, origin)
-                    .ok_or(DecodeError::Malformed(LogFormat::Syslog))?;
-                self.auth.enrich(&mut event);
-                Ok(event)
+        let format = match self.format {
+            LogFormat::Auto if line.starts_with('{') => LogFormat::Json,
+            LogFormat::Auto if AccessParser::looks_like(line) => LogFormat::Nginx,
+            LogFormat::Auto => LogFormat::Syslog,
+            f => f,
+        };
+        let decoded = match format {
+            LogFormat::Syslog | LogFormat::Auto => {
+                syslog::decode(line, &self.host, origin).map(|mut event| {
+                    // A web server logging its access log through syslog.
+                    let web = matches!(
+                        event.get("program"),
+                        Some("nginx" | "apache" | "apache2" | "httpd")
+                    ) && event.get("message").is_some_and(AccessParser::looks_like);
+                    if web {
+                        let message = event.get("message").unwrap_or_default().to_string();
+                        if let Some(mut access) =
+                            self.access
+                                .decode(&message, &self.host, event.origin.clone())
+                        {
+                            access.raw = std::mem::take(&mut event.raw);
+                            return access;
+                        }
+                    }
+                    self.auth.enrich(&mut event);
+                    event
+                })
             }
-        }
+            LogFormat::Nginx | LogFormat::Apache => self.access.decode(line, &self.host, origin),
+            LogFormat::Json => json::decode(line, &self.host, origin),
+        };
+        decoded.ok_or(DecodeError::Malformed(format))
     }
 }
 
@@ -251,6 +307,30 @@ mod tests {
         assert_eq!(e.get("outcome"), Some("success"));
         assert_eq!(e.get("user"), Some("deploy"));
         assert_eq!(e.time.to_rfc3339(), "2026-11-22T04:00:00.123+00:00");
+    }
+
+    #[test]
+    fn access_logs_sent_through_syslog_are_web_events() {
+        let e = decode(r#"Jul  8 11:07:08 ip-172-31-43-28 nginx[2869]: 167.71.13.196 - - [08/Jul/2021:11:07:08 +0000] "GET /.wp-config.php.swp HTTP/1.1" 404 21 "-" "curl/8""#).unwrap();
+        assert_eq!(e.get("c-ip"), Some("167.71.13.196"));
+        assert_eq!(e.get("c-uri"), Some("/.wp-config.php.swp"));
+        assert!(e.raw.starts_with("Jul  8 11:07:08"));
+    }
+
+    #[test]
+    fn auto_picks_the_format_per_line() {
+        let web = decode(
+            r#"203.0.113.9 - - [22/Nov/2026:10:15:32 +0700] "GET / HTTP/1.1" 200 5 "-" "curl/8""#,
+        )
+        .unwrap();
+        assert_eq!(web.get("c-ip"), Some("203.0.113.9"));
+        let json = decode(r#"{"time": "2026-11-22T04:00:00Z", "msg": "hi"}"#).unwrap();
+        assert_eq!(json.get("msg"), Some("hi"));
+        let sys = decode(
+            "Nov 22 04:00:01 web01 sudo: pam_unix(sudo:session): session closed for user root",
+        )
+        .unwrap();
+        assert_eq!(sys.get("program"), Some("sudo"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod ioc;
 mod pack;
 mod sigma;
+mod suppress;
 
 use crate::event::Event;
 use crate::wire::Alert;
@@ -13,6 +14,7 @@ use crate::wire::Alert;
 pub use ioc::{IOC_FIELDS, IocSet};
 pub use pack::{Diagnostic, RulePack, RuleSource, SHIPPED_IOC, SHIPPED_PACK};
 pub use sigma::SigmaDetector;
+pub use suppress::{Suppression, Suppressions};
 
 /// Judges events against rules. Stateful (correlation windows), so one
 /// detector serves one stream of events in event-time order.

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::ioc::IocSet;
 use crate::decode::KNOWN_FIELDS;
+use crate::event::FIELD_ALIASES;
 
 /// The rule pack shipped inside the binary (`rules/sigma/` at build time).
 pub static SHIPPED_PACK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../rules/sigma");
@@ -169,17 +170,32 @@ impl RulePack {
         check_references(&collections, &mut diags);
         if diags.is_empty() {
             // Compile once to surface what the parser accepts but the
-            // evaluator rejects (bad regexes, bad modifiers).
+            // evaluator rejects (bad regexes, bad modifiers, bad references).
+            let mut engine = rsigma_eval::CorrelationEngine::new(Default::default());
             for (file, c) in &collections {
-                let mut engine = rsigma_eval::CorrelationEngine::new(Default::default());
-                if let Err(e) = engine.add_collection(c) {
-                    diags.push(Diagnostic {
-                        file: file.clone(),
-                        rule: None,
-                        line: None,
-                        code: "compile",
-                        message: e.to_string(),
-                    });
+                for r in &c.rules {
+                    if let Err(e) = engine.add_rule(r) {
+                        diags.push(Diagnostic {
+                            file: file.clone(),
+                            rule: Some(r.id.clone().unwrap_or_else(|| r.title.clone())),
+                            line: None,
+                            code: "compile",
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+            for (file, c) in &collections {
+                for corr in &c.correlations {
+                    if let Err(e) = engine.add_correlation(corr) {
+                        diags.push(Diagnostic {
+                            file: file.clone(),
+                            rule: Some(corr.id.clone().unwrap_or_else(|| corr.title.clone())),
+                            line: None,
+                            code: "compile",
+                            message: e.to_string(),
+                        });
+                    }
                 }
             }
         }
@@ -368,13 +384,19 @@ fn check_source(src: &RuleSource, diags: &mut Vec<Diagnostic>) -> Option<SigmaCo
             });
         }
     }
-    for rule in &collection.rules {
+    for rule in collection
+        .rules
+        .iter()
+        .filter(|r| decoded_by_ward(&r.logsource))
+    {
         let mut fields = BTreeSet::new();
         for d in rule.detection.named.values() {
             detection_fields(d, &mut fields);
         }
         for f in fields {
-            if !KNOWN_FIELDS.iter().any(|(k, _)| *k == f) {
+            let known = KNOWN_FIELDS.iter().any(|(k, _)| *k == f)
+                || FIELD_ALIASES.iter().any(|(a, _)| *a == f);
+            if !known {
                 diags.push(Diagnostic {
                     file: src.name.clone(),
                     rule: Some(rule.id.clone().unwrap_or_else(|| rule.title.clone())),
@@ -401,6 +423,22 @@ fn check_source(src: &RuleSource, diags: &mut Vec<Diagnostic>) -> Option<SigmaCo
         }
     }
     (diags.len() == before).then_some(collection)
+}
+
+/// Whether events of this logsource come from Ward's own decoders, whose
+/// field names are known. Rules for other sources (JSON application logs)
+/// may use any field.
+fn decoded_by_ward(ls: &rsigma_parser::LogSource) -> bool {
+    let is = |v: &Option<String>, names: &[&str]| {
+        v.as_deref()
+            .is_some_and(|v| names.iter().any(|n| n.eq_ignore_ascii_case(v)))
+    };
+    is(&ls.product, &["linux", "unix", "nginx", "apache"])
+        || is(&ls.category, &["webserver"])
+        || is(
+            &ls.service,
+            &["sshd", "auth", "sudo", "su", "syslog", "cron"],
+        )
 }
 
 fn detection_fields(d: &Detection, out: &mut BTreeSet<String>) {

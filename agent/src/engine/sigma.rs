@@ -6,60 +6,41 @@ use rsigma_eval::{
     CorrelationAction, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
     EvaluationResult, ResultBody, TimestampFallback,
 };
-use rsigma_parser::Level;
+use rsigma_parser::{Level, LogSource};
 use sha2::{Digest, Sha256};
 
 use super::{Detector, IocSet, RulePack};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
 
-/// Event fields copied into an alert's entities when present.
-const ENTITY_FIELDS: &[&str] = &[
-    "src_ip",
-    "dst_ip",
-    "dst_port",
-    "domain",
-    "query",
-    "sni",
-    "http_host",
-    "ioc_value",
-    "user",
-    "target_user",
-    "uri",
-    "path",
-    "sha256",
+/// Entities of an alert and the event fields they are taken from (first
+/// present wins): one vocabulary whatever the log's own field names.
+const ENTITY_FIELDS: &[(&str, &[&str])] = &[
+    ("src_ip", &["src_ip", "c-ip"]),
+    ("dst_ip", &["dst_ip"]),
+    ("dst_port", &["dst_port"]),
+    ("domain", &["domain", "cs-host"]),
+    ("query", &["query"]),
+    ("sni", &["sni"]),
+    ("http_host", &["http_host"]),
+    ("ioc_value", &["ioc_value"]),
+    ("user", &["user", "cs-username"]),
+    ("target_user", &["target_user"]),
+    ("uri", &["uri", "c-uri"]),
+    ("path", &["path"]),
+    ("sha256", &["sha256"]),
 ];
+
+/// The entity name for an event field (`c-ip` → `src_ip`).
+fn entity_name(field: &str) -> &str {
+    ENTITY_FIELDS
+        .iter()
+        .find(|(_, fields)| fields.contains(&field))
+        .map_or(field, |(name, _)| name)
+}
 
 /// Largest number of correlation state entries before the oldest are evicted.
 pub const MAX_CORRELATION_STATE: usize = 100_000;
-
-/// Raw records of recent events that matched a rule, kept as correlation
-/// evidence. Correlation windows hold only references (origins), so the
-/// engine neither copies nor compresses every matching event; the records
-/// of the latest [`RECENT_EVIDENCE`] matches are kept here instead.
-pub const RECENT_EVIDENCE: usize = 20_000;
-
-/// The raw records of the latest matching events, by origin (FIFO, bounded).
-#[derive(Default)]
-struct RecentRaw {
-    by_origin: HashMap<String, String>,
-    order: VecDeque<String>,
-}
-
-impl RecentRaw {
-    fn remember(&mut self, origin: &str, raw: &str) {
-        if self.by_origin.contains_key(origin) {
-            return;
-        }
-        if self.order.len() >= RECENT_EVIDENCE
-            && let Some(old) = self.order.pop_front()
-        {
-            self.by_origin.remove(&old);
-        }
-        self.order.push_back(origin.to_string());
-        self.by_origin.insert(origin.to_string(), raw.to_string());
-    }
-}
 
 /// Sigma detection and correlation, evaluated on event time.
 pub struct SigmaDetector {
@@ -70,7 +51,39 @@ pub struct SigmaDetector {
     building_blocks: HashSet<String>,
     /// The pack's indicator lists, looked up before each event is judged.
     iocs: IocSet,
-    recent: RecentRaw,
+    /// Raw lines of recent building-block matches by origin, so a
+    /// correlation alert can show the lines that made it.
+    evidence: EvidenceCache,
+}
+
+/// Origins → raw records, the oldest forgotten past a fixed count.
+#[derive(Default)]
+struct EvidenceCache {
+    lines: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+impl EvidenceCache {
+    /// Records kept; enough for every open correlation window of a busy host.
+    const CAPACITY: usize = 50_000;
+
+    fn insert(&mut self, origin: &str, raw: &str) {
+        if self.lines.contains_key(origin) {
+            return;
+        }
+        if self.order.len() >= Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.lines.remove(&old);
+        }
+        self.order.push_back(origin.to_string());
+        self.lines
+            .insert(origin.to_string(), cap_evidence_line(raw));
+    }
+
+    fn get(&self, origin: &str) -> Option<&String> {
+        self.lines.get(origin)
+    }
 }
 
 impl SigmaDetector {
@@ -86,18 +99,37 @@ impl SigmaDetector {
             // After a correlation fires, its window starts again: a burst of
             // 50 failed logins is 10 alerts of 5, not 46.
             action_on_match: CorrelationAction::Reset,
-            // Rules only referenced by correlations are building blocks.
-            emit_detections: false,
-            // Windows keep origins only; evidence comes from `recent`.
+            // Building-block matches come back so their lines can be kept
+            // as evidence; they are dropped before alerting.
+            emit_detections: true,
+            // References (the origin) only; the lines come from `evidence`.
             correlation_event_mode: CorrelationEventMode::Refs,
             max_correlation_events: MAX_EVIDENCE_LINES,
         };
         let mut engine = CorrelationEngine::new(config);
         let mut referenced = HashSet::new();
+        // All detection rules first, so correlations may refer across files.
         for (_, c) in &pack.collections {
-            engine.add_collection(c)?;
-            for corr in c.correlations.iter().filter(|c| !c.generate) {
-                referenced.extend(corr.rules.iter().cloned());
+            for r in &c.rules {
+                let mut r = r.clone();
+                // A webserver rule applies to every web server's access log,
+                // whatever product it names.
+                if r.logsource
+                    .category
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("webserver"))
+                {
+                    r.logsource.product = None;
+                }
+                engine.add_rule(&r)?;
+            }
+        }
+        for (_, c) in &pack.collections {
+            for corr in &c.correlations {
+                engine.add_correlation(corr)?;
+                if !corr.generate {
+                    referenced.extend(corr.rules.iter().cloned());
+                }
             }
         }
         let building_blocks = pack
@@ -116,8 +148,8 @@ impl SigmaDetector {
             engine,
             rules: pack.rule_count(),
             building_blocks,
+            evidence: EvidenceCache::default(),
             iocs: pack.iocs.clone(),
-            recent: RecentRaw::default(),
         })
     }
 
@@ -131,20 +163,23 @@ impl SigmaDetector {
         let mut evidence = Vec::new();
         match &r.body {
             ResultBody::Detection(_) => {
-                for f in ENTITY_FIELDS {
-                    if let Some(v) = event.get(f) {
-                        entities.insert((*f).to_string(), v.to_string());
+                for (name, fields) in ENTITY_FIELDS {
+                    if let Some(v) = fields.iter().find_map(|f| event.get(f)) {
+                        entities.insert((*name).to_string(), v.to_string());
                     }
                 }
                 evidence.push(cap_evidence_line(&event.raw));
             }
             ResultBody::Correlation(c) => {
                 for (k, v) in &c.group_key {
-                    entities.insert(k.clone(), v.clone());
+                    entities.insert(entity_name(k).to_string(), v.clone());
                 }
-                for r in c.event_refs.iter().flatten().take(MAX_EVIDENCE_LINES) {
-                    if let Some(raw) = r.id.as_ref().and_then(|id| self.recent.by_origin.get(id)) {
-                        evidence.push(cap_evidence_line(raw));
+                for r in c.event_refs.iter().flatten() {
+                    if let Some(raw) = r.id.as_deref().and_then(|id| self.evidence.get(id))
+                        && evidence.len() < MAX_EVIDENCE_LINES
+                        && !evidence.contains(raw)
+                    {
+                        evidence.push(raw.clone());
                     }
                 }
                 if evidence.is_empty() {
@@ -167,6 +202,25 @@ impl SigmaDetector {
                 .rsplit_once(':')
                 .map_or(event.origin.clone(), |(s, _)| s.to_string()),
         }
+    }
+}
+
+/// The Sigma logsource an event kind stands for, used to skip rules that
+/// cannot apply (a rule is skipped only when a dimension set on both sides
+/// differs). The `ward-*` values conflict with every real rule value.
+fn logsource_of(kind: EventKind) -> Option<LogSource> {
+    match kind {
+        EventKind::Unknown => None,
+        EventKind::Syslog => Some(LogSource {
+            product: Some("linux".into()),
+            category: Some("ward-syslog".into()),
+            ..Default::default()
+        }),
+        EventKind::WebAccess => Some(LogSource {
+            product: Some("ward-web".into()),
+            category: Some("webserver".into()),
+            ..Default::default()
+        }),
     }
 }
 
@@ -195,21 +249,30 @@ impl Detector for SigmaDetector {
     fn process(&mut self, event: &Event) -> Vec<Alert> {
         let enriched = self.iocs.enrich(event);
         let event = enriched.as_ref().unwrap_or(event);
-        let detections = self.engine.evaluate(event);
-        if !detections.is_empty() {
-            self.recent.remember(&event.origin, &event.raw);
+        let ts = event.time.timestamp();
+        let results = match logsource_of(event.kind) {
+            Some(ls) => {
+                let detections = self.engine.engine().evaluate_pruned(event, &ls);
+                self.engine.process_with_detections(event, detections, ts)
+            }
+            None => self.engine.process_event_at(event, ts),
+        };
+        let mut alerts = Vec::new();
+        let mut correlations = Vec::new();
+        for r in results {
+            let key = r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title);
+            if r.is_correlation() {
+                correlations.push(r);
+            } else if self.building_blocks.contains(key) {
+                self.evidence.insert(&event.origin, &event.raw);
+            } else {
+                alerts.push(self.to_alert(event, r));
+            }
         }
-        let results =
-            self.engine
-                .process_with_detections(event, detections, event.time.timestamp());
-        results
-            .into_iter()
-            .filter(|r| {
-                let key = r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title);
-                r.is_correlation() || !self.building_blocks.contains(key)
-            })
-            .map(|r| self.to_alert(event, r))
-            .collect()
+        for r in correlations {
+            alerts.push(self.to_alert(event, r));
+        }
+        alerts
     }
 
     fn rule_count(&self) -> usize {

@@ -45,8 +45,12 @@ pub struct Chunk {
     pub lines: Vec<Line>,
     /// Lines longer than [`MAX_LINE_BYTES`] that were skipped.
     pub oversized: u64,
-    /// Offset after the last complete line.
+    /// Offset after the last complete line (or after skipped bytes of an
+    /// oversized line).
     pub end: u64,
+    /// Whether `end` is inside an oversized line still being skipped.
+    skipping: bool,
+    key: (u64, u64),
 }
 
 #[derive(Debug)]
@@ -59,6 +63,8 @@ struct Tracked {
     offset: u64,
     /// Whether the glob still matches this file.
     matched: bool,
+    /// Inside an oversized line: discard up to the next newline.
+    skipping: bool,
 }
 
 #[cfg(unix)]
@@ -120,7 +126,7 @@ impl Tailer {
         let mut chunks = Vec::new();
         let mut gone = Vec::new();
         for (key, t) in self.tracked.iter_mut() {
-            match read_new_lines(t) {
+            match read_new_lines(*key, t) {
                 Ok(Some(chunk)) => chunks.push(chunk),
                 Ok(None) => {
                     if !t.matched {
@@ -150,12 +156,11 @@ impl Tailer {
             return Ok(());
         }
         for c in chunks {
-            if let Some(t) = self
-                .tracked
-                .values_mut()
-                .find(|t| t.fingerprint == c.fingerprint)
+            if let Some(t) = self.tracked.get_mut(&c.key)
+                && t.fingerprint == c.fingerprint
             {
                 t.offset = c.end;
+                t.skipping = c.skipping;
             }
             self.checkpoints.set(&c.fingerprint, c.end, &c.path);
         }
@@ -165,6 +170,17 @@ impl Tailer {
     fn discover(&mut self) {
         for t in self.tracked.values_mut() {
             t.matched = false;
+            // Truncated in place (copytruncate) — shorter than what was read,
+            // or a different first line: start over, as a new file.
+            let truncated = t.file.metadata().is_ok_and(|m| m.len() < t.offset)
+                || (!t.fingerprint.is_empty()
+                    && fingerprint(&mut t.file).as_deref() != Some(t.fingerprint.as_str()));
+            if truncated {
+                info!(path = %t.path.display(), old = t.offset, "file truncated; reading it from the start");
+                t.offset = 0;
+                t.skipping = false;
+                t.fingerprint = fingerprint(&mut t.file).unwrap_or_default();
+            }
         }
         for input in &self.inputs {
             let paths = match glob::glob(&input.path) {
@@ -198,6 +214,11 @@ impl Tailer {
                     // No complete first line yet: try again next poll.
                     continue;
                 };
+                if self.tracked.values().any(|t| t.fingerprint == fingerprint) {
+                    // A copy of a file being followed (copytruncate): it is
+                    // read once the original is truncated or gone.
+                    continue;
+                }
                 let offset = self.checkpoints.offset(&fingerprint).unwrap_or(0);
                 info!(path = %path.display(), %fingerprint, offset, "following file");
                 self.tracked.insert(
@@ -209,6 +230,7 @@ impl Tailer {
                         format: input.format,
                         offset,
                         matched: true,
+                        skipping: false,
                     },
                 );
             }
@@ -242,17 +264,16 @@ fn fingerprint(file: &mut File) -> Option<String> {
     ))
 }
 
-fn read_new_lines(t: &mut Tracked) -> std::io::Result<Option<Chunk>> {
-    let len = t.file.metadata()?.len();
-    if len < t.offset {
-        // Truncated in place (copytruncate): start over.
-        info!(path = %t.path.display(), old = t.offset, new = len, "file truncated; reading from the start");
-        t.offset = 0;
-        if let Some(fp) = fingerprint(&mut t.file) {
-            t.fingerprint = fp;
+fn read_new_lines(key: (u64, u64), t: &mut Tracked) -> std::io::Result<Option<Chunk>> {
+    if t.fingerprint.is_empty() {
+        // Truncated to nothing earlier: identify it once a line is complete.
+        match fingerprint(&mut t.file) {
+            Some(fp) => t.fingerprint = fp,
+            None => return Ok(None),
         }
     }
-    if len == t.offset {
+    let len = t.file.metadata()?.len();
+    if len <= t.offset {
         return Ok(None);
     }
     let want = ((len - t.offset) as usize).min(MAX_READ_PER_POLL);
@@ -269,6 +290,16 @@ fn read_new_lines(t: &mut Tracked) -> std::io::Result<Option<Chunk>> {
     let mut lines = Vec::new();
     let mut oversized = 0;
     let mut start = 0usize;
+    let mut skipping = t.skipping;
+    if skipping {
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(nl) => {
+                start = nl + 1;
+                skipping = false;
+            }
+            None => start = buf.len(),
+        }
+    }
     while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
         let raw = &buf[start..start + nl];
         let origin = format!("file:{}:{}", t.fingerprint, t.offset + start as u64);
@@ -282,10 +313,11 @@ fn read_new_lines(t: &mut Tracked) -> std::io::Result<Option<Chunk>> {
         }
         start += nl + 1;
     }
-    if start == 0 && buf.len() == MAX_READ_PER_POLL {
-        // A single line longer than a whole read: skip it to its newline.
+    if !skipping && start == 0 && buf.len() == MAX_READ_PER_POLL {
+        // One line longer than a whole read: count it and skip to its end.
         oversized += 1;
         start = buf.len();
+        skipping = true;
     }
     if start == 0 {
         return Ok(None);
@@ -297,6 +329,8 @@ fn read_new_lines(t: &mut Tracked) -> std::io::Result<Option<Chunk>> {
         lines,
         oversized,
         end: t.offset + start as u64,
+        skipping,
+        key,
     }))
 }
 
