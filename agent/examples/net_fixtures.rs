@@ -202,6 +202,11 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "rules/fixtures/network".into())
         .into();
+    write_all(&root);
+}
+
+/// Writes every network fixture under `root` (`<rule>/{positive,negative}.pcap`).
+pub fn write_all(root: &Path) {
     let dir = |name: &str| {
         let d = root.join(name);
         std::fs::create_dir_all(&d).expect("fixture dir");

@@ -235,6 +235,21 @@ path = "/var/www/html"
     }
 
     #[test]
+    fn bad_interface_names_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "state_dir = \"/x\"\n[[net]]\ninterface = \"eth0/../x\"\n",
+        )
+        .unwrap();
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("net.interface 'eth0/../x'"), "{err}");
+        std::fs::write(&path, "state_dir = \"/x\"\n[[net]]\niface = \"eth0\"\n").unwrap();
+        assert!(AgentConfig::load(&path).is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = toml::from_str::<AgentConfig>("state_dir = \"/x\"\nstat_dir = 1\n").unwrap_err();
         assert!(err.to_string().contains("stat_dir"), "{err}");

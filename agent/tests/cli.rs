@@ -374,3 +374,27 @@ fn check_loads_the_community_webshell_rules() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(n > 600, "{stdout}");
 }
+
+#[test]
+fn check_names_the_line_of_a_bad_indicator() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sigma")).unwrap();
+    std::fs::create_dir_all(dir.path().join("ioc")).unwrap();
+    std::fs::copy(
+        rules_root().join("sigma/network/c2_indicators.yml"),
+        dir.path().join("sigma/c2.yml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ioc/feed.txt"),
+        "# feed\n203.0.113.5\nevil.example\nnot a domain\n",
+    )
+    .unwrap();
+    let out = agent().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("feed.txt:4: error[bad-ioc]: 'not a domain'"),
+        "{stderr}"
+    );
+}

@@ -3,7 +3,7 @@
 # corpus's Ethernet pcaps with shifted addresses and times, then times
 # `ward-agent replay --pcap` (release build, shipped rules, one core) and, when installed,
 # `suricata -r` on the same file.
-#   scripts/bench-pcap [MEGABYTES]
+#   bench/pcap.sh [MEGABYTES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB="${1:-100}"
@@ -64,10 +64,16 @@ cargo build --release --quiet -p ward-agent
 BIN="$CARGO_TARGET_DIR/release/ward-agent"
 echo "== ward-agent replay --pcap (one core, shipped rules)"
 for _ in 1 2 3; do
-    WARD_LOG=info taskset -c 0 "$BIN" replay --host bench --pcap "$PCAP" 2>&1 >/dev/null | grep "replay finished"
+    /usr/bin/time -f "ward-agent: wall %e s, user %U s, sys %S s, %M KB max RSS" \
+        taskset -c 0 env WARD_LOG=info "$BIN" replay --host bench --pcap "$PCAP" 2>&1 >/dev/null | grep -E "replay finished|ward-agent:"
 done
 if command -v suricata >/dev/null 2>&1; then
-    echo "== suricata -r (single runmode, its default rules if any)"
-    SOUT="$OUT/suricata"; mkdir -p "$SOUT"
-    /usr/bin/time -f "suricata: %e s, %M KB max RSS" suricata --runmode single -r "$PCAP" -l "$SOUT" -k none >/dev/null 2>&1 || true
+    echo "== suricata -r (single runmode, bench/suricata-net.rules)"
+    SOUT="$OUT/suricata"
+    for _ in 1 2 3; do
+        rm -rf "$SOUT"; mkdir -p "$SOUT"
+        /usr/bin/time -f "suricata: wall %e s, user %U s, sys %S s, %M KB max RSS" \
+            taskset -c 0 suricata --runmode single -r "$PCAP" -S bench/suricata-net.rules -l "$SOUT" -k none 2>&1 >/dev/null | tail -1
+        echo "alerts: $(wc -l < "$SOUT/fast.log")"
+    done
 fi
