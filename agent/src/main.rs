@@ -115,7 +115,8 @@ fn split_rule_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let is_root = p.join("sigma").is_dir() || p.join("yara").is_dir();
         if is_root {
             if p.join("sigma").is_dir() {
-                sigma.push(p.join("sigma"));
+                // The pack root itself: RulePack::load reads sigma/ and ioc/.
+                sigma.push(p.clone());
             }
             if p.join("yara").is_dir() {
                 yara.push(p.join("yara"));
