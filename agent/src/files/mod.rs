@@ -522,6 +522,9 @@ mod tests {
             },
             |_| {},
         );
-        assert_eq!(files, vec![std::fs::canonicalize(dir.path().join("a/x.php")).unwrap()]);
+        assert_eq!(
+            files,
+            vec![std::fs::canonicalize(dir.path().join("a/x.php")).unwrap()]
+        );
     }
 }
