@@ -11,7 +11,7 @@ use ward_agent::engine::yara::ScanLimits;
 use ward_agent::files::{ScanCounters, ScanEvent, scan_tree};
 
 /// Detection floor on the corpus webshells (script-like files), in percent.
-const MIN_CORPUS_DETECTION_PCT: f64 = 60.0;
+const MIN_CORPUS_DETECTION_PCT: f64 = 65.0;
 /// Extensions of the corpus files counted as webshells.
 const WEBSHELL_EXTENSIONS: &[&str] = &["php", "jsp", "asp", "aspx", "ashx", "cfm", "java", "txt"];
 
