@@ -203,6 +203,39 @@ impl Server {
             .expect("running ward")
     }
 
+    /// `ward incidents list --json`.
+    pub fn incidents(&self) -> Vec<serde_json::Value> {
+        self.ward_json(&["incidents", "list"])
+            .as_array()
+            .expect("a JSON array")
+            .clone()
+    }
+
+    /// Creates an enrollment token for `agency` and enrolls an agent named
+    /// `hostname` with it, its identity in `state` (in the server's
+    /// namespace); panics on failure.
+    pub fn enroll_agent(&self, agency: &str, hostname: &str, state: &Path) {
+        let token = self.ward_json(&["enroll-token", "create", "--agency", agency]);
+        let token = token["token"].as_str().expect("a token");
+        let out = command_in(self.netns.as_deref(), &bin("ward-agent"))
+            .args([
+                "enroll",
+                "--hostname",
+                hostname,
+                "--token",
+                token,
+                "--state",
+            ])
+            .arg(state)
+            .output()
+            .expect("running ward-agent enroll");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `ward ARGS --json` and parses stdout; panics on failure.
     pub fn ward_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all: Vec<&str> = args.to_vec();
@@ -239,6 +272,18 @@ impl Server {
             })
             .unwrap_or(0.0)
     }
+}
+
+/// Starts `ward-agent run --config CONFIG` (in network namespace `netns`
+/// when given) and waits until it has loaded its rules.
+pub fn start_agent(netns: Option<&str>, config: &Path) -> Proc {
+    let mut cmd = command_in(netns, &bin("ward-agent"));
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("WARD_LOG", "info");
+    let mut agent = Proc::spawn(cmd);
+    agent.wait_for("agent started", Duration::from_secs(30));
+    agent
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout`.

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use ward_e2e::{Proc, Server, bin, eventually};
+use ward_e2e::{Server, bin, eventually, start_agent};
 
 const BRUTE_FORCE_RULE: &str = "cd4fc56f-e7a3-4208-aa13-4f59cf9f188d";
 
@@ -38,43 +37,14 @@ fn failed_logins(ip: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn start_agent(config: &Path) -> Proc {
-    let mut cmd = Command::new(bin("ward-agent"));
-    cmd.args(["run", "--config"])
-        .arg(config)
-        .env("WARD_LOG", "info");
-    let mut agent = Proc::spawn(cmd);
-    agent.wait_for("agent started", Duration::from_secs(30));
-    agent
-}
-
-fn incidents(server: &Server) -> Vec<Value> {
-    server
-        .ward_json(&["incidents", "list"])
-        .as_array()
-        .expect("a JSON array")
-        .clone()
-}
-
 #[test]
 fn ssh_brute_force_becomes_one_incident_and_a_restart_sends_nothing_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("data"));
 
     // Enroll an agent the way an admin would.
-    let token = server.ward_json(&["enroll-token", "create", "--agency", "Sở TT&TT"]);
-    let token = token["token"].as_str().unwrap();
     let state = tmp.path().join("agent-state");
-    let out = Command::new(bin("ward-agent"))
-        .args(["enroll", "--hostname", "web01", "--token", token, "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.enroll_agent("Sở TT&TT", "web01", &state);
     let agents = server.ward_json(&["agents", "list"]);
     assert_eq!(agents.as_array().unwrap().len(), 1);
     assert_eq!(agents[0]["hostname"], "web01");
@@ -95,14 +65,14 @@ fn ssh_brute_force_becomes_one_incident_and_a_restart_sends_nothing_twice() {
         ),
     )
     .unwrap();
-    let mut agent = start_agent(&config);
+    let mut agent = start_agent(None, &config);
     agent.wait_for("following file", Duration::from_secs(30));
 
     // Eight failed logins from one address within a second.
     let appended = Instant::now();
     append(&log, &failed_logins("203.0.113.7", 8));
     let list = eventually(Duration::from_secs(30), "the brute-force incident", || {
-        let l = incidents(&server);
+        let l = server.incidents();
         (!l.is_empty()).then_some(l)
     });
     eprintln!(
@@ -128,11 +98,11 @@ fn ssh_brute_force_becomes_one_incident_and_a_restart_sends_nothing_twice() {
     // Restart the agent: it must resume after what it already sent.
     let status = agent.terminate();
     assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());
-    let mut agent = start_agent(&config);
+    let mut agent = start_agent(None, &config);
     agent.wait_for("following file", Duration::from_secs(30));
     append(&log, &failed_logins("198.51.100.23", 5));
     let list = eventually(Duration::from_secs(30), "the second incident", || {
-        let l = incidents(&server);
+        let l = server.incidents();
         (l.len() >= 2).then_some(l)
     });
     assert_eq!(list.len(), 2, "{list:#?}");
@@ -189,5 +159,5 @@ fn unknown_agents_are_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(incidents(&server).is_empty());
+    assert!(server.incidents().is_empty());
 }

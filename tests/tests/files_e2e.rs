@@ -4,30 +4,17 @@
 //! sha256, path and the matched strings; a restart sends nothing twice.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use ward_e2e::{Proc, Server, bin, eventually};
+use ward_e2e::{Proc, Server, eventually, start_agent};
 
-fn start_agent(config: &Path) -> Proc {
-    let mut cmd = Command::new(bin("ward-agent"));
-    cmd.args(["run", "--config"])
-        .arg(config)
-        .env("WARD_LOG", "info");
-    let mut agent = Proc::spawn(cmd);
-    agent.wait_for("agent started", Duration::from_secs(30));
+/// Starts the agent and waits until its file baseline is ready.
+fn start_watching_agent(config: &Path) -> Proc {
+    let mut agent = start_agent(None, config);
     agent.wait_for("file baseline ready", Duration::from_secs(60));
     agent
-}
-
-fn incidents(server: &Server) -> Vec<Value> {
-    server
-        .ward_json(&["incidents", "list"])
-        .as_array()
-        .expect("a JSON array")
-        .clone()
 }
 
 const WEBSHELL: &str =
@@ -37,26 +24,8 @@ const WEBSHELL: &str =
 fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("data"));
-    let token = server.ward_json(&["enroll-token", "create", "--agency", "Sở TT&TT"]);
-    let token = token["token"].as_str().unwrap();
     let state = tmp.path().join("agent-state");
-    let out = Command::new(bin("ward-agent"))
-        .args([
-            "enroll",
-            "--hostname",
-            "portal01",
-            "--token",
-            token,
-            "--state",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.enroll_agent("Sở TT&TT", "portal01", &state);
 
     let web = tmp.path().join("www");
     std::fs::create_dir_all(web.join("uploads/2026")).unwrap();
@@ -77,10 +46,10 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
         ),
     )
     .unwrap();
-    let mut agent = start_agent(&config);
+    let mut agent = start_watching_agent(&config);
     // The clean tree raises nothing.
     std::thread::sleep(Duration::from_millis(500));
-    assert!(incidents(&server).is_empty());
+    assert!(server.incidents().is_empty());
 
     // A webshell lands in the uploads dir.
     let shell = web.join("uploads/2026/avatar.php");
@@ -89,7 +58,7 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
     let sha = hex::encode(Sha256::digest(WEBSHELL.as_bytes()));
     let shell_path = shell.display().to_string();
     let list = eventually(Duration::from_secs(30), "the webshell incidents", || {
-        let l = incidents(&server);
+        let l = server.incidents();
         let yara = l
             .iter()
             .any(|i| i["rule_id"].as_str().unwrap_or("").starts_with("yara:"));
@@ -142,7 +111,7 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
     )
     .unwrap();
     let list = eventually(Duration::from_secs(30), "the defacement incidents", || {
-        let l = incidents(&server);
+        let l = server.incidents();
         let page = l
             .iter()
             .any(|i| i["title"] == "Web site index page changed");
@@ -156,9 +125,9 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
     // Restart: the baseline and the stable alert ids mean nothing new.
     let status = agent.terminate();
     assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());
-    let mut agent = start_agent(&config);
+    let mut agent = start_watching_agent(&config);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(incidents(&server).len(), before);
+    assert_eq!(server.incidents().len(), before);
     assert_eq!(server.metric("ward_alerts_duplicate_total"), 0.0);
 
     // Deleting the shell is an integrity event too, but no new incident kind

@@ -4,11 +4,10 @@
 //! C2 domain come from the other; the incidents appear on the coordinator.
 //! Traffic stays inside the test's namespaces.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use ward_e2e::{NetnsPair, Proc, Server, bin, command_in, eventually};
+use ward_e2e::{NetnsPair, Server, eventually, start_agent};
 
 /// A DNS query for `name` (type A) as `\xNN` escapes for bash's printf.
 fn dns_query_escaped(name: &str) -> String {
@@ -29,19 +28,8 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start_in(&tmp.path().join("data"), Some(&pair.inside));
 
-    let token = server.ward_json(&["enroll-token", "create", "--agency", "Sở TT&TT"]);
-    let token = token["token"].as_str().unwrap();
     let state = tmp.path().join("agent-state");
-    let out = command_in(Some(&pair.inside), &bin("ward-agent"))
-        .args(["enroll", "--hostname", "gw01", "--token", token, "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.enroll_agent("Sở TT&TT", "gw01", &state);
 
     let config = tmp.path().join("agent.toml");
     std::fs::write(
@@ -53,11 +41,7 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
         ),
     )
     .unwrap();
-    let mut cmd: Command = command_in(Some(&pair.inside), &bin("ward-agent"));
-    cmd.args(["run", "--config"])
-        .arg(&config)
-        .env("WARD_LOG", "info");
-    let mut agent = Proc::spawn(cmd);
+    let mut agent = start_agent(Some(&pair.inside), &config);
     agent.wait_for("capture started", Duration::from_secs(30));
 
     // A vertical scan of 40 closed ports, then a lookup of a listed C2 domain.
