@@ -252,6 +252,41 @@ fn collect_iocs(dir: &Path, out: &mut Vec<RuleSource>, diags: &mut Vec<Diagnosti
 }
 
 fn collect_files(path: &Path, out: &mut Vec<RuleSource>, diags: &mut Vec<Diagnostic>) {
+    let is_yaml = |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"));
+    let mut files = Vec::new();
+    read_rule_files(
+        path,
+        &is_yaml,
+        MAX_RULE_FILE_BYTES as u64,
+        &mut files,
+        diags,
+    );
+    for (name, bytes) in files {
+        match String::from_utf8(bytes) {
+            Ok(text) => out.push(RuleSource { name, text }),
+            Err(_) => diags.push(Diagnostic {
+                file: name,
+                rule: None,
+                line: None,
+                code: "encoding",
+                message: "rule file is not UTF-8".into(),
+            }),
+        }
+    }
+}
+
+/// Reads the rule files at `path`: the file itself, or every file under the
+/// directory for which `is_rule` holds, in name order, as `(name, bytes)`.
+/// Only real directories are descended into, so a symlink loop in a rules
+/// tree cannot recurse forever. Unreadable and oversized files become
+/// diagnostics.
+pub(super) fn read_rule_files(
+    path: &Path,
+    is_rule: &dyn Fn(&Path) -> bool,
+    max_bytes: u64,
+    out: &mut Vec<(String, Vec<u8>)>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let io_diag = |e: std::io::Error| Diagnostic {
         file: path.display().to_string(),
         rule: None,
@@ -270,39 +305,27 @@ fn collect_files(path: &Path, out: &mut Vec<RuleSource>, diags: &mut Vec<Diagnos
         };
         entries.sort();
         for p in entries {
-            let is_yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"));
-            if p.is_dir() || is_yaml {
-                collect_files(&p, out, diags);
+            let real_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+            if real_dir || is_rule(&p) {
+                read_rule_files(&p, is_rule, max_bytes, out, diags);
             }
         }
         return;
     }
-    if meta.len() > MAX_RULE_FILE_BYTES as u64 {
+    if meta.len() > max_bytes {
         return diags.push(Diagnostic {
             file: path.display().to_string(),
             rule: None,
             line: None,
             code: "too-large",
             message: format!(
-                "rule file is {} bytes; the limit is {MAX_RULE_FILE_BYTES}",
+                "rule file is {} bytes; the limit is {max_bytes}",
                 meta.len()
             ),
         });
     }
     match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => out.push(RuleSource {
-                name: path.display().to_string(),
-                text,
-            }),
-            Err(_) => diags.push(Diagnostic {
-                file: path.display().to_string(),
-                rule: None,
-                line: None,
-                code: "encoding",
-                message: "rule file is not UTF-8".into(),
-            }),
-        },
+        Ok(bytes) => out.push((path.display().to_string(), bytes)),
         Err(e) => diags.push(io_diag(e)),
     }
 }
@@ -520,6 +543,16 @@ mod tests {
     fn shipped_pack_loads() {
         let pack = RulePack::shipped().unwrap_or_else(|d| panic!("{d:#?}"));
         assert!(pack.rule_count() >= 4);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_loop_in_a_rules_tree_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.yml"), GOOD).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        let pack = RulePack::load(&[dir.path().to_owned()]).unwrap();
+        assert_eq!(pack.rule_count(), 1);
     }
 
     #[test]

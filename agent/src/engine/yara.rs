@@ -31,7 +31,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use yara_x::{Compiler, IgnoredRuleReason, MetaValue, ScanError, Scanner, SourceCode};
 
-use super::pack::{Diagnostic, MAX_RULE_FILE_BYTES};
+use super::pack::{Diagnostic, MAX_RULE_FILE_BYTES, read_rule_files};
 use crate::wire::Severity;
 
 /// The YARA rules shipped inside the binary (`rules/yara/` at build time).
@@ -309,57 +309,19 @@ fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<YaraSource>) {
 }
 
 fn collect_files(path: &Path, out: &mut Vec<YaraSource>, diags: &mut Vec<Diagnostic>) {
-    let io_diag = |e: std::io::Error| Diagnostic {
-        file: path.display().to_string(),
-        rule: None,
-        line: None,
-        code: "io",
-        message: e.to_string(),
-    };
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => return diags.push(io_diag(e)),
-    };
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(e) => return diags.push(io_diag(e)),
-        };
-        entries.sort();
-        for p in entries {
-            // Directories are followed only when they are real directories,
-            // so a symlink loop in a rules tree cannot recurse forever.
-            let real_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-            if real_dir || is_yara_file(&p) {
-                collect_files(&p, out, diags);
-            }
-        }
-        return;
-    }
-    if meta.len() > MAX_RULE_FILE_BYTES as u64 * 4 {
-        return diags.push(Diagnostic {
-            file: path.display().to_string(),
-            rule: None,
-            line: None,
-            code: "too-large",
-            message: format!(
-                "rule file is {} bytes; the limit is {}",
-                meta.len(),
-                MAX_RULE_FILE_BYTES * 4
-            ),
-        });
-    }
-    match std::fs::read(path) {
-        Ok(text) => {
-            let name = path.display().to_string();
-            out.push(YaraSource {
-                namespace: namespace_of(&name),
-                name,
-                text,
-            })
-        }
-        Err(e) => diags.push(io_diag(e)),
-    }
+    let mut files = Vec::new();
+    read_rule_files(
+        path,
+        &is_yara_file,
+        MAX_RULE_FILE_BYTES as u64 * 4,
+        &mut files,
+        diags,
+    );
+    out.extend(files.into_iter().map(|(name, text)| YaraSource {
+        namespace: namespace_of(&name),
+        name,
+        text,
+    }));
 }
 
 /// Limits of one scan.
