@@ -30,6 +30,8 @@ pub struct Stats {
     pub malformed: AtomicU64,
     /// Alerts dropped by an allow-list.
     pub suppressed: AtomicU64,
+    /// Open correlation groups dropped at the engine's state cap.
+    pub state_evicted: AtomicU64,
 }
 
 /// Capacity of the queue from push sources to the engine.
@@ -203,6 +205,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     suppressed_total: stats.suppressed.load(Ordering::Relaxed),
                     packets_total: capture_stats.packets.load(Ordering::Relaxed),
                     dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
+                    state_evicted_total: stats.state_evicted.load(Ordering::Relaxed),
                 };
                 if let Err(e) = uplink.heartbeat(&hb).await {
                     warn!(error = %e, "heartbeat failed");
@@ -273,6 +276,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             &mut detector,
             &stats,
         ));
+        stats
+            .state_evicted
+            .store(detector.state_evicted(), Ordering::Relaxed);
         let before = alerts.len();
         alerts.retain(|a| !suppressions.suppresses(a));
         stats

@@ -167,6 +167,10 @@ pub struct Heartbeat {
     /// Network events dropped since start because the engine fell behind.
     #[serde(default)]
     pub dropped_total: u64,
+    /// Open correlation groups dropped since start because the engine's
+    /// state reached its cap (a flood of distinct keys): detection gaps.
+    #[serde(default)]
+    pub state_evicted_total: u64,
 }
 
 /// Request body of `POST /api/v1/agents/enroll`.

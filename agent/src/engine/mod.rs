@@ -27,4 +27,8 @@ pub trait Detector: Send {
     fn rule_count(&self) -> usize;
     /// Correlation state entries currently held.
     fn state_entries(&self) -> usize;
+    /// Correlation groups (open windows) dropped since start because the
+    /// state reached its cap before their window ended: a flood of distinct
+    /// keys. Each is detection that may have been lost, reported as a gap.
+    fn state_evicted(&self) -> u64;
 }

@@ -54,6 +54,10 @@ pub struct SigmaDetector {
     /// Raw lines of recent building-block matches by origin, so a
     /// correlation alert can show the lines that made it.
     evidence: EvidenceCache,
+    /// Largest number of correlation state entries held.
+    state_cap: usize,
+    /// Open correlation groups dropped at the state cap since start.
+    state_evicted: u64,
 }
 
 /// Origins → raw records, the oldest forgotten past a fixed count.
@@ -89,11 +93,21 @@ impl EvidenceCache {
 impl SigmaDetector {
     /// Compiles a checked pack.
     pub fn new(pack: &RulePack) -> Result<Self, rsigma_eval::EvalError> {
+        Self::with_state_cap(pack, MAX_CORRELATION_STATE)
+    }
+
+    /// Compiles a checked pack, holding at most `state_cap` correlation
+    /// state entries (at least 10).
+    pub fn with_state_cap(
+        pack: &RulePack,
+        state_cap: usize,
+    ) -> Result<Self, rsigma_eval::EvalError> {
+        let state_cap = state_cap.max(10);
         let config = CorrelationConfig {
             // Time comes from the event (process_event_at), never the wall clock.
             timestamp_fields: Vec::new(),
             timestamp_fallback: TimestampFallback::Skip,
-            max_state_entries: MAX_CORRELATION_STATE,
+            max_state_entries: state_cap,
             max_group_entries: Some(10_000),
             suppress: None,
             // After a correlation fires, its window starts again: a burst of
@@ -150,6 +164,8 @@ impl SigmaDetector {
             building_blocks,
             evidence: EvidenceCache::default(),
             iocs: pack.iocs.clone(),
+            state_cap,
+            state_evicted: 0,
         })
     }
 
@@ -205,6 +221,34 @@ impl SigmaDetector {
     }
 }
 
+impl SigmaDetector {
+    /// Runs `rsigma`'s eviction before it would run inside the next event,
+    /// so what it drops can be counted. It first forgets windows that have
+    /// ended (no loss), then, when still at the cap, drops the stalest open
+    /// groups down to 90% of the cap: those are counted as evicted.
+    fn enforce_state_cap(&mut self, ts: i64) {
+        let before = self.engine.state_count();
+        if before < self.state_cap {
+            return;
+        }
+        self.engine.evict_expired(ts);
+        let after = self.engine.state_count();
+        // The hard cap always lands exactly on 90%; time-based expiry alone
+        // leaves any other count. Checked before every event, `before` is at
+        // most the cap plus the groups one event touches, so nearly all of
+        // `before - after` is the hard cap's doing.
+        if after == self.state_cap * 9 / 10 {
+            let dropped = (before - after) as u64;
+            self.state_evicted += dropped;
+            tracing::warn!(
+                dropped,
+                cap = self.state_cap,
+                "correlation state full: open windows of the stalest groups dropped"
+            );
+        }
+    }
+}
+
 /// The Sigma logsource an event kind stands for, used to skip rules that
 /// cannot apply (a rule is skipped only when a dimension set on both sides
 /// differs). The `ward-*` values conflict with every real rule value.
@@ -250,6 +294,7 @@ impl Detector for SigmaDetector {
         let enriched = self.iocs.enrich(event);
         let event = enriched.as_ref().unwrap_or(event);
         let ts = event.time.timestamp();
+        self.enforce_state_cap(ts);
         let results = match logsource_of(event.kind) {
             Some(ls) => {
                 let detections = self.engine.engine().evaluate_pruned(event, &ls);
@@ -281,5 +326,9 @@ impl Detector for SigmaDetector {
 
     fn state_entries(&self) -> usize {
         self.engine.state_count()
+    }
+
+    fn state_evicted(&self) -> u64 {
+        self.state_evicted
     }
 }
