@@ -1,5 +1,8 @@
 //! RFC 3164 and RFC 5424 syslog lines, through `syslog_loose`.
 
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Datelike, Local, Utc};
 use syslog_loose::{IncompleteDate, ProcId, Variant};
 
@@ -9,12 +12,30 @@ use crate::event::Event;
 /// when that would put the line more than a month in the future (a December
 /// log read in January).
 fn resolve_year((month, _day, _h, _m, _s): IncompleteDate) -> i32 {
-    let now = Local::now();
-    if month > now.month() + 1 {
-        now.year() - 1
+    let (year, this_month) = local_year_month();
+    if month > this_month + 1 {
+        year - 1
     } else {
-        now.year()
+        year
     }
+}
+
+/// The local year and month, read from the clock at most once a second per
+/// thread (reading the local time zone per line costs more than parsing it).
+fn local_year_month() -> (i32, u32) {
+    thread_local! {
+        static NOW: Cell<Option<(Instant, i32, u32)>> = const { Cell::new(None) };
+    }
+    NOW.with(|cell| {
+        if let Some((at, year, month)) = cell.get()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return (year, month);
+        }
+        let now = Local::now();
+        cell.set(Some((Instant::now(), now.year(), now.month())));
+        (now.year(), now.month())
+    })
 }
 
 /// Decodes a syslog line into an event with `hostname`, `program`, `pid`,
