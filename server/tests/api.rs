@@ -127,6 +127,7 @@ fn alert(id: &str, host: &str, ip: &str, minute: u32) -> Alert {
         evidence: vec!["Nov 22 04:00:00 web01 sshd[1]: Failed password for root".into()],
         tags: vec!["attack.t1110.001".into()],
         source: "file:/var/log/auth.log".into(),
+        packets: vec![],
     }
 }
 
