@@ -145,7 +145,7 @@ mod tests {
         let mut r = PcapNgReader::new(&bytes[..]).unwrap();
         let mut seen = Vec::new();
         while let Some(b) = r.next_block() {
-            if let Block::EnhancedPacket(e) = b.unwrap() {
+            if let (Block::EnhancedPacket(e), _) = b.unwrap() {
                 seen.push((
                     e.interface_id,
                     e.timestamp.as_nanos() as i64,
