@@ -194,7 +194,7 @@ impl SigmaDetector {
         }
         let packets = match &r.body {
             ResultBody::Detection(_) => alert_packets(&event.packets),
-            ResultBody::Correlation(c) => (self.packets).collect(
+            ResultBody::Correlation(c) => self.packets.collect(
                 c.event_refs
                     .iter()
                     .flatten()
