@@ -6,6 +6,7 @@
 //! raw record is kept beside the fields only as evidence.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rsigma_eval::event::EventValue;
@@ -25,7 +26,28 @@ pub enum EventKind {
     Syslog,
     /// A web server access-log line.
     WebAccess,
+    /// Made by the network decoder from captured frames.
+    Network,
 }
+
+/// A captured frame kept as evidence of a network event: its capture time,
+/// its pcap `LINKTYPE_*`, its length on the wire and the bytes kept (maybe
+/// fewer, as with a pcap snap length).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Capture time, ns since the epoch.
+    pub ts_ns: i64,
+    /// pcap `LINKTYPE_*` of `data`.
+    pub linktype: u32,
+    /// Length of the frame as captured, before any cut.
+    pub orig_len: u32,
+    /// The bytes kept, shared with the flow table and other events.
+    pub data: Arc<[u8]>,
+}
+
+/// The frames behind an event (the first frames of its flow). Shared:
+/// cloning an event or keeping it as correlation evidence copies no bytes.
+pub type Frames = Arc<Vec<Frame>>;
 
 /// One normalized event.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +66,9 @@ pub struct Event {
     pub fields: Vec<(FieldName, String)>,
     /// The raw record (a log line), kept as evidence.
     pub raw: String,
+    /// Captured frames behind a network event, kept as evidence (never
+    /// seen by rules); `None` for every other event.
+    pub packets: Option<Frames>,
 }
 
 impl Event {
@@ -56,6 +81,7 @@ impl Event {
             origin: origin.into(),
             fields: Vec::new(),
             raw: String::new(),
+            packets: None,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::identity::Identity;
 use crate::sources::capture::{Capture, CaptureStats};
 use crate::sources::tail::{Chunk, Tailer};
 use crate::uplink::{Uplink, UplinkError};
-use crate::wire::{Alert, AlertBatch, Heartbeat, MAX_BATCH_ALERTS};
+use crate::wire::{Alert, AlertBatch, Heartbeat};
 
 /// Counters the agent reports in heartbeats.
 #[derive(Debug, Default)]
@@ -120,7 +120,9 @@ pub fn detect_chunks(
 /// Delivers alerts, retrying with backoff until the coordinator has stored
 /// all of them. Returns an error only when retrying cannot help.
 async fn deliver(uplink: &Uplink, alerts: Vec<Alert>) -> anyhow::Result<()> {
-    for batch in alerts.chunks(MAX_BATCH_ALERTS) {
+    // Bounded in alerts and in captured frames, so a batch never outgrows
+    // the coordinator's body limit.
+    for batch in crate::wire::batches(&alerts) {
         let batch = AlertBatch {
             alerts: batch.to_vec(),
         };

@@ -17,6 +17,13 @@ pub const MAX_BATCH_ALERTS: usize = 1000;
 pub const MAX_EVIDENCE_LINES: usize = 20;
 /// Longest evidence line kept, in bytes; longer lines are cut at a char boundary.
 pub const MAX_EVIDENCE_LINE_BYTES: usize = 4096;
+/// Most captured frames an alert carries.
+pub const MAX_ALERT_PACKETS: usize = 64;
+/// Most bytes of captured frames an alert carries (their `data`, before base64).
+pub const MAX_ALERT_PACKET_BYTES: usize = 64 * 1024;
+/// Most bytes of captured frames in one [`AlertBatch`]: a full batch stays
+/// well under the coordinator's request body limit once base64-encoded.
+pub const MAX_BATCH_PACKET_BYTES: usize = 4 * 1024 * 1024;
 
 /// How bad an alert or incident is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,6 +98,74 @@ pub struct Alert {
     /// Where the triggering record came from (`file:/var/log/auth.log`).
     #[serde(default)]
     pub source: String,
+    /// Captured frames behind a network alert, time-ordered, at most
+    /// [`MAX_ALERT_PACKETS`] and [`MAX_ALERT_PACKET_BYTES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packets: Vec<EvidencePacket>,
+}
+
+/// One captured frame carried by an alert; in JSON `data` is base64.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EvidencePacket {
+    /// Capture time, ns since the epoch.
+    pub ts_ns: i64,
+    /// pcap `LINKTYPE_*` of `data` (1 Ethernet, 101 raw IP, 113 Linux SLL, 0 BSD loopback).
+    pub linktype: u32,
+    /// Length of the frame on the wire; more than `data` when it was cut.
+    #[serde(default)]
+    pub orig_len: u32,
+    /// The frame's bytes as kept.
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl EvidencePacket {
+    /// The frame's length on the wire (never less than the bytes kept).
+    pub fn wire_len(&self) -> u32 {
+        self.orig_len
+            .max(u32::try_from(self.data.len()).unwrap_or(u32::MAX))
+    }
+}
+
+/// Bytes of captured frames an alert carries.
+pub fn packet_bytes(a: &Alert) -> usize {
+    a.packets.iter().map(|p| p.data.len()).sum()
+}
+
+/// Splits alerts into batches of at most [`MAX_BATCH_ALERTS`] alerts and
+/// [`MAX_BATCH_PACKET_BYTES`] of frames (an alert is never split).
+pub fn batches(alerts: &[Alert]) -> Vec<&[Alert]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, a) in alerts.iter().enumerate() {
+        let b = packet_bytes(a);
+        if i > start && (i - start >= MAX_BATCH_ALERTS || bytes + b > MAX_BATCH_PACKET_BYTES) {
+            out.push(&alerts[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += b;
+    }
+    if start < alerts.len() {
+        out.push(&alerts[start..]);
+    }
+    out
+}
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        STANDARD
+            .decode(s.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("packet data is not base64: {e}")))
+    }
 }
 
 /// Entity names in the order that makes one the incident's primary entity.
@@ -285,12 +360,66 @@ mod tests {
             evidence: vec![],
             tags: vec![],
             source: String::new(),
+            packets: vec![],
         };
         assert_eq!(a.primary_entity(), None);
         a.entities.insert("user".into(), "root".into());
         assert_eq!(a.primary_entity(), Some(("user", "root")));
         a.entities.insert("src_ip".into(), "203.0.113.7".into());
         assert_eq!(a.primary_entity(), Some(("src_ip", "203.0.113.7")));
+    }
+
+    fn alert_with(n_packets: usize, size: usize) -> Alert {
+        Alert {
+            id: "x".into(),
+            rule_id: "r".into(),
+            title: "t".into(),
+            severity: Severity::Low,
+            time: Utc::now(),
+            host: "h".into(),
+            entities: BTreeMap::new(),
+            evidence: vec![],
+            tags: vec![],
+            source: String::new(),
+            packets: (0..n_packets)
+                .map(|i| EvidencePacket {
+                    ts_ns: i as i64,
+                    linktype: 1,
+                    orig_len: size as u32,
+                    data: vec![0xab; size],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn packets_are_base64_in_json_and_absent_when_none() {
+        let a = alert_with(1, 3);
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["packets"][0]["data"], "q6ur");
+        assert_eq!(v["packets"][0]["linktype"], 1);
+        let back: Alert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+        let none = serde_json::to_value(alert_with(0, 0)).unwrap();
+        assert!(none.get("packets").is_none(), "{none}");
+        let bad = serde_json::json!({"ts_ns": 1, "linktype": 1, "data": "!!"});
+        let err = serde_json::from_value::<EvidencePacket>(bad).unwrap_err();
+        assert!(err.to_string().contains("base64"), "{err}");
+    }
+
+    #[test]
+    fn batches_bound_alert_count_and_packet_bytes() {
+        let big: Vec<Alert> = (0..300).map(|_| alert_with(4, 16 * 1024)).collect();
+        let parts = batches(&big);
+        assert_eq!(parts.iter().map(|b| b.len()).sum::<usize>(), 300);
+        for b in &parts {
+            assert!(b.iter().map(packet_bytes).sum::<usize>() <= MAX_BATCH_PACKET_BYTES);
+        }
+        assert_eq!(parts[0].len(), MAX_BATCH_PACKET_BYTES / (64 * 1024));
+        let small: Vec<Alert> = (0..2500).map(|_| alert_with(0, 0)).collect();
+        let lens: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(lens, [1000, 1000, 500]);
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]

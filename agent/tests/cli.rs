@@ -398,3 +398,62 @@ fn check_names_the_line_of_a_bad_indicator() {
         "{stderr}"
     );
 }
+
+/// (source address, TCP flags) of an Ethernet/IPv4/TCP frame.
+fn ipv4_tcp(frame: &[u8]) -> Option<(std::net::Ipv4Addr, u8)> {
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = frame.get(14..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    if *ip.get(9)? != 6 {
+        return None;
+    }
+    let src = std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    Some((src, *ip.get(ihl + 13)?))
+}
+
+#[test]
+fn replay_of_a_network_fixture_prints_alerts_with_their_packets() {
+    let out = agent()
+        .args(["replay", "--host", "gw01", "--pcap"])
+        .arg(rules_root().join("fixtures/network/port_scan_vertical/positive.pcap"))
+        .arg("--pcap")
+        .arg(rules_root().join("fixtures/network/http_attacks/positive.pcap"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<ward_agent::wire::Alert> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an alert"))
+        .collect();
+    let scan = alerts
+        .iter()
+        .find(|a| a.title == "Vertical port scan")
+        .expect("the scan alert");
+    let scanner: std::net::Ipv4Addr = scan.entities["src_ip"].parse().unwrap();
+    // The correlation carries the SYNs of the events that made it.
+    assert!(scan.packets.len() >= 10, "{} packets", scan.packets.len());
+    for p in &scan.packets {
+        assert_eq!(p.linktype, 1);
+        let (src, flags) = ipv4_tcp(&p.data).expect("an IPv4 TCP frame");
+        assert_eq!(src, scanner);
+        assert_eq!(flags & 0x12, 0x02, "a SYN");
+    }
+    assert!(scan.packets.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+    // A detection on an HTTP request carries the request's flow up to it.
+    let web = alerts
+        .iter()
+        .find(|a| a.title == "Webshell command in an HTTP request")
+        .unwrap();
+    let last = web.packets.last().expect("packets");
+    assert!(String::from_utf8_lossy(&last.data).contains("cmd=whoami"));
+    assert!(
+        web.packets.iter().map(|p| p.data.len()).sum::<usize>()
+            <= ward_agent::wire::MAX_ALERT_PACKET_BYTES
+    );
+}

@@ -11,6 +11,19 @@ use crate::model::{
     ActionRequest, AgentInfo, EnrollTokenRequest, EnrollTokenResponse, Incident, IncidentDetail,
 };
 
+/// A capture file downloaded from the coordinator.
+#[derive(Debug)]
+pub struct Capture {
+    /// The file's bytes (pcap, or pcapng when frames of several link types).
+    pub bytes: Vec<u8>,
+    /// The file name the coordinator suggests (`ward-incident-12.pcap`).
+    pub filename: String,
+    /// Frames in it.
+    pub packets: u64,
+    /// Frames left out because the capture reached the coordinator's size cap.
+    pub omitted: u64,
+}
+
 /// A connection to one coordinator with one API token.
 pub struct ApiClient {
     http: Client,
@@ -34,6 +47,68 @@ impl ApiClient {
         })
     }
 
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or(text);
+        if status == StatusCode::UNAUTHORIZED {
+            anyhow::bail!("the coordinator rejected the API token: {msg}");
+        }
+        anyhow::bail!("{status}: {msg}");
+    }
+
+    /// The captured frames of an incident's alerts as a capture file.
+    pub async fn incident_pcap(&self, id: i64) -> anyhow::Result<Capture> {
+        let url = format!("{}/api/v1/incidents/{id}/pcap", self.base);
+        let resp = self.send(self.http.get(&url)).await?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let filename = header("content-disposition")
+            .and_then(|d| {
+                d.split_once("filename=")
+                    .map(|(_, f)| f.trim_matches('"').to_string())
+            })
+            .filter(|f| {
+                !f.is_empty()
+                    && f.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    && !f.starts_with('.')
+            })
+            .unwrap_or_else(|| format!("ward-incident-{id}.pcap"));
+        let packets = header("x-ward-packets")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let omitted = header("x-ward-packets-omitted")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let bytes = resp
+            .bytes()
+            .await
+            .context("reading the capture from the coordinator")?
+            .to_vec();
+        Ok(Capture {
+            bytes,
+            filename,
+            packets,
+            omitted,
+        })
+    }
+
     async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
         method: Method,
@@ -41,26 +116,11 @@ impl ApiClient {
         body: Option<&B>,
     ) -> anyhow::Result<R> {
         let url = format!("{}/api/v1/{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        let mut req = self.http.request(method, &url);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            let msg = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-                .unwrap_or(text);
-            if status == StatusCode::UNAUTHORIZED {
-                anyhow::bail!("the coordinator rejected the API token: {msg}");
-            }
-            anyhow::bail!("{status}: {msg}");
-        }
+        let resp = self.send(req).await?;
         resp.json()
             .await
             .context("reading the coordinator's answer")

@@ -123,6 +123,9 @@ pub struct AlertRecord {
     pub source: String,
     /// When the coordinator stored it (RFC 3339).
     pub received_at: String,
+    /// Captured frames it carries (`GET /api/v1/alerts/{id}/pcap`).
+    #[serde(default)]
+    pub packet_count: i64,
 }
 
 /// One entry of an incident's timeline.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use ward_agent::wire::{Alert, Heartbeat, IngestAck, Severity};
+use ward_agent::wire::{Alert, EvidencePacket, Heartbeat, IngestAck, Severity};
 
 use crate::model::{AgentInfo, AlertRecord, Incident, IncidentDetail, Status, TimelineEntry};
 
@@ -383,6 +383,20 @@ impl Store {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
+            for (seq, p) in a.packets.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO alert_packets (alert_id, seq, ts_ns, linktype, orig_len, data)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&a.id)
+                .bind(seq as i64)
+                .bind(p.ts_ns)
+                .bind(i64::from(p.linktype))
+                .bind(i64::from(p.wire_len()))
+                .bind(&p.data[..])
+                .execute(&mut *tx)
+                .await?;
+            }
             ack.accepted += 1;
         }
         sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
@@ -422,7 +436,8 @@ impl Store {
         .ok_or(StoreError::NotFound)?;
         let incident = incident_from_row(&row)?;
         let alerts = sqlx::query(
-            "SELECT id, agent_id, rule_id, title, severity, time, host, entities, evidence, source, received_at
+            "SELECT id, agent_id, rule_id, title, severity, time, host, entities, evidence, source, received_at,
+                    (SELECT COUNT(*) FROM alert_packets p WHERE p.alert_id = alerts.id)
              FROM alerts WHERE incident_id = $1 ORDER BY time DESC, id LIMIT 100",
         )
         .bind(id)
@@ -442,6 +457,7 @@ impl Store {
                 evidence: from_json(r.get(8))?,
                 source: r.get(9),
                 received_at: r.get(10),
+                packet_count: r.get(11),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -464,6 +480,64 @@ impl Store {
             alerts,
             timeline,
         })
+    }
+
+    /// The captured frames an alert carries, in its order. `NotFound` when
+    /// there is no such alert; empty when it carries none.
+    pub async fn alert_packets(&self, alert_id: &str) -> Result<Vec<EvidencePacket>> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM alerts WHERE id = $1")
+            .bind(alert_id)
+            .fetch_optional(&self.read)
+            .await?;
+        exists.ok_or(StoreError::NotFound)?;
+        let rows = sqlx::query(
+            "SELECT ts_ns, linktype, orig_len, data FROM alert_packets WHERE alert_id = $1 ORDER BY seq",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(packet_from_row).collect()
+    }
+
+    /// The captured frames of all alerts of an incident: each frame once
+    /// (alerts of one flow share frames), in capture-time order, the
+    /// earliest up to `max_bytes` of frame data. Returns them and how many
+    /// later frames were left out. `NotFound` when there is no such incident.
+    pub async fn incident_packets(
+        &self,
+        id: i64,
+        max_bytes: usize,
+    ) -> Result<(Vec<EvidencePacket>, u64)> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        exists.ok_or(StoreError::NotFound)?;
+        let rows = sqlx::query(
+            "SELECT ts_ns, linktype, orig_len, data, total FROM (
+                 SELECT ts_ns, linktype, orig_len, data, first,
+                        SUM(LENGTH(data)) OVER (ORDER BY ts_ns, first ROWS UNBOUNDED PRECEDING) AS total
+                 FROM (SELECT p.ts_ns, p.linktype, MAX(p.orig_len) AS orig_len, p.data,
+                              MIN(p.rowid) AS first
+                       FROM alert_packets p JOIN alerts a ON a.id = p.alert_id
+                       WHERE a.incident_id = $1
+                       GROUP BY p.ts_ns, p.linktype, p.data))
+             ORDER BY ts_ns, first",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        let mut packets = Vec::new();
+        let mut left_out = 0;
+        for r in &rows {
+            let total: i64 = r.get(4);
+            if usize::try_from(total).unwrap_or(usize::MAX) > max_bytes {
+                left_out += 1;
+            } else {
+                packets.push(packet_from_row(r)?);
+            }
+        }
+        Ok((packets, left_out))
     }
 
     /// Applies a triage action and records it in the timeline.
@@ -599,6 +673,19 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
 
 fn parse_severity(s: &str) -> Result<Severity> {
     Severity::from_str(s).map_err(StoreError::Damaged)
+}
+
+fn packet_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<EvidencePacket> {
+    let int = |i: usize| -> Result<u32> {
+        u32::try_from(r.get::<i64, _>(i))
+            .map_err(|_| StoreError::Damaged("packet field out of range".into()))
+    };
+    Ok(EvidencePacket {
+        ts_ns: r.get(0),
+        linktype: int(1)?,
+        orig_len: int(2)?,
+        data: r.get(3),
+    })
 }
 
 fn incident_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Incident> {

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode, header};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use ward_agent::wire::{Alert, EnrollToken, Severity};
+use ward_agent::wire::{Alert, EnrollToken, EvidencePacket, Severity};
 use ward_server::api::{AppState, router};
 use ward_server::auth::hash_secret;
 use ward_server::store::Store;
@@ -77,6 +77,30 @@ impl Harness {
         (status, value)
     }
 
+    /// A GET whose answer is kept as status, headers and raw bytes.
+    async fn get_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut req = Request::builder().method("GET").uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, bytes.to_vec())
+    }
+
     async fn json(
         &self,
         method: &str,
@@ -127,6 +151,7 @@ fn alert(id: &str, host: &str, ip: &str, minute: u32) -> Alert {
         evidence: vec!["Nov 22 04:00:00 web01 sshd[1]: Failed password for root".into()],
         tags: vec!["attack.t1110.001".into()],
         source: "file:/var/log/auth.log".into(),
+        packets: vec![],
     }
 }
 
@@ -419,4 +444,200 @@ async fn health_answers_without_credentials() {
     let (s, v) = h.call("GET", "/healthz", None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["status"], "ok");
+}
+
+/// An Ethernet/IPv4/TCP SYN from `src` to port `dport` (headers only).
+fn syn(src: [u8; 4], dport: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[10, 0, 0, 2]);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    f
+}
+
+fn packet(ts_ns: i64, dport: u16) -> EvidencePacket {
+    let data = syn([203, 0, 113, 7], dport);
+    EvidencePacket {
+        ts_ns,
+        linktype: 1,
+        orig_len: data.len() as u32,
+        data,
+    }
+}
+
+/// Every frame of a pcap file as (time ns, original length, bytes), with its link type.
+fn read_pcap(bytes: &[u8]) -> (u32, Vec<(i64, u32, Vec<u8>)>) {
+    let mut r = pcap_file::pcap::PcapReader::new(bytes).expect("a pcap file");
+    let link = u32::from(r.header().datalink);
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        let p = p.expect("a whole record");
+        out.push((
+            p.timestamp().as_nanos() as i64,
+            p.orig_len(),
+            p.data().to_vec(),
+        ));
+    }
+    (link, out)
+}
+
+fn frames(ps: &[EvidencePacket]) -> Vec<(i64, u32, Vec<u8>)> {
+    ps.iter()
+        .map(|p| (p.ts_ns, p.orig_len, p.data.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
+    let h = harness().await;
+    let agent = h.agent("gw01").await;
+    let t0 = 1_795_320_000_000_000_000i64;
+    let shared = packet(t0 + 2_000, 22);
+    let mut a1 = alert("p1", "gw01", "203.0.113.7", 0);
+    a1.packets = vec![packet(t0, 21), shared.clone()];
+    let mut a2 = alert("p2", "gw01", "203.0.113.7", 1);
+    // Out of time order, and sharing a frame with a1.
+    a2.packets = vec![
+        packet(t0 + 5_000, 23),
+        shared.clone(),
+        packet(t0 + 1_000, 80),
+    ];
+    let plain = alert("p3", "gw01", "198.51.100.9", 2);
+    let (s, ack) = h
+        .json(
+            "POST",
+            "/api/v1/agent/alerts",
+            Some(&agent),
+            batch(&[a1.clone(), a2.clone(), plain]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+
+    // One alert's capture is its frames in its order.
+    let (s, headers, body) = h.get_raw("/api/v1/alerts/p1/pcap", Some(&h.admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "application/vnd.tcpdump.pcap"
+    );
+    assert_eq!(
+        headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"ward-alert-p1.pcap\""
+    );
+    assert_eq!(read_pcap(&body), (1, frames(&a1.packets)));
+
+    // The incident's capture: every frame once, in time order; viewers may read it.
+    let (_, list) = h
+        .call("GET", "/api/v1/incidents", Some(&h.admin), None)
+        .await;
+    let incident = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["entities"]["src_ip"] == "203.0.113.7")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (s, headers, body) = h
+        .get_raw(
+            &format!("/api/v1/incidents/{incident}/pcap"),
+            Some("ward_test_viewer"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_DISPOSITION],
+        format!("attachment; filename=\"ward-incident-{incident}.pcap\"").as_str()
+    );
+    assert_eq!(headers["x-ward-packets"], "4");
+    let mut want = vec![
+        a1.packets[0].clone(),
+        a2.packets[2].clone(),
+        shared,
+        a2.packets[0].clone(),
+    ];
+    want.sort_by_key(|p| p.ts_ns);
+    assert_eq!(read_pcap(&body), (1, frames(&want)));
+
+    // The incident's JSON counts each alert's packets.
+    let (_, detail) = h
+        .call(
+            "GET",
+            &format!("/api/v1/incidents/{incident}"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    let counts: Vec<(String, i64)> = detail["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["packet_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("p2".to_string(), 3), ("p1".to_string(), 2)]);
+
+    // No packets, no such alert or incident: 404 with a JSON error; no token: 401.
+    let other = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["entities"]["src_ip"] == "198.51.100.9")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    for path in [
+        format!("/api/v1/incidents/{other}/pcap"),
+        "/api/v1/incidents/9999/pcap".to_string(),
+        "/api/v1/alerts/p3/pcap".to_string(),
+        "/api/v1/alerts/nope/pcap".to_string(),
+    ] {
+        let (s, v) = h.call("GET", &path, Some(&h.admin), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {v}"
+        );
+    }
+    let (s, _, _) = h.get_raw("/api/v1/alerts/p1/pcap", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn alerts_with_bad_or_oversized_packets_are_422() {
+    let h = harness().await;
+    let agent = h.agent("gw01").await;
+    let mut a = alert("x1", "gw01", "203.0.113.7", 0);
+    a.packets = vec![packet(1, 22)];
+    let mut body = batch(&[a.clone()]);
+    body["alerts"][0]["packets"][0]["data"] = json!("not base64!");
+    let (s, v) = h
+        .json("POST", "/api/v1/agent/alerts", Some(&agent), body)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    a.packets = (0..=ward_agent::wire::MAX_ALERT_PACKETS as i64)
+        .map(|i| packet(i, 22))
+        .collect();
+    let (s, v) = h
+        .json(
+            "POST",
+            "/api/v1/agent/alerts",
+            Some(&agent),
+            batch(&[a.clone()]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    a.packets = vec![packet(-5, 22)];
+    let (s, v) = h
+        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&[a]))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("packet"), "{v}");
 }

@@ -3,6 +3,7 @@
 //!
 //! The engine knows events and rules, never sources or the network.
 
+pub mod evidence;
 mod ioc;
 mod pack;
 mod sigma;

@@ -9,6 +9,7 @@ use rsigma_eval::{
 use rsigma_parser::{Level, LogSource};
 use sha2::{Digest, Sha256};
 
+use super::evidence::{PacketCache, alert_packets};
 use super::{Detector, IocSet, RulePack};
 use crate::event::{Event, EventKind};
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
@@ -54,6 +55,8 @@ pub struct SigmaDetector {
     /// Raw lines of recent building-block matches by origin, so a
     /// correlation alert can show the lines that made it.
     evidence: EvidenceCache,
+    /// Frames of recent building-block matches by origin, likewise.
+    packets: PacketCache,
     /// Largest number of correlation state entries held.
     state_cap: usize,
     /// Open correlation groups dropped at the state cap since start.
@@ -127,13 +130,14 @@ impl SigmaDetector {
             for r in &c.rules {
                 let mut r = r.clone();
                 // A webserver rule applies to every web server's access log,
-                // whatever product it names.
+                // whatever product it names (Ward's own network HTTP rules stay `ward`).
                 if r.logsource
                     .category
                     .as_deref()
                     .is_some_and(|c| c.eq_ignore_ascii_case("webserver"))
+                    && r.logsource.product.as_deref() != Some("ward")
                 {
-                    r.logsource.product = None;
+                    r.logsource.product = Some("ward-web".into());
                 }
                 engine.add_rule(&r)?;
             }
@@ -163,6 +167,7 @@ impl SigmaDetector {
             rules: pack.rule_count(),
             building_blocks,
             evidence: EvidenceCache::default(),
+            packets: PacketCache::default(),
             iocs: pack.iocs.clone(),
             state_cap,
             state_evicted: 0,
@@ -203,7 +208,17 @@ impl SigmaDetector {
                 }
             }
         }
+        let packets = match &r.body {
+            ResultBody::Detection(_) => alert_packets(&event.packets),
+            ResultBody::Correlation(c) => self.packets.collect(
+                c.event_refs
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| r.id.as_deref()),
+            ),
+        };
         Alert {
+            packets,
             id: alert_id(&event.host, &event.origin, &rule_id),
             rule_id,
             title: r.header.rule_title,
@@ -265,6 +280,12 @@ fn logsource_of(kind: EventKind) -> Option<LogSource> {
             category: Some("webserver".into()),
             ..Default::default()
         }),
+        // The shipped network rules are `product: ward`; no category, as
+        // they span network_connection, dns and webserver.
+        EventKind::Network => Some(LogSource {
+            product: Some("ward".into()),
+            ..Default::default()
+        }),
     }
 }
 
@@ -310,6 +331,7 @@ impl Detector for SigmaDetector {
                 correlations.push(r);
             } else if self.building_blocks.contains(key) {
                 self.evidence.insert(&event.origin, &event.raw);
+                self.packets.insert(&event.origin, event.packets.as_ref());
             } else {
                 alerts.push(self.to_alert(event, r));
             }

@@ -126,6 +126,7 @@ mod tests {
             evidence: vec![],
             tags: vec![],
             source: String::new(),
+            packets: vec![],
         }
     }
 

@@ -242,6 +242,7 @@ pub fn yara_alert(host: &str, file: &ScannedFile, m: &RuleMatch) -> Alert {
         evidence,
         tags: m.tags.clone(),
         source: format!("file:{}", file.path),
+        packets: Vec::new(),
     }
 }
 

@@ -5,7 +5,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
 use ward_agent::wire::{
-    AlertBatch, EnrollRequest, EnrollResponse, EnrollToken, Heartbeat, IngestAck, MAX_BATCH_ALERTS,
+    Alert, AlertBatch, EnrollRequest, EnrollResponse, EnrollToken, Heartbeat, IngestAck,
+    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_ALERTS, packet_bytes,
 };
 
 use super::{Agent, ApiError, ApiJson, AppState, User};
@@ -137,11 +138,32 @@ async fn ingest_alerts(
         }
         check_name("alert rule_id", &a.rule_id)?;
         check_name("alert host", &a.host)?;
+        check_packets(a)?;
     }
     let ack = state.store.ingest(&agent, &batch.alerts).await?;
     metrics::counter!("ward_alerts_ingested_total").increment(ack.accepted);
     metrics::counter!("ward_alerts_duplicate_total").increment(ack.duplicates);
     Ok(Json(ack))
+}
+
+/// An alert's captured frames keep to the agent's caps and make a valid
+/// capture record (time after 1970 and before 2106, bytes present).
+fn check_packets(a: &Alert) -> Result<(), ApiError> {
+    if a.packets.len() > MAX_ALERT_PACKETS || packet_bytes(a) > MAX_ALERT_PACKET_BYTES {
+        return Err(ApiError::Unprocessable(format!(
+            "alert {} carries more than {MAX_ALERT_PACKETS} packets or {MAX_ALERT_PACKET_BYTES} bytes of them",
+            a.id
+        )));
+    }
+    for p in &a.packets {
+        if p.data.is_empty() || p.ts_ns < 0 || p.ts_ns / 1_000_000_000 > i64::from(u32::MAX) {
+            return Err(ApiError::Unprocessable(format!(
+                "alert {} carries a packet with no data or a time outside 1970..2106",
+                a.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn heartbeat(

@@ -1,9 +1,12 @@
 //! The incident queue and triage actions.
 
 use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use ward_agent::wire::EvidencePacket;
 
 use super::{ApiError, ApiPath, ApiQuery, AppState, User};
 use crate::model::{ActionRequest, Incident, IncidentDetail, Status};
@@ -13,7 +16,90 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/incidents", get(list))
         .route("/incidents/{id}", get(show))
+        .route("/incidents/{id}/pcap", get(incident_pcap))
         .route("/incidents/{id}/{action}", post(act))
+        .route("/alerts/{id}/pcap", get(alert_pcap))
+}
+
+/// Most bytes of frame data in one incident's capture; later frames are
+/// left out and counted in the `X-Ward-Packets-Omitted` header.
+pub const MAX_INCIDENT_PCAP_BYTES: usize = 64 * 1024 * 1024;
+
+/// A capture file as a download named `name` (without extension).
+fn capture_response(name: &str, packets: &[EvidencePacket], omitted: u64) -> Response {
+    let (bytes, format) = match crate::pcap::write_capture(packets) {
+        Ok(c) => c,
+        Err(e) => return ApiError::Internal(e).into_response(),
+    };
+    let disposition = format!("attachment; filename=\"{name}.{}\"", format.extension());
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.media_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert("x-ward-packets", HeaderValue::from(packets.len()));
+    if omitted > 0 {
+        h.insert("x-ward-packets-omitted", HeaderValue::from(omitted));
+    }
+    resp
+}
+
+async fn incident_pcap(
+    State(state): State<AppState>,
+    user: User,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Response, ApiError> {
+    user.require(&["admin", "responder", "viewer"])?;
+    let (packets, omitted) = state
+        .store
+        .incident_packets(id, MAX_INCIDENT_PCAP_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound(format!("no incident {id}")),
+            other => other.into(),
+        })?;
+    if packets.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "incident {id} has no captured packets (only network alerts carry them)"
+        )));
+    }
+    Ok(capture_response(
+        &format!("ward-incident-{id}"),
+        &packets,
+        omitted,
+    ))
+}
+
+async fn alert_pcap(
+    State(state): State<AppState>,
+    user: User,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    user.require(&["admin", "responder", "viewer"])?;
+    if id.is_empty() || id.len() > 128 {
+        return Err(ApiError::BadRequest(
+            "alert id must be 1 to 128 bytes".into(),
+        ));
+    }
+    let packets = state.store.alert_packets(&id).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound => ApiError::NotFound(format!("no alert {id}")),
+        other => other.into(),
+    })?;
+    if packets.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "alert {id} has no captured packets (only network alerts carry them)"
+        )));
+    }
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(32)
+        .collect();
+    Ok(capture_response(&format!("ward-alert-{safe}"), &packets, 0))
 }
 
 #[derive(Deserialize)]

@@ -91,6 +91,16 @@ enum IncidentsCmd {
         #[command(flatten)]
         out: Output,
     },
+    /// Download the packets captured with an incident's alerts as a pcap
+    /// file for Wireshark or tshark.
+    Pcap {
+        /// Incident id.
+        id: i64,
+        /// Where to write it (`-` for stdout, never a terminal); default:
+        /// the name the coordinator suggests, in the current directory.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Acknowledge: a responder is on it.
     Ack(Action),
     /// Mark contained.
@@ -290,7 +300,14 @@ fn print_detail(d: &IncidentDetail) {
     }
     println!("\nEvidence (latest alert first):");
     for a in d.alerts.iter().take(5) {
-        println!("  [{}] {}", a.time, a.title);
+        if a.packet_count > 0 {
+            println!(
+                "  [{}] {} ({} packets: ward incidents pcap {})",
+                a.time, a.title, a.packet_count, i.id
+            );
+        } else {
+            println!("  [{}] {}", a.time, a.title);
+        }
         for line in &a.evidence {
             println!("    {line}");
         }
@@ -312,6 +329,7 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
             return Ok(());
         }
         IncidentsCmd::Show { id, out } => (api.incident(id).await?, out),
+        IncidentsCmd::Pcap { id, output } => return pcap(api, id, output).await,
         IncidentsCmd::Ack(a) => act(api, "ack", a).await?,
         IncidentsCmd::Contain(a) => act(api, "contain", a).await?,
         IncidentsCmd::Resolve(a) => act(api, "resolve", a).await?,
@@ -338,6 +356,46 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
         print_detail(&detail);
         Ok(())
     }
+}
+
+async fn pcap(api: &ApiClient, id: i64, output: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let to_stdout = output.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if to_stdout && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "refusing to write a binary capture to a terminal: give -o FILE or redirect stdout"
+        );
+    }
+    let capture = api.incident_pcap(id).await?;
+    let omitted = if capture.omitted > 0 {
+        format!(
+            "; {} later packets left out at the coordinator's size cap",
+            capture.omitted
+        )
+    } else {
+        String::new()
+    };
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&capture.bytes)?;
+        out.flush()?;
+        eprintln!(
+            "wrote {} packets ({} bytes) to stdout{omitted}",
+            capture.packets,
+            capture.bytes.len()
+        );
+        return Ok(());
+    }
+    let path = output.unwrap_or_else(|| capture.filename.clone().into());
+    std::fs::write(&path, &capture.bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote {} packets ({} bytes) to {}{omitted}",
+        capture.packets,
+        capture.bytes.len(),
+        path.display()
+    );
+    Ok(())
 }
 
 async fn act(api: &ApiClient, action: &str, a: Action) -> anyhow::Result<(IncidentDetail, Output)> {

@@ -9,11 +9,39 @@
 //! seen tenth is ended early and counted in [`FlowTable::evicted`].
 //! Time is packet time in microseconds, never the wall clock, so a replayed
 //! capture ends the same flows as live capture did.
+//!
+//! Each flow keeps its first frames as evidence
+//! ([`FlowConfig::max_flow_frames`], at most
+//! [`FlowConfig::max_flow_frame_bytes`] bytes, the last one cut to fit as a
+//! snap length would), and the whole table holds at most
+//! [`FlowConfig::max_frame_bytes`] of them: past that, new frames are not
+//! kept (counted in [`FlowTable::frames_not_kept`]) until flows end. Events
+//! get the frames through [`FlowTable::frames`] (a shared snapshot, no copy).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::packet::{Packet, Proto, tcp};
+use crate::event::{Frame, Frames};
+
+/// Frames kept per flow by default.
+pub const MAX_FLOW_FRAMES: usize = 16;
+/// Bytes of frames kept per flow by default.
+pub const MAX_FLOW_FRAME_BYTES: usize = 16 * 1024;
+/// Bytes of frames the whole table keeps by default.
+pub const MAX_TABLE_FRAME_BYTES: usize = 32 * 1024 * 1024;
+
+/// A frame handed to [`FlowTable::packet_with_frame`] to keep as evidence.
+#[derive(Debug, Clone, Copy)]
+pub struct RawFrame<'a> {
+    /// Capture time, ns since the epoch.
+    pub ts_ns: i64,
+    /// pcap `LINKTYPE_*`.
+    pub linktype: u32,
+    /// The frame as captured.
+    pub data: &'a [u8],
+}
 
 /// Limits and timeouts of a [`FlowTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +54,12 @@ pub struct FlowConfig {
     pub udp_timeout: i64,
     /// Most flows held at once.
     pub max_flows: usize,
+    /// Frames kept per flow ([`MAX_FLOW_FRAMES`]; 0 keeps none).
+    pub max_flow_frames: usize,
+    /// Bytes of frames kept per flow ([`MAX_FLOW_FRAME_BYTES`]).
+    pub max_flow_frame_bytes: usize,
+    /// Bytes of frames kept by the whole table ([`MAX_TABLE_FRAME_BYTES`]).
+    pub max_frame_bytes: usize,
 }
 
 impl Default for FlowConfig {
@@ -35,6 +69,9 @@ impl Default for FlowConfig {
             closed_timeout: 5_000_000,
             udp_timeout: 60_000_000,
             max_flows: 100_000,
+            max_flow_frames: MAX_FLOW_FRAMES,
+            max_flow_frame_bytes: MAX_FLOW_FRAME_BYTES,
+            max_frame_bytes: MAX_TABLE_FRAME_BYTES,
         }
     }
 }
@@ -108,6 +145,10 @@ pub struct Flow {
     pub flags: [u8; 2],
     /// Index (in its source) of the flow's first packet; names its events.
     pub first_index: u64,
+    /// The flow's first frames, kept as evidence (`None` when none kept).
+    pub frames: Option<Frames>,
+    /// Bytes in `frames`.
+    pub frame_bytes: usize,
 }
 
 impl Flow {
@@ -172,6 +213,10 @@ pub struct FlowTable {
     next_sweep_us: i64,
     /// Flows ended early because the table was full.
     pub evicted: u64,
+    /// Bytes of frames the held flows keep.
+    frame_bytes: usize,
+    /// Frames a flow would have kept but the table's frame budget was spent.
+    pub frames_not_kept: u64,
 }
 
 /// Packet time between two timeout sweeps, µs.
@@ -188,7 +233,69 @@ impl FlowTable {
             ),
             next_sweep_us: i64::MIN,
             evicted: 0,
+            frame_bytes: 0,
+            frames_not_kept: 0,
         }
+    }
+
+    /// Bytes of frames the held flows keep (at most
+    /// [`FlowConfig::max_frame_bytes`]).
+    pub fn frame_bytes(&self) -> usize {
+        self.frame_bytes
+    }
+
+    /// The frames kept so far for the flow `key` (either direction), as a
+    /// shared snapshot: later frames do not change it.
+    pub fn frames(&self, key: &FlowKey) -> Option<Frames> {
+        self.flows.get(&canonical(*key))?.frames.clone()
+    }
+
+    /// Takes a flow out of the table, returning its frame budget.
+    fn remove(&mut self, k: &FlowKey) -> Option<Flow> {
+        let f = self.flows.remove(k)?;
+        self.frame_bytes -= f.frame_bytes;
+        Some(f)
+    }
+
+    /// Keeps `frame` in `flow` if the flow's and the table's limits allow.
+    fn keep(
+        config: &FlowConfig,
+        table_bytes: &mut usize,
+        not_kept: &mut u64,
+        flow: &mut Flow,
+        frame: &RawFrame<'_>,
+    ) {
+        let count = flow.frames.as_ref().map_or(0, |f| f.len());
+        if count >= config.max_flow_frames || frame.data.is_empty() {
+            return;
+        }
+        let room = config
+            .max_flow_frame_bytes
+            .saturating_sub(flow.frame_bytes)
+            .min(frame.data.len());
+        if room == 0 {
+            return;
+        }
+        if *table_bytes + room > config.max_frame_bytes {
+            *not_kept += 1;
+            return;
+        }
+        let kept = Frame {
+            ts_ns: frame.ts_ns,
+            linktype: frame.linktype,
+            orig_len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+            data: Arc::from(&frame.data[..room]),
+        };
+        match &mut flow.frames {
+            Some(frames) => Arc::make_mut(frames).push(kept),
+            None => {
+                let mut v = Vec::with_capacity(config.max_flow_frames.min(4));
+                v.push(kept);
+                flow.frames = Some(Arc::new(v));
+            }
+        }
+        flow.frame_bytes += room;
+        *table_bytes += room;
     }
 
     /// Flows held.
@@ -201,13 +308,36 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    /// Accounts one packet seen at `ts_us` (its `index` in its source).
-    /// Flows that end meanwhile are appended to `ended`.
+    /// Accounts one packet seen at `ts_us` (its `index` in its source),
+    /// keeping no frame. Flows that end meanwhile are appended to `ended`.
     pub fn packet(
         &mut self,
         p: &Packet<'_>,
         ts_us: i64,
         index: u64,
+        ended: &mut Vec<(Flow, EndReason)>,
+    ) -> Update {
+        self.account(p, ts_us, index, None, ended)
+    }
+
+    /// [`FlowTable::packet`], keeping `frame` as evidence within the limits.
+    pub fn packet_with_frame(
+        &mut self,
+        p: &Packet<'_>,
+        ts_us: i64,
+        index: u64,
+        frame: RawFrame<'_>,
+        ended: &mut Vec<(Flow, EndReason)>,
+    ) -> Update {
+        self.account(p, ts_us, index, Some(frame), ended)
+    }
+
+    fn account(
+        &mut self,
+        p: &Packet<'_>,
+        ts_us: i64,
+        index: u64,
+        frame: Option<RawFrame<'_>>,
         ended: &mut Vec<(Flow, EndReason)>,
     ) -> Update {
         if ts_us >= self.next_sweep_us {
@@ -229,11 +359,7 @@ impl FlowTable {
         };
         // Both directions share one entry under the ordered 5-tuple: one
         // hash lookup per packet.
-        let canon = if (fwd.src, fwd.src_port) <= (fwd.dst, fwd.dst_port) {
-            fwd
-        } else {
-            fwd.reversed()
-        };
+        let canon = canonical(fwd);
         let is_syn = p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN;
         if let Some(flow) = self.flows.get_mut(&canon) {
             if !(is_syn && flow.closed()) {
@@ -242,6 +368,15 @@ impl FlowTable {
                 flow.packets[dir] += 1;
                 flow.bytes[dir] += p.len as u64;
                 flow.flags[dir] |= p.tcp_flags;
+                if let Some(frame) = &frame {
+                    Self::keep(
+                        &self.config,
+                        &mut self.frame_bytes,
+                        &mut self.frames_not_kept,
+                        flow,
+                        frame,
+                    );
+                }
                 return Update {
                     new_flow: false,
                     from_initiator: dir == 0,
@@ -249,25 +384,34 @@ impl FlowTable {
                 };
             }
             // A SYN on a closed TCP flow starts a new one.
-            if let Some(old) = self.flows.remove(&canon) {
+            if let Some(old) = self.remove(&canon) {
                 ended.push((old, EndReason::Reused));
             }
         }
         if self.flows.len() >= self.config.max_flows {
             self.evict(ended);
         }
-        self.flows.insert(
-            canon,
-            Flow {
-                key: fwd,
-                first_us: ts_us,
-                last_us: ts_us,
-                packets: [1, 0],
-                bytes: [p.len as u64, 0],
-                flags: [p.tcp_flags, 0],
-                first_index: index,
-            },
-        );
+        let mut flow = Flow {
+            key: fwd,
+            first_us: ts_us,
+            last_us: ts_us,
+            packets: [1, 0],
+            bytes: [p.len as u64, 0],
+            flags: [p.tcp_flags, 0],
+            first_index: index,
+            frames: None,
+            frame_bytes: 0,
+        };
+        if let Some(frame) = &frame {
+            Self::keep(
+                &self.config,
+                &mut self.frame_bytes,
+                &mut self.frames_not_kept,
+                &mut flow,
+                frame,
+            );
+        }
+        self.flows.insert(canon, flow);
         Update {
             new_flow: true,
             from_initiator: true,
@@ -291,7 +435,7 @@ impl FlowTable {
         }
         done.sort_by_key(|k| self.flows[k].first_index);
         for k in done {
-            if let Some(f) = self.flows.remove(&k) {
+            if let Some(f) = self.remove(&k) {
                 ended.push((f, EndReason::Timeout));
             }
         }
@@ -309,7 +453,7 @@ impl FlowTable {
         by_age.truncate(n);
         by_age.sort_by_key(|(t, i, _)| (*t, *i));
         for (_, _, k) in by_age {
-            if let Some(f) = self.flows.remove(&k) {
+            if let Some(f) = self.remove(&k) {
                 self.evicted += 1;
                 ended.push((f, EndReason::Evicted));
             }
@@ -319,8 +463,18 @@ impl FlowTable {
     /// Ends every flow (end of a capture), oldest first.
     pub fn drain(&mut self, ended: &mut Vec<(Flow, EndReason)>) {
         let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        self.frame_bytes = 0;
         all.sort_by_key(|f| f.first_index);
         ended.extend(all.into_iter().map(|f| (f, EndReason::EndOfCapture)));
+    }
+}
+
+/// The key both directions of a flow share: the ordered 5-tuple.
+fn canonical(k: FlowKey) -> FlowKey {
+    if (k.src, k.src_port) <= (k.dst, k.dst_port) {
+        k
+    } else {
+        k.reversed()
     }
 }
 
@@ -399,6 +553,153 @@ mod tests {
         assert!(ended.iter().all(|(_, r)| *r == EndReason::Evicted));
         // The oldest went first.
         assert_eq!(ended[0].0.key.src_port, 0);
+    }
+
+    fn frame(ts_ns: i64, len: usize) -> (Vec<u8>, i64) {
+        (vec![(ts_ns & 0xff) as u8; len], ts_ns)
+    }
+
+    fn feed(
+        t: &mut FlowTable,
+        p: &Packet<'_>,
+        data: &[u8],
+        ts_ns: i64,
+        ended: &mut Vec<(Flow, EndReason)>,
+    ) -> Update {
+        t.packet_with_frame(
+            p,
+            ts_ns / 1000,
+            ts_ns as u64,
+            RawFrame {
+                ts_ns,
+                linktype: 1,
+                data,
+            },
+            ended,
+        )
+    }
+
+    #[test]
+    fn a_flow_keeps_its_first_frames_up_to_the_count_cap() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        for i in 0..40 {
+            let (data, ts) = frame(i, 100);
+            let p = if i % 2 == 0 {
+                pkt(C, 4000, S, 80, tcp::ACK)
+            } else {
+                pkt(S, 80, C, 4000, tcp::ACK)
+            };
+            feed(&mut t, &p, &data, ts, &mut ended);
+        }
+        let key = FlowKey {
+            src: Ipv4Addr::from(S).into(),
+            dst: Ipv4Addr::from(C).into(),
+            src_port: 80,
+            dst_port: 4000,
+            proto: Proto::Tcp,
+        };
+        // Either direction finds the flow's frames.
+        let frames = t.frames(&key).expect("frames kept");
+        assert_eq!(frames.len(), MAX_FLOW_FRAMES);
+        let times: Vec<i64> = frames.iter().map(|f| f.ts_ns).collect();
+        assert_eq!(times, (0..MAX_FLOW_FRAMES as i64).collect::<Vec<_>>());
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.linktype == 1 && f.data.len() == 100)
+        );
+        assert_eq!(t.frame_bytes(), MAX_FLOW_FRAMES * 100);
+        t.drain(&mut ended);
+        assert_eq!(t.frame_bytes(), 0);
+        assert_eq!(ended[0].0.frames.as_ref().unwrap().len(), MAX_FLOW_FRAMES);
+    }
+
+    #[test]
+    fn a_flow_keeps_at_most_its_byte_cap_cutting_the_last_frame() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        for i in 0..5 {
+            let (data, ts) = frame(i, 6000);
+            feed(&mut t, &pkt(C, 1, S, 2, tcp::ACK), &data, ts, &mut ended);
+        }
+        t.drain(&mut ended);
+        let f = &ended[0].0;
+        let frames = f.frames.as_ref().unwrap();
+        let sizes: Vec<usize> = frames.iter().map(|f| f.data.len()).collect();
+        assert_eq!(sizes, [6000, 6000, MAX_FLOW_FRAME_BYTES - 12000]);
+        assert_eq!(f.frame_bytes, MAX_FLOW_FRAME_BYTES);
+        // The cut frame still says how long it was.
+        assert_eq!(frames[2].orig_len, 6000);
+    }
+
+    #[test]
+    fn the_table_budget_bounds_all_flows_and_comes_back_when_they_end() {
+        let cfg = FlowConfig {
+            max_frame_bytes: 10_000,
+            ..FlowConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut ended = Vec::new();
+        for i in 0..100u16 {
+            let (data, ts) = frame(i64::from(i), 1000);
+            feed(&mut t, &pkt(C, i, S, 80, tcp::SYN), &data, ts, &mut ended);
+            assert!(t.frame_bytes() <= 10_000);
+        }
+        assert_eq!(t.frame_bytes(), 10_000);
+        assert_eq!(t.frames_not_kept, 90);
+        t.drain(&mut ended);
+        let kept = ended.iter().filter(|(f, _)| f.frames.is_some()).count();
+        assert_eq!(kept, 10);
+        assert_eq!(t.frame_bytes(), 0);
+        // With the budget back, a new flow keeps frames again.
+        let (data, ts) = frame(1_000_000, 1000);
+        feed(&mut t, &pkt(C, 9, S, 80, tcp::SYN), &data, ts, &mut ended);
+        assert_eq!(t.frame_bytes(), 1000);
+    }
+
+    #[test]
+    fn evicted_and_timed_out_flows_return_their_frame_budget() {
+        let cfg = FlowConfig {
+            max_flows: 10,
+            ..FlowConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut ended = Vec::new();
+        for i in 0..50u16 {
+            let (data, ts) = frame(i64::from(i) * 1000, 200);
+            feed(&mut t, &pkt(C, i, S, 80, tcp::SYN), &data, ts, &mut ended);
+        }
+        assert_eq!(t.frame_bytes(), t.len() * 200);
+        // Far later: everything times out.
+        let (data, ts) = frame(1_000_000_000_000, 200);
+        feed(&mut t, &pkt(C, 999, S, 81, tcp::SYN), &data, ts, &mut ended);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.frame_bytes(), 200);
+    }
+
+    #[test]
+    fn a_snapshot_does_not_change_when_the_flow_keeps_more() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        let (d0, t0) = frame(1, 60);
+        let u = feed(&mut t, &pkt(C, 1, S, 2, tcp::SYN), &d0, t0, &mut ended);
+        let snap = t.frames(&u.key.unwrap()).unwrap();
+        let (d1, t1) = frame(2, 60);
+        feed(
+            &mut t,
+            &pkt(S, 2, C, 1, tcp::SYN | tcp::ACK),
+            &d1,
+            t1,
+            &mut ended,
+        );
+        assert_eq!(snap.len(), 1);
+        assert_eq!(t.frames(&u.key.unwrap()).unwrap().len(), 2);
+        // The bytes themselves are shared, not copied.
+        assert!(Arc::ptr_eq(
+            &snap[0].data,
+            &t.frames(&u.key.unwrap()).unwrap()[0].data
+        ));
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //!
 //! Events are named `<source>:<packet index>.<kind>` (see
 //! [`Event::origin`]), so a replay of the same capture names them the same.
+//! Every event is of kind [`EventKind::Network`] and carries, in
+//! [`Event::packets`], the frames its flow kept up to then (a `flow_end`
+//! all of them): the evidence alerts carry (see [`flow`] for the limits).
 
 pub mod dns;
 pub mod flow;
@@ -31,9 +34,9 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use beacon::Beacons;
-pub use flow::{EndReason, Flow, FlowConfig, FlowKey, FlowTable};
+pub use flow::{EndReason, Flow, FlowConfig, FlowKey, FlowTable, RawFrame};
 pub use packet::{LinkType, Packet, PacketError, Proto};
 
 /// What a [`NetDecoder`] has seen.
@@ -53,6 +56,8 @@ pub struct NetStats {
     pub events: u64,
     /// Flows ended early because the flow table was full.
     pub flows_evicted: u64,
+    /// Frames not kept as evidence because the flow table's frame budget was spent.
+    pub frames_not_kept: u64,
 }
 
 /// Turns the frames of one capture (a file or an interface) into events.
@@ -92,6 +97,7 @@ impl NetDecoder {
     pub fn stats(&self) -> NetStats {
         NetStats {
             flows_evicted: self.flows.evicted,
+            frames_not_kept: self.flows.frames_not_kept,
             ..self.stats
         }
     }
@@ -113,6 +119,7 @@ impl NetDecoder {
             self.host.clone(),
             format!("{}:{index}.{kind}", self.source),
         );
+        e.kind = EventKind::Network;
         e.fields.reserve(10);
         e.fields.push(("event_type".into(), event_type.into()));
         e
@@ -168,7 +175,16 @@ impl NetDecoder {
             self.stats.anomalies += 1;
         }
         let now = ts_us(time);
-        let update = self.flows.packet(&p, now, index, &mut self.ended);
+        let frame = RawFrame {
+            ts_ns: time
+                .timestamp_nanos_opt()
+                .unwrap_or_else(|| now.saturating_mul(1000)),
+            linktype: link.linktype(),
+            data,
+        };
+        let update = self
+            .flows
+            .packet_with_frame(&p, now, index, frame, &mut self.ended);
         self.flush_ended(out);
         if update.new_flow
             && let Some(key) = update.key
@@ -190,6 +206,7 @@ impl NetDecoder {
                     key.dst_port,
                     packet::tcp::letters(p.tcp_flags)
                 );
+                e.packets = self.flows.frames(&key);
                 out.push(e);
             }
             if let Some(b) = self.beacons.connection(&key, now) {
@@ -211,16 +228,25 @@ impl NetDecoder {
                     b.jitter,
                     b.count
                 );
+                e.packets = self.flows.frames(&key);
                 out.push(e);
             }
         }
         if !p.payload.is_empty() && p.anomalies & packet::FRAGMENT == 0 {
-            self.application(time, index, &p, out);
+            self.application(time, index, &p, update.key, out);
         }
         self.stats.events += (out.len() - before) as u64;
     }
 
-    fn application(&self, time: DateTime<Utc>, index: u64, p: &Packet<'_>, out: &mut Vec<Event>) {
+    fn application(
+        &self,
+        time: DateTime<Utc>,
+        index: u64,
+        p: &Packet<'_>,
+        key: Option<FlowKey>,
+        out: &mut Vec<Event>,
+    ) {
+        let frames = || key.and_then(|k| self.flows.frames(&k));
         let stamp = || time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let dns_port = p.src_port == 53 || p.dst_port == 53;
         if dns_port && matches!(p.proto, Proto::Udp | Proto::Tcp) {
@@ -264,6 +290,7 @@ impl NetDecoder {
                         e.fields.push(("answers".into(), m.answers.join(",")));
                     }
                 }
+                e.packets = frames();
                 out.push(e);
                 return;
             }
@@ -298,6 +325,7 @@ impl NetDecoder {
             if let Some(ua) = r.user_agent {
                 e.fields.push(("user_agent".into(), ua));
             }
+            e.packets = frames();
             out.push(e);
         } else if let Some(h) = tls::parse(p.payload) {
             let mut e = self.event(time, index, "tls", "tls_client_hello");
@@ -317,12 +345,13 @@ impl NetDecoder {
             if let Some(sni) = h.sni {
                 e.fields.push(("sni".into(), sni));
             }
+            e.packets = frames();
             out.push(e);
         }
     }
 
     fn flush_ended(&mut self, out: &mut Vec<Event>) {
-        for (f, why) in std::mem::take(&mut self.ended) {
+        for (mut f, why) in std::mem::take(&mut self.ended) {
             let time = from_us(f.last_us);
             let mut e = self.event(time, f.first_index, "end", "flow_end");
             Self::endpoints(&mut e, &f.key);
@@ -357,6 +386,7 @@ impl NetDecoder {
                 f.bytes[1],
                 duration
             );
+            e.packets = f.frames.take();
             out.push(e);
         }
     }

@@ -78,6 +78,18 @@ impl LinkType {
             _ => None,
         }
     }
+
+    /// The pcap `LINKTYPE_*` frames of this type are written under as
+    /// evidence: 1, 101 (raw IPv4 and IPv6), 113, or 0 (Wireshark reads the
+    /// loopback address family in either byte order).
+    pub fn linktype(self) -> u32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+            LinkType::LinuxSll => 113,
+            LinkType::Null => 0,
+        }
+    }
 }
 
 /// The transport protocol of a packet.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::*;
+use crate::event::EventKind;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps")
@@ -120,6 +121,53 @@ fn http_requests_from_a_real_capture() {
             .any(|e| e.get("user_agent").is_some() && e.get("http_host").is_some()),
         "{http:#?}"
     );
+}
+
+#[test]
+fn network_events_carry_their_flows_first_frames() {
+    let path = corpus().join("zeek-traces/http/1000-requests-one-dropped-response.pcap");
+    let (events, stats) = events_of(&path);
+    assert!(events.iter().all(|e| e.kind == EventKind::Network));
+    // Every frame as read, to compare the kept ones with.
+    let mut frames = Vec::new();
+    crate::sources::pcap::read_file(&path, |ts, link, data| {
+        frames.push((ts.as_nanos() as i64, link.linktype(), data.to_vec()));
+    })
+    .unwrap();
+    let http = of_type(&events, "http_request");
+    let mut with_request = 0;
+    for e in &http {
+        let kept = e
+            .packets
+            .as_ref()
+            .expect("an HTTP request carries its flow's frames");
+        assert!(!kept.is_empty() && kept.len() <= flow::MAX_FLOW_FRAMES);
+        // Early in a flow, the request itself is the last frame kept when
+        // it was judged (later requests of a long connection are past the cap).
+        if String::from_utf8_lossy(&kept.last().unwrap().data).contains(e.get("uri").unwrap()) {
+            with_request += 1;
+        }
+        for f in kept.iter() {
+            assert!(
+                frames
+                    .iter()
+                    .any(|(ts, l, d)| *ts == f.ts_ns && *l == f.linktype && d[..] == f.data[..]),
+                "kept frame not in the capture"
+            );
+        }
+    }
+    assert!(with_request > 0);
+    for e in of_type(&events, "flow_end") {
+        let kept = e
+            .packets
+            .as_ref()
+            .expect("a flow_end carries its flow's frames");
+        let packets: usize = e.get("packets").unwrap().parse().unwrap();
+        assert_eq!(kept.len(), packets.min(flow::MAX_FLOW_FRAMES));
+        assert!(kept.iter().map(|f| f.data.len()).sum::<usize>() <= flow::MAX_FLOW_FRAME_BYTES);
+        assert!(kept.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+    }
+    assert_eq!(stats.frames_not_kept, 0);
 }
 
 #[test]
