@@ -119,6 +119,8 @@ pub fn replay_logs(
         let mut buf = Vec::with_capacity(1024);
         let mut offset = 0u64;
         let source = format!("replay:{}", path.display());
+        let mut origin = source.clone();
+        let mut digits = itoa::Buffer::new();
         loop {
             buf.clear();
             let n = reader
@@ -138,13 +140,16 @@ pub fn replay_logs(
                 offset += reader.read_until(b'\n', &mut rest)? as u64;
                 continue;
             }
-            let line = String::from_utf8_lossy(&buf);
+            let line = crate::decode::line_text(&buf);
             let line = line.trim_end_matches(['\n', '\r']);
             if line.is_empty() {
                 continue;
             }
             stats.lines += 1;
-            match decoder.decode(line, format!("{source}:{start}")) {
+            origin.truncate(source.len());
+            origin.push(':');
+            origin.push_str(digits.format(start));
+            match decoder.decode(line, origin.clone()) {
                 Ok(event) => {
                     stats.events += 1;
                     for alert in detector.process(&event) {

@@ -28,6 +28,12 @@ impl Default for AuthParser {
     }
 }
 
+/// `message` when it starts with `prefix` (the literal start of an
+/// anchored pattern), so the pattern runs only where it can match.
+fn gate<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    message.starts_with(prefix).then_some(message)
+}
+
 fn re(s: &str) -> Regex {
     Regex::new(s).expect("built-in pattern compiles")
 }
@@ -78,7 +84,9 @@ impl AuthParser {
         let Some(message) = event.get("message").map(str::to_owned) else {
             return;
         };
-        if let Some(c) = self.pam_failure.captures(&message) {
+        // Every pattern is anchored at a literal start: checking it first keeps
+        // the regex engines (which search from an inner literal) off most lines.
+        if let Some(c) = gate(&message, "pam_unix(").and_then(|m| self.pam_failure.captures(m)) {
             let kv = self.kv_pairs(c.get(2).map_or("", |m| m.as_str()));
             event.set("action", "pam_auth");
             event.set("outcome", "failure");
@@ -114,7 +122,7 @@ impl AuthParser {
     }
 
     fn sshd(&self, event: &mut Event, message: &str) {
-        if let Some(c) = self.ssh_failed.captures(message) {
+        if let Some(c) = gate(message, "Failed ").and_then(|m| self.ssh_failed.captures(m)) {
             event.set("action", "login");
             event.set("outcome", "failure");
             event.set("auth_method", c[1].to_string());
@@ -125,14 +133,18 @@ impl AuthParser {
             event.set("user", c[3].to_string());
             event.set("src_ip", c[4].to_string());
             event.set("src_port", c[5].to_string());
-        } else if let Some(c) = self.ssh_accepted.captures(message) {
+        } else if let Some(c) =
+            gate(message, "Accepted ").and_then(|m| self.ssh_accepted.captures(m))
+        {
             event.set("action", "login");
             event.set("outcome", "success");
             event.set("auth_method", c[1].to_string());
             event.set("user", c[2].to_string());
             event.set("src_ip", c[3].to_string());
             event.set("src_port", c[4].to_string());
-        } else if let Some(c) = self.ssh_invalid.captures(message) {
+        } else if let Some(c) =
+            gate(message, "Invalid user ").and_then(|m| self.ssh_invalid.captures(m))
+        {
             event.set("action", "invalid_user");
             event.set("outcome", "failure");
             event.set("user_valid", "false");
@@ -141,7 +153,9 @@ impl AuthParser {
             if let Some(p) = c.get(3) {
                 event.set("src_port", p.as_str());
             }
-        } else if let Some(c) = self.ssh_max_attempts.captures(message) {
+        } else if let Some(c) = gate(message, "error: maximum authentication")
+            .and_then(|m| self.ssh_max_attempts.captures(m))
+        {
             event.set("action", "max_auth_attempts");
             event.set("outcome", "failure");
             event.set(
@@ -173,7 +187,7 @@ impl AuthParser {
     }
 
     fn su(&self, event: &mut Event, message: &str) {
-        if let Some(c) = self.su_failed.captures(message) {
+        if let Some(c) = gate(message, "FAILED ").and_then(|m| self.su_failed.captures(m)) {
             event.set("action", "su");
             event.set("outcome", "failure");
             event.set("target_user", c.get(1).map_or("root", |m| m.as_str()));
@@ -183,7 +197,7 @@ impl AuthParser {
     }
 
     fn crontab(&self, event: &mut Event, message: &str) {
-        if let Some(c) = self.crontab.captures(message) {
+        if let Some(c) = gate(message, "(").and_then(|m| self.crontab.captures(m)) {
             let action = match &c[2] {
                 "REPLACE" => "crontab_replace",
                 "BEGIN EDIT" | "END EDIT" => "crontab_edit",
@@ -199,7 +213,7 @@ impl AuthParser {
     }
 
     fn useradd(&self, event: &mut Event, message: &str) {
-        if let Some(c) = self.useradd_user.captures(message) {
+        if let Some(c) = gate(message, "new user: ").and_then(|m| self.useradd_user.captures(m)) {
             event.set("action", "user_added");
             event.set("outcome", "success");
             event.set("target_user", c[1].to_string());
@@ -207,7 +221,9 @@ impl AuthParser {
             event.set("gid", c[3].to_string());
             event.set("home", c[4].to_string());
             event.set("shell", c[5].to_string());
-        } else if let Some(c) = self.useradd_group.captures(message) {
+        } else if let Some(c) =
+            gate(message, "new group: ").and_then(|m| self.useradd_group.captures(m))
+        {
             event.set("action", "group_added");
             event.set("outcome", "success");
             event.set("group", c[1].to_string());

@@ -178,6 +178,15 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     ("watch_root", "the [[files]] path the file is under"),
 ];
 
+/// Bytes of a log line as text, invalid UTF-8 replaced by U+FFFD. Valid
+/// text (nearly every line) is borrowed after the fast validity check.
+pub fn line_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Longest line a decoder accepts, in bytes. Longer lines are counted and skipped.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 

@@ -124,8 +124,17 @@ impl SigmaDetector {
             max_correlation_events: MAX_EVIDENCE_LINES,
         };
         let mut engine = CorrelationEngine::new(config);
-        let mut referenced = HashSet::new();
-        // All detection rules first, so correlations may refer across files.
+        // One collection for the whole pack, added in one batch: correlations
+        // may refer across files, and rsigma builds its candidate index (the
+        // literal prefilter that picks the rules worth evaluating per event)
+        // once for the batch. Rules added one by one stay outside the index
+        // and are evaluated on every event.
+        let mut all = rsigma_parser::SigmaCollection {
+            rules: Vec::new(),
+            correlations: Vec::new(),
+            filters: Vec::new(),
+            errors: Vec::new(),
+        };
         for (_, c) in &pack.collections {
             for r in &c.rules {
                 let mut r = r.clone();
@@ -139,17 +148,18 @@ impl SigmaDetector {
                 {
                     r.logsource.product = Some("ward-web".into());
                 }
-                engine.add_rule(&r)?;
+                all.rules.push(r);
             }
+            all.correlations.extend(c.correlations.iter().cloned());
+            all.filters.extend(c.filters.iter().cloned());
         }
-        for (_, c) in &pack.collections {
-            for corr in &c.correlations {
-                engine.add_correlation(corr)?;
-                if !corr.generate {
-                    referenced.extend(corr.rules.iter().cloned());
-                }
-            }
-        }
+        let referenced: HashSet<String> = all
+            .correlations
+            .iter()
+            .filter(|corr| !corr.generate)
+            .flat_map(|corr| corr.rules.iter().cloned())
+            .collect();
+        engine.add_collection(&all)?;
         let building_blocks = pack
             .collections
             .iter()

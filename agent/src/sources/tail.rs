@@ -307,7 +307,7 @@ fn read_new_lines(key: (u64, u64), t: &mut Tracked) -> std::io::Result<Option<Ch
             oversized += 1;
         } else if !raw.is_empty() {
             lines.push(Line {
-                text: String::from_utf8_lossy(raw).into_owned(),
+                text: crate::decode::line_text(raw).into_owned(),
                 origin,
             });
         }
