@@ -93,6 +93,13 @@ impl Event {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Adds a field the event does not have yet (decoders that emit each
+    /// name once use this instead of [`Event::set`]'s search).
+    pub fn push(&mut self, name: &'static str, value: impl Into<String>) {
+        debug_assert!(self.get(name).is_none(), "field {name} pushed twice");
+        self.fields.push((FieldName::Borrowed(name), value.into()));
+    }
+
     /// Sets a field, replacing an earlier value of the same name.
     pub fn set(&mut self, name: impl Into<FieldName>, value: impl Into<String>) {
         let name = name.into();

@@ -31,12 +31,12 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
     let body = s.strip_prefix('"')?;
     let bytes = body.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return Some((&body[..i], &body[i + 1..])),
-            _ => i += 1,
+    while let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
+        let j = i + at;
+        if bytes[j] == b'"' {
+            return Some((&body[..j], &body[j + 1..]));
         }
+        i = j + 2;
     }
     None
 }
@@ -155,26 +155,26 @@ impl AccessParser {
         e.kind = crate::event::EventKind::WebAccess;
         e.fields.reserve(16);
         if let Some(v) = p.vhost {
-            e.set("cs-host", v);
+            e.push("cs-host", v);
         }
-        e.set("c-ip", p.ip);
+        e.push("c-ip", p.ip);
         if p.user != "-" {
-            e.set("cs-username", p.user);
+            e.push("cs-username", p.user);
         }
-        e.set("request", p.request);
+        e.push("request", p.request);
         let mut parts = p.request.splitn(3, ' ');
         if let (Some(method), Some(target)) = (parts.next(), parts.next())
             && !method.is_empty()
             && method.bytes().all(|b| b.is_ascii_uppercase())
         {
-            e.set("cs-method", method);
-            e.set("c-uri", target);
+            e.push("cs-method", method);
+            e.push("c-uri", target);
             match target.split_once('?') {
                 Some((stem, query)) => {
-                    e.set("cs-uri-stem", stem);
-                    e.set("cs-uri-query", query);
+                    e.push("cs-uri-stem", stem);
+                    e.push("cs-uri-query", query);
                 }
-                None => e.set("cs-uri-stem", target),
+                None => e.push("cs-uri-stem", target),
             }
             if let Some(ext) = target
                 .split(['?', '#'])
@@ -184,23 +184,23 @@ impl AccessParser {
                 .map(|(_, x)| x)
                 .filter(|x| !x.is_empty() && x.len() <= 10)
             {
-                e.set("c-uri-extension", ext.to_ascii_lowercase());
+                e.push("c-uri-extension", ext.to_ascii_lowercase());
             }
             if let Some(v) = parts.next() {
-                e.set("cs-version", v);
+                e.push("cs-version", v);
             }
         }
         if p.status != "-" {
-            e.set("sc-status", p.status);
+            e.push("sc-status", p.status);
         }
         if p.bytes != "-" {
-            e.set("sc-bytes", p.bytes);
+            e.push("sc-bytes", p.bytes);
         }
         if let Some(r) = p.referer.filter(|r| *r != "-") {
-            e.set("cs-referer", r);
+            e.push("cs-referer", r);
         }
         if let Some(ua) = p.ua.filter(|u| *u != "-") {
-            e.set("c-useragent", ua);
+            e.push("c-useragent", ua);
         }
         e.raw = line.to_string();
         Some(e)

@@ -54,23 +54,23 @@ pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
     event.kind = crate::event::EventKind::Syslog;
     event.fields.reserve(12);
     if let Some(h) = msg.hostname {
-        event.set("hostname", h);
+        event.push("hostname", h);
     }
     if let Some(app) = msg.appname {
-        event.set("program", app);
+        event.push("program", app);
     }
     match msg.procid {
-        Some(ProcId::PID(pid)) => event.set("pid", pid.to_string()),
-        Some(ProcId::Name(name)) => event.set("pid", name),
+        Some(ProcId::PID(pid)) => event.push("pid", pid.to_string()),
+        Some(ProcId::Name(name)) => event.push("pid", name),
         None => {}
     }
     if let Some(f) = msg.facility {
-        event.set("facility", f.as_str());
+        event.push("facility", f.as_str());
     }
     if let Some(s) = msg.severity {
-        event.set("syslog_severity", s.as_str());
+        event.push("syslog_severity", s.as_str());
     }
-    event.set("message", msg.msg);
+    event.push("message", msg.msg);
     event.raw = line.to_string();
     Some(event)
 }
