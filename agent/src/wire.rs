@@ -287,9 +287,13 @@ pub struct IngestAck {
     pub accepted: u64,
     /// Alerts whose id the coordinator already had.
     pub duplicates: u64,
-    /// Gap records stored for the first time.
-    #[serde(default)]
+    /// Gap records stored for the first time (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub gaps_accepted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What an agent reports about itself periodically.
