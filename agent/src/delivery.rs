@@ -2,8 +2,9 @@
 //! deletes entries only once the coordinator acknowledged them.
 //!
 //! Failures back off exponentially with jitter (200 ms doubling to 60 s).
-//! A batch the coordinator refuses with a non-transient error (a 4xx other
-//! than 429, or rejected credentials) is kept in the spool, reported (an
+//! Rejected credentials (401/403) end the task, and the agent, with an
+//! error: only re-enrollment helps. A batch the coordinator refuses with
+//! another non-transient error (a 4xx other than 429) is kept in the spool, reported (an
 //! error log line and `delivery_rejected_total` in heartbeats), and retried
 //! at the longest backoff: nothing is deleted without an ack, and a fixed
 //! or upgraded coordinator takes the batch without the agent's help.
@@ -83,13 +84,15 @@ pub fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Drains the spool forever: wakes on `wake` (new entries) or every second.
+/// Drains the spool: wakes on `wake` (new entries) or every second. Returns
+/// only when the coordinator rejects the agent's credentials (retrying
+/// cannot help; the entries stay in the spool for after re-enrollment).
 pub async fn run(
     spool: Arc<Mutex<Spool>>,
     uplink: Uplink,
     wake: Arc<Notify>,
     stats: Arc<DeliveryStats>,
-) {
+) -> UplinkError {
     let mut backoff = Backoff::default();
     loop {
         let batch = tokio::task::block_in_place(|| {
@@ -142,6 +145,10 @@ pub async fn run(
                     backoff.reset();
                 }
             }
+            Err(e @ UplinkError::Unauthorized(_)) => {
+                lock(&spool).release(&seqs);
+                return e;
+            }
             Err(e) => {
                 lock(&spool).release(&seqs);
                 if e.is_transient() {
@@ -152,17 +159,12 @@ pub async fn run(
                     stats.rejected.fetch_add(1, Ordering::Relaxed);
                     backoff.max_out();
                     let delay = backoff.next_delay();
-                    let hint = if matches!(e, UplinkError::Unauthorized(_)) {
-                        "re-enroll the agent"
-                    } else {
-                        "the batch stays in the spool"
-                    };
                     error!(
                         error = %e,
                         alerts = body.alerts.len(),
                         gaps = body.gaps.len(),
                         retry_in_s = delay.as_secs(),
-                        "coordinator refused a batch; {hint}"
+                        "coordinator refused a batch; it stays in the spool"
                     );
                     tokio::time::sleep(delay).await;
                 }

@@ -181,6 +181,13 @@ impl LossWatch {
     }
 }
 
+fn delivery_ended(r: Result<crate::uplink::UplinkError, tokio::task::JoinError>) -> anyhow::Error {
+    match r {
+        Ok(e) => anyhow::Error::new(e).context("delivering alerts"),
+        Err(e) => anyhow::anyhow!("the delivery task failed: {e}"),
+    }
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let identity = Identity::load(&config.state_dir)?;
@@ -225,7 +232,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let spool = Arc::new(Mutex::new(spool));
     let spool_wake = Arc::new(Notify::new());
     let delivery_stats = Arc::new(DeliveryStats::default());
-    tokio::spawn(crate::delivery::run(
+    let mut delivery = tokio::spawn(crate::delivery::run(
         spool.clone(),
         uplink.clone(),
         spool_wake.clone(),
@@ -318,6 +325,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut state_loss = LossWatch::new(GAP_STATE_EVICTED);
     let mut last_loss_check = Instant::now();
     loop {
+        if delivery.is_finished() {
+            return Err(delivery_ended(delivery.await));
+        }
         let chunks = tokio::task::block_in_place(|| tailer.poll());
         while pushed.len() < PUSH_BATCH {
             match push_rx.try_recv() {
@@ -337,6 +347,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         if chunks.is_empty() && pushed.is_empty() && gaps.is_empty() {
             tokio::select! {
                 _ = &mut shutdown => break,
+                r = &mut delivery => return Err(delivery_ended(r)),
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(config.poll_interval()) => {}
                 Some(p) = push_rx.recv() => pushed.push(p),
