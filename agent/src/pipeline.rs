@@ -458,3 +458,32 @@ async fn shutdown_signal() {
     }
     let _ = tokio::signal::ctrl_c().await;
 }
+
+#[cfg(test)]
+mod loss_tests {
+    use super::*;
+
+    #[test]
+    fn growing_loss_counters_become_gap_records_of_the_growth() {
+        let mut w = LossWatch::new(GAP_CAPTURE_DROPPED);
+        assert!(w.check(0, "web01").is_none());
+        let g = w.check(40, "web01").expect("a gap");
+        assert_eq!(
+            (g.reason.as_str(), g.count, g.host.as_str()),
+            ("capture_dropped", 40, "web01")
+        );
+        assert!(g.first_time.unwrap() <= g.last_time.unwrap());
+        assert!(w.check(40, "web01").is_none(), "no growth, no gap");
+        let g2 = w.check(45, "web01").expect("a second gap");
+        assert_eq!(g2.count, 5);
+        assert_ne!(g.id, g2.id);
+        assert!(g2.first_time >= g.last_time);
+    }
+
+    #[test]
+    fn process_usage_reads_proc() {
+        let (rss, cpu) = process_usage();
+        assert!(rss > 1024 * 1024, "{rss}");
+        assert!(cpu >= 0.0);
+    }
+}
