@@ -14,6 +14,9 @@
 //! max_file_size = 33554432           # optional, bytes
 //! quarantine = false                 # optional, off by default
 //! ```
+//!
+//! Top-level options also include `spool_max_bytes` (delivery spool cap,
+//! default 256 MiB), `heartbeat_interval_s` and `poll_interval_ms`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +62,11 @@ pub struct AgentConfig {
     /// notifications), in seconds. Default 3600.
     #[serde(default = "default_files_rescan_s")]
     pub files_rescan_interval_s: u64,
+    /// Byte cap of the delivery spool (`STATE/spool/`). When alerts would
+    /// exceed it, the lowest-severity oldest ones are dropped and a gap
+    /// record says so. Default 256 MiB, at least 4096.
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
 }
 
 /// One `[[net]]` entry.
@@ -111,6 +119,9 @@ fn default_heartbeat_s() -> u64 {
 }
 fn default_files_rescan_s() -> u64 {
     3600
+}
+fn default_spool_max_bytes() -> u64 {
+    crate::spool::DEFAULT_MAX_BYTES
 }
 fn default_max_file_size() -> u64 {
     crate::files::DEFAULT_MAX_FILE_SIZE
@@ -170,6 +181,15 @@ impl AgentConfig {
             path: path.to_owned(),
             message,
         })?;
+        if cfg.spool_max_bytes < crate::spool::MIN_MAX_BYTES {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!(
+                    "spool_max_bytes must be at least {}",
+                    crate::spool::MIN_MAX_BYTES
+                ),
+            });
+        }
         for f in &cfg.files {
             for pat in &f.exclude {
                 glob::Pattern::new(pat).map_err(|e| ConfigError::Invalid {
@@ -232,6 +252,7 @@ path = "/var/www/html"
         assert_eq!(cfg.net[0].interface, "eth0");
         assert_eq!(cfg.logs[0].format, LogFormat::Auto);
         assert_eq!(cfg.poll_interval(), Duration::from_secs(1));
+        assert_eq!(cfg.spool_max_bytes, 256 * 1024 * 1024);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The host agent of Ward and the detection engine it shares with the
 //! coordinator. Sources (log files) produce [`event::Event`]s through
 //! [`decode`]rs; the [`engine`] judges them against Sigma rules and produces
-//! [`wire::Alert`]s; the [`uplink`] delivers them to the coordinator. The
+//! [`wire::Alert`]s; they wait in the durable [`spool`] until [`delivery`]
+//! has sent them through the [`uplink`] and the coordinator acknowledged them. The
 //! [`files`] watcher YARA-scans web roots ([`engine::yara`]) and turns
 //! changes against its integrity baseline into file events.
 //!
@@ -28,6 +29,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod delivery;
 pub mod engine;
 pub mod event;
 pub mod files;
@@ -35,6 +37,7 @@ pub mod identity;
 pub mod pipeline;
 pub mod replay;
 pub mod sources;
+pub mod spool;
 pub mod uplink;
 pub mod wire;
 

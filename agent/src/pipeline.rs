@@ -1,23 +1,27 @@
-//! The long-running agent: tail → decode → detect → deliver → commit.
+//! The long-running agent: tail → decode → detect → spool (fsync) → commit;
+//! [`crate::delivery`] drains the spool to the coordinator.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Notify, mpsc};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::AgentConfig;
 use crate::decode::{LineDecoder, LogFormat};
+use crate::delivery::DeliveryStats;
 use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions, YaraRules};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::capture::{Capture, CaptureStats};
 use crate::sources::tail::{Chunk, Tailer};
-use crate::uplink::{Uplink, UplinkError};
-use crate::wire::{Alert, AlertBatch, Heartbeat};
+use crate::spool::{Spool, SpoolItem};
+use crate::uplink::Uplink;
+use crate::wire::{Alert, GAP_CAPTURE_DROPPED, GAP_STATE_EVICTED, Gap, Heartbeat};
 
 /// Counters the agent reports in heartbeats.
 #[derive(Debug, Default)]
@@ -117,49 +121,71 @@ pub fn detect_chunks(
     alerts
 }
 
-/// Delivers alerts, retrying with backoff until the coordinator has stored
-/// all of them. Returns an error only when retrying cannot help.
-async fn deliver(uplink: &Uplink, alerts: Vec<Alert>) -> anyhow::Result<()> {
-    // Bounded in alerts and in captured frames, so a batch never outgrows
-    // the coordinator's body limit.
-    for batch in crate::wire::batches(&alerts) {
-        let batch = AlertBatch {
-            alerts: batch.to_vec(),
-        };
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match uplink.send_alerts(&batch).await {
-                Ok(ack) => {
-                    debug!(
-                        accepted = ack.accepted,
-                        duplicates = ack.duplicates,
-                        "alerts delivered"
-                    );
-                    break;
-                }
-                Err(e @ UplinkError::Unauthorized(_)) => return Err(e.into()),
-                Err(e) => {
-                    if e.is_transient() {
-                        warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "could not deliver alerts; retrying");
-                    } else {
-                        error!(error = %e, retry_in_ms = delay.as_millis() as u64, "coordinator refused alerts; retrying");
-                    }
-                    tokio::time::sleep(jitter(delay)).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-    }
-    Ok(())
+/// Resident memory (bytes) and CPU time used (seconds) of this process,
+/// from `/proc/self/statm` and `/proc/self/stat`; zeros where unavailable.
+pub fn process_usage() -> (u64, f64) {
+    let page = 4096u64;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page);
+    // Fields after the command name (which may hold spaces, so split at
+    // the last ')'): utime and stime are the 12th and 13th.
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0);
+    (rss, cpu)
 }
 
-/// Spreads retries of many agents: 75%–125% of `d`.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    d.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
+/// Turns growth of a loss counter (capture drops, engine state evictions)
+/// into gap records, at most one per counter every [`GAP_CHECK`].
+struct LossWatch {
+    reason: &'static str,
+    reported: u64,
+    since: chrono::DateTime<chrono::Utc>,
+    made: u64,
+}
+
+/// How often loss counters are turned into gap records.
+const GAP_CHECK: Duration = Duration::from_secs(2);
+
+impl LossWatch {
+    fn new(reason: &'static str) -> Self {
+        LossWatch {
+            reason,
+            reported: 0,
+            since: chrono::Utc::now(),
+            made: 0,
+        }
+    }
+
+    fn check(&mut self, now_total: u64, host: &str) -> Option<Gap> {
+        let now = chrono::Utc::now();
+        if now_total <= self.reported {
+            self.since = now;
+            return None;
+        }
+        let mut gap = Gap::new(self.reason, host, now_total - self.reported, self.made);
+        self.made += 1;
+        gap.first_time = Some(self.since);
+        gap.last_time = Some(now);
+        self.reported = now_total;
+        self.since = now;
+        Some(gap)
+    }
+}
+
+fn delivery_ended(r: Result<crate::uplink::UplinkError, tokio::task::JoinError>) -> anyhow::Error {
+    match r {
+        Ok(e) => anyhow::Error::new(e).context("delivering alerts"),
+        Err(e) => anyhow::anyhow!("the delivery task failed: {e}"),
+    }
 }
 
 /// Runs the agent until SIGINT/SIGTERM.
@@ -184,6 +210,35 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let _watcher = watch(&tailer, wake.clone());
 
+    let (spool, opened) = Spool::open(
+        &config.state_dir.join("spool"),
+        config.spool_max_bytes,
+        &host,
+    )
+    .with_context(|| format!("opening the spool in {}", config.state_dir.display()))?;
+    if opened.torn_tails > 0 {
+        info!(
+            torn = opened.torn_tails,
+            bytes = opened.torn_bytes,
+            "spool: cut records torn by an unclean stop (never acknowledged to a source, re-read from the logs)"
+        );
+    }
+    info!(
+        entries = opened.entries,
+        bytes = opened.bytes,
+        max_bytes = spool.max_bytes(),
+        "spool open"
+    );
+    let spool = Arc::new(Mutex::new(spool));
+    let spool_wake = Arc::new(Notify::new());
+    let delivery_stats = Arc::new(DeliveryStats::default());
+    let mut delivery = tokio::spawn(crate::delivery::run(
+        spool.clone(),
+        uplink.clone(),
+        spool_wake.clone(),
+        delivery_stats.clone(),
+    ));
+
     let stats = Arc::new(Stats::default());
     let capture_stats = Arc::new(CaptureStats::default());
     let started = Instant::now();
@@ -191,12 +246,17 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         let uplink = uplink.clone();
         let stats = stats.clone();
         let capture_stats = capture_stats.clone();
-        let interval = Duration::from_secs(config.heartbeat_interval_s.max(1));
+        let spool = spool.clone();
+        let delivery_stats = delivery_stats.clone();
+        let interval_s = config.heartbeat_interval_s.max(1);
+        let interval = Duration::from_secs(interval_s);
         let rules_version = rules_version.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
+                let (spool_entries, spool_bytes) = crate::delivery::lock(&spool).depth();
+                let (rss_bytes, cpu_seconds) = process_usage();
                 let hb = Heartbeat {
                     version: crate::VERSION.to_string(),
                     rules_version: rules_version.clone(),
@@ -208,6 +268,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     packets_total: capture_stats.packets.load(Ordering::Relaxed),
                     dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
                     state_evicted_total: stats.state_evicted.load(Ordering::Relaxed),
+                    spool_entries,
+                    spool_bytes,
+                    rss_bytes,
+                    cpu_seconds,
+                    heartbeat_interval_s: interval_s,
+                    delivery_rejected_total: delivery_stats.rejected.load(Ordering::Relaxed),
                 };
                 if let Err(e) = uplink.heartbeat(&hb).await {
                     warn!(error = %e, "heartbeat failed");
@@ -255,7 +321,13 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut decoders: HashMap<LogFormat, LineDecoder> = HashMap::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut pushed = Vec::new();
+    let mut capture_loss = LossWatch::new(GAP_CAPTURE_DROPPED);
+    let mut state_loss = LossWatch::new(GAP_STATE_EVICTED);
+    let mut last_loss_check = Instant::now();
     loop {
+        if delivery.is_finished() {
+            return Err(delivery_ended(delivery.await));
+        }
         let chunks = tokio::task::block_in_place(|| tailer.poll());
         while pushed.len() < PUSH_BATCH {
             match push_rx.try_recv() {
@@ -263,9 +335,19 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 Err(_) => break,
             }
         }
-        if chunks.is_empty() && pushed.is_empty() {
+        let mut gaps = Vec::new();
+        if last_loss_check.elapsed() >= GAP_CHECK {
+            last_loss_check = Instant::now();
+            gaps.extend(capture_loss.check(capture_stats.dropped.load(Ordering::Relaxed), &host));
+            gaps.extend(state_loss.check(stats.state_evicted.load(Ordering::Relaxed), &host));
+            for g in &gaps {
+                warn!(reason = %g.reason, count = g.count, "detection gap recorded");
+            }
+        }
+        if chunks.is_empty() && pushed.is_empty() && gaps.is_empty() {
             tokio::select! {
                 _ = &mut shutdown => break,
+                r = &mut delivery => return Err(delivery_ended(r)),
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(config.poll_interval()) => {}
                 Some(p) = push_rx.recv() => pushed.push(p),
@@ -286,12 +368,17 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         stats
             .suppressed
             .fetch_add((before - alerts.len()) as u64, Ordering::Relaxed);
-        if !alerts.is_empty() {
-            info!(count = alerts.len(), "sending alerts");
-            tokio::select! {
-                r = deliver(&uplink, alerts) => r?,
-                _ = &mut shutdown => break,
-            }
+        if !alerts.is_empty() || !gaps.is_empty() {
+            info!(count = alerts.len(), "spooling alerts");
+            let items: Vec<SpoolItem> = alerts
+                .into_iter()
+                .map(SpoolItem::Alert)
+                .chain(gaps.into_iter().map(SpoolItem::Gap))
+                .collect();
+            // Durable (fsynced) before the offsets move.
+            tokio::task::block_in_place(|| crate::delivery::lock(&spool).append(items))
+                .context("writing alerts to the spool")?;
+            spool_wake.notify_one();
         }
         tokio::task::block_in_place(|| tailer.commit(&chunks))?;
     }
@@ -370,4 +457,33 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod loss_tests {
+    use super::*;
+
+    #[test]
+    fn growing_loss_counters_become_gap_records_of_the_growth() {
+        let mut w = LossWatch::new(GAP_CAPTURE_DROPPED);
+        assert!(w.check(0, "web01").is_none());
+        let g = w.check(40, "web01").expect("a gap");
+        assert_eq!(
+            (g.reason.as_str(), g.count, g.host.as_str()),
+            ("capture_dropped", 40, "web01")
+        );
+        assert!(g.first_time.unwrap() <= g.last_time.unwrap());
+        assert!(w.check(40, "web01").is_none(), "no growth, no gap");
+        let g2 = w.check(45, "web01").expect("a second gap");
+        assert_eq!(g2.count, 5);
+        assert_ne!(g.id, g2.id);
+        assert!(g2.first_time >= g.last_time);
+    }
+
+    #[test]
+    fn process_usage_reads_proc() {
+        let (rss, cpu) = process_usage();
+        assert!(rss > 1024 * 1024, "{rss}");
+        assert!(cpu >= 0.0);
+    }
 }

@@ -66,6 +66,43 @@ async fn call<B: Serialize, R: DeserializeOwned>(
         .send()
         .await
         .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    finish(resp).await
+}
+
+/// Like [`call`], with the JSON body gzip-compressed (`Content-Encoding: gzip`).
+async fn call_gzip<B: Serialize, R: DeserializeOwned>(
+    client: &Client,
+    url: &str,
+    bearer: Option<&str>,
+    body: &B,
+) -> Result<R, UplinkError> {
+    use std::io::Write as _;
+    let json = serde_json::to_vec(body)
+        .map_err(|e| UplinkError::Unreachable(format!("encoding the request: {e}")))?;
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 4),
+        flate2::Compression::fast(),
+    );
+    let gz = gz
+        .write_all(&json)
+        .and_then(|()| gz.finish())
+        .map_err(|e| UplinkError::Unreachable(format!("compressing the request: {e}")))?;
+    let mut req = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::CONTENT_ENCODING, "gzip")
+        .body(gz);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    finish(resp).await
+}
+
+async fn finish<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R, UplinkError> {
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return Err(UplinkError::Unauthorized(status));
@@ -133,9 +170,10 @@ impl Uplink {
         format!("{}/api/v1/{path}", self.identity.server_url)
     }
 
-    /// Sends alerts; `Ok` means the coordinator stored every one of them.
+    /// Sends alerts and gap records, gzip-compressed; `Ok` means the
+    /// coordinator stored every one of them.
     pub async fn send_alerts(&self, batch: &AlertBatch) -> Result<IngestAck, UplinkError> {
-        call(
+        call_gzip(
             &self.client,
             &self.url("agent/alerts"),
             Some(&self.identity.agent_token),

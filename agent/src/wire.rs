@@ -206,16 +206,94 @@ pub fn cap_evidence_line(line: &str) -> String {
 pub struct AlertBatch {
     /// At most [`MAX_BATCH_ALERTS`].
     pub alerts: Vec<Alert>,
+    /// Gap records: what the agent had to drop (at most [`MAX_BATCH_GAPS`]).
+    /// Absent in batches from older agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
 }
 
-/// The coordinator's answer to an [`AlertBatch`]: every alert in the batch
-/// is now stored (`accepted` new, `duplicates` already known).
+/// Largest number of gap records in one batch.
+pub const MAX_BATCH_GAPS: usize = 1000;
+
+/// Gap reason: the spool reached `spool_max_bytes` and dropped alerts
+/// (lowest severity, oldest first).
+pub const GAP_SPOOL_FULL: &str = "spool_full";
+/// Gap reason: live capture dropped network events because detection fell behind.
+pub const GAP_CAPTURE_DROPPED: &str = "capture_dropped";
+/// Gap reason: the engine dropped open correlation groups at its state cap.
+pub const GAP_STATE_EVICTED: &str = "state_evicted";
+/// Gap reason: spooled entries failed their checksum on disk and were skipped.
+pub const GAP_SPOOL_DAMAGED: &str = "spool_damaged";
+
+/// A counted loss: what an agent could not detect or deliver, so that no
+/// loss is silent. Delivered like alerts, idempotent by `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    /// Idempotency key, unique per gap.
+    pub id: String,
+    /// Why: [`GAP_SPOOL_FULL`], [`GAP_CAPTURE_DROPPED`], [`GAP_STATE_EVICTED`], [`GAP_SPOOL_DAMAGED`].
+    pub reason: String,
+    /// The host the agent runs on.
+    pub host: String,
+    /// How many alerts (spool_full, spool_damaged), network events
+    /// (capture_dropped) or correlation groups (state_evicted) were lost.
+    pub count: u64,
+    /// Dropped alerts by severity name (spool_full); empty otherwise.
+    #[serde(default)]
+    pub by_severity: BTreeMap<String, u64>,
+    /// Event time of the earliest dropped alert, or the start of the window
+    /// in which the counter grew.
+    #[serde(default)]
+    pub first_time: Option<DateTime<Utc>>,
+    /// Event time of the latest dropped alert, or the end of that window.
+    #[serde(default)]
+    pub last_time: Option<DateTime<Utc>>,
+    /// When the agent recorded the gap.
+    pub detected_at: DateTime<Utc>,
+}
+
+impl Gap {
+    /// A gap with an id derived from the host, the time it was recorded and
+    /// a number unique within the agent's run.
+    pub fn new(reason: &str, host: &str, count: u64, unique: u64) -> Gap {
+        use sha2::Digest as _;
+        let detected_at = Utc::now();
+        let mut h = sha2::Sha256::new();
+        h.update(host.as_bytes());
+        h.update([0x1f]);
+        h.update(reason.as_bytes());
+        h.update(detected_at.timestamp_nanos_opt().unwrap_or(0).to_le_bytes());
+        h.update(unique.to_le_bytes());
+        h.update(std::process::id().to_le_bytes());
+        let digest = hex::encode(h.finalize());
+        Gap {
+            id: format!("gap-{}", &digest[..32]),
+            reason: reason.to_string(),
+            host: host.to_string(),
+            count,
+            by_severity: BTreeMap::new(),
+            first_time: None,
+            last_time: None,
+            detected_at,
+        }
+    }
+}
+
+/// The coordinator's answer to an [`AlertBatch`]: every alert and gap in
+/// the batch is now stored (`accepted` new, `duplicates` already known).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngestAck {
     /// Alerts stored for the first time.
     pub accepted: u64,
     /// Alerts whose id the coordinator already had.
     pub duplicates: u64,
+    /// Gap records stored for the first time (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gaps_accepted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What an agent reports about itself periodically.
@@ -246,6 +324,26 @@ pub struct Heartbeat {
     /// state reached its cap (a flood of distinct keys): detection gaps.
     #[serde(default)]
     pub state_evicted_total: u64,
+    /// Entries (alerts and gap records) waiting in the spool.
+    #[serde(default)]
+    pub spool_entries: u64,
+    /// Bytes of those entries.
+    #[serde(default)]
+    pub spool_bytes: u64,
+    /// Resident memory of the agent process, bytes (`/proc/self/statm`).
+    #[serde(default)]
+    pub rss_bytes: u64,
+    /// CPU time (user + system) the agent has used, seconds (`/proc/self/stat`).
+    #[serde(default)]
+    pub cpu_seconds: f64,
+    /// Seconds between heartbeats: the coordinator calls the agent silent
+    /// after three of them without contact. 0 (older agents): never.
+    #[serde(default)]
+    pub heartbeat_interval_s: u64,
+    /// Batches the coordinator refused with a non-transient error since start
+    /// (they stay in the spool and are retried).
+    #[serde(default)]
+    pub delivery_rejected_total: u64,
 }
 
 /// Request body of `POST /api/v1/agents/enroll`.

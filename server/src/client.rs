@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ActionRequest, AgentInfo, EnrollTokenRequest, EnrollTokenResponse, Incident, IncidentDetail,
+    ActionRequest, AgentInfo, EnrollTokenRequest, EnrollTokenResponse, GapRecord, Incident,
+    IncidentDetail,
 };
 
 /// A capture file downloaded from the coordinator.
@@ -137,6 +138,15 @@ impl ApiClient {
     /// Lists agents.
     pub async fn agents(&self) -> anyhow::Result<Vec<AgentInfo>> {
         self.call::<(), _>(Method::GET, "agents", None).await
+    }
+
+    /// Lists gap records, optionally of one agent.
+    pub async fn gaps(&self, agent: Option<&str>) -> anyhow::Result<Vec<GapRecord>> {
+        let path = match agent {
+            Some(a) => format!("gaps?agent={a}"),
+            None => "gaps".to_string(),
+        };
+        self.call::<(), _>(Method::GET, &path, None).await
     }
 
     /// Lists incidents, optionally of one status.

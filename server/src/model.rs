@@ -174,6 +174,47 @@ pub struct AgentInfo {
     pub health: String,
     /// The last heartbeat's counters.
     pub heartbeat: Option<serde_json::Value>,
+    /// What the agent reported it had to drop.
+    #[serde(default)]
+    pub gaps: GapTotals,
+}
+
+/// An agent's gap records, summed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GapTotals {
+    /// Gap records received.
+    pub records: i64,
+    /// Items lost, over all records.
+    pub lost: i64,
+    /// Items lost per reason (`spool_full`, `capture_dropped`, ...).
+    pub by_reason: BTreeMap<String, i64>,
+}
+
+/// One stored gap record (`GET /api/v1/gaps`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GapRecord {
+    /// The agent's id for the gap.
+    pub id: String,
+    /// The agent that sent it.
+    pub agent_id: String,
+    /// Its host.
+    pub host: String,
+    /// Its agency.
+    pub agency: String,
+    /// `spool_full`, `capture_dropped`, `state_evicted` or `spool_damaged`.
+    pub reason: String,
+    /// Alerts, network events or correlation groups lost.
+    pub count: i64,
+    /// Dropped alerts by severity (`spool_full`).
+    pub by_severity: BTreeMap<String, i64>,
+    /// Earliest dropped alert's time, or the start of the window (RFC 3339).
+    pub first_time: Option<String>,
+    /// Latest dropped alert's time, or the end of the window (RFC 3339).
+    pub last_time: Option<String>,
+    /// When the agent recorded it (RFC 3339).
+    pub detected_at: String,
+    /// When the coordinator stored it (RFC 3339).
+    pub received_at: String,
 }
 
 /// Body of `POST /api/v1/enroll-tokens`.

@@ -15,6 +15,9 @@ use crate::store::Store;
 /// File in the data dir holding the first admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
+/// How often the coordinator looks for silent agents.
+pub const SILENT_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How to run the coordinator.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -94,6 +97,19 @@ pub async fn serve(
         public_url: Arc::from(public_url.trim_end_matches('/')),
         metrics,
     };
+    {
+        // Silent agents become incidents (and resolve when they are back).
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SILENT_CHECK);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.check_silent_agents(chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "checking for silent agents failed");
+                }
+            }
+        });
+    }
     info!(data = %opts.data.display(), "listening on {url}");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

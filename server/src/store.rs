@@ -10,9 +10,16 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use ward_agent::wire::{Alert, EvidencePacket, Heartbeat, IngestAck, Severity};
+use ward_agent::wire::{Alert, EvidencePacket, Gap, Heartbeat, IngestAck, Severity};
 
-use crate::model::{AgentInfo, AlertRecord, Incident, IncidentDetail, Status, TimelineEntry};
+use crate::model::{
+    AgentInfo, AlertRecord, GapRecord, GapTotals, Incident, IncidentDetail, Status, TimelineEntry,
+};
+
+/// Rule id of the incident raised when an agent stops reporting.
+pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
+/// Heartbeat intervals without contact after which an agent is silent.
+pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 /// Store failures. Only `NotFound` and `Conflict` are the caller's fault.
 #[derive(Debug, thiserror::Error)]
@@ -250,12 +257,27 @@ impl Store {
         .fetch_all(&self.read)
         .await?;
         let online_after = ts(Utc::now() - chrono::Duration::seconds(90));
+        let mut totals: BTreeMap<String, GapTotals> = BTreeMap::new();
+        for r in sqlx::query(
+            "SELECT agent_id, reason, COUNT(*), SUM(count) FROM gaps GROUP BY agent_id, reason",
+        )
+        .fetch_all(&self.read)
+        .await?
+        {
+            let t = totals.entry(r.get(0)).or_default();
+            let (records, lost): (i64, i64) = (r.get(2), r.get(3));
+            t.records += records;
+            t.lost += lost;
+            t.by_reason.insert(r.get(1), lost);
+        }
         rows.into_iter()
             .map(|r| {
+                let id: String = r.get(0);
                 let last_seen: Option<String> = r.get(6);
                 let heartbeat: Option<String> = r.get(7);
                 Ok(AgentInfo {
-                    id: r.get(0),
+                    gaps: totals.remove(&id).unwrap_or_default(),
+                    id,
                     hostname: r.get(1),
                     agency: r.get(2),
                     version: r.get(3),
@@ -278,13 +300,41 @@ impl Store {
     /// Stores a batch of alerts from one agent and groups them into
     /// incidents, in one transaction. Alerts whose id is already stored are
     /// counted as duplicates and change nothing.
-    pub async fn ingest(&self, agent: &AgentPrincipal, alerts: &[Alert]) -> Result<IngestAck> {
+    pub async fn ingest(
+        &self,
+        agent: &AgentPrincipal,
+        alerts: &[Alert],
+        gaps: &[Gap],
+    ) -> Result<IngestAck> {
         let mut tx = self.write.begin().await?;
         let now = now();
         let mut ack = IngestAck {
             accepted: 0,
             duplicates: 0,
+            gaps_accepted: 0,
         };
+        for g in gaps {
+            let done = sqlx::query(
+                "INSERT INTO gaps (id, agent_id, host, agency, reason, count, by_severity,
+                     first_time, last_time, detected_at, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&g.id)
+            .bind(&agent.id)
+            .bind(&g.host)
+            .bind(&agent.agency)
+            .bind(&g.reason)
+            .bind(i64::try_from(g.count).unwrap_or(i64::MAX))
+            .bind(to_json(&g.by_severity))
+            .bind(g.first_time.map(ts))
+            .bind(g.last_time.map(ts))
+            .bind(ts(g.detected_at))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            ack.gaps_accepted += done.rows_affected();
+        }
         for a in alerts {
             let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM alerts WHERE id = $1")
                 .bind(&a.id)
@@ -406,6 +456,143 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(ack)
+    }
+
+    /// Gap records, most recently detected first; of one agent when given.
+    pub async fn gaps(&self, agent_id: Option<&str>, limit: i64) -> Result<Vec<GapRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, agent_id, host, agency, reason, count, by_severity, first_time, last_time,
+                    detected_at, received_at
+             FROM gaps WHERE ($1 IS NULL OR agent_id = $1)
+             ORDER BY detected_at DESC, id LIMIT $2",
+        )
+        .bind(agent_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GapRecord {
+                    id: r.get(0),
+                    agent_id: r.get(1),
+                    host: r.get(2),
+                    agency: r.get(3),
+                    reason: r.get(4),
+                    count: r.get(5),
+                    by_severity: from_json(r.get(6))?,
+                    first_time: r.get(7),
+                    last_time: r.get(8),
+                    detected_at: r.get(9),
+                    received_at: r.get(10),
+                })
+            })
+            .collect()
+    }
+
+    /// Raises a `ward-agent-silent` incident (high) for every agent not seen
+    /// for [`SILENT_AFTER_INTERVALS`] of its own heartbeat intervals (once
+    /// per silence), and resolves the open one of an agent that is back,
+    /// noting it in the timeline. Returns (raised, resolved).
+    pub async fn check_silent_agents(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
+        let rows = sqlx::query(
+            "SELECT id, hostname, agency, last_seen, heartbeat FROM agents WHERE last_seen IS NOT NULL",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let (mut raised, mut resolved) = (0, 0);
+        for r in rows {
+            let (id, host, agency, last_seen): (String, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let interval = r
+                .get::<Option<String>, _>(4)
+                .and_then(|h| serde_json::from_str::<Heartbeat>(&h).ok())
+                .map_or(0, |h| h.heartbeat_interval_s);
+            let Ok(seen) = DateTime::parse_from_rfc3339(&last_seen) else {
+                continue;
+            };
+            let seen = seen.with_timezone(&Utc);
+            let group_key = format!("{SILENT_AGENT_RULE}\u{1f}{host}\u{1f}agent_id={id}");
+            let limit = chrono::Duration::seconds(
+                SILENT_AFTER_INTERVALS.saturating_mul(i64::try_from(interval).unwrap_or(i64::MAX)),
+            );
+            let silent = interval > 0 && now - seen > limit;
+            let mut tx = self.write.begin().await?;
+            let stamp = ts(now);
+            if silent {
+                // One incident per silence: keyed by the last contact.
+                let known: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM incidents WHERE group_key = $1 AND first_seen = $2",
+                )
+                .bind(&group_key)
+                .bind(&last_seen)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if known.is_some() {
+                    continue;
+                }
+                let entities = BTreeMap::from([("agent_id".to_string(), id.clone())]);
+                let incident: i64 = sqlx::query_scalar(
+                    "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
+                         entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at)
+                     VALUES ($1, $2, 'high', 'new', $3, $4, $5, $6, '[]', 0, $7, $7, 0, $8, $8)
+                     RETURNING id",
+                )
+                .bind(format!("Agent {host} is silent"))
+                .bind(SILENT_AGENT_RULE)
+                .bind(&host)
+                .bind(&agency)
+                .bind(&group_key)
+                .bind(to_json(&entities))
+                .bind(&last_seen)
+                .bind(&stamp)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
+                     VALUES ($1, $2, 'ward', 'created', $3)",
+                )
+                .bind(incident)
+                .bind(&stamp)
+                .bind(format!(
+                    "no contact since {last_seen} ({SILENT_AFTER_INTERVALS} heartbeat intervals of {interval} s)"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                tracing::warn!(agent_id = %id, %host, incident, "agent is silent; incident raised");
+                raised += 1;
+            } else {
+                let open: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM incidents WHERE group_key = $1
+                     AND status NOT IN ('resolved', 'false_positive')",
+                )
+                .bind(&group_key)
+                .fetch_all(&mut *tx)
+                .await?;
+                for incident in open {
+                    sqlx::query(
+                        "UPDATE incidents SET status = 'resolved', last_seen = $1, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(&last_seen)
+                    .bind(&stamp)
+                    .bind(incident)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
+                         VALUES ($1, $2, 'ward', 'resolved', $3)",
+                    )
+                    .bind(incident)
+                    .bind(&stamp)
+                    .bind(format!("the agent is back: heartbeat at {last_seen}"))
+                    .execute(&mut *tx)
+                    .await?;
+                    tracing::info!(agent_id = %id, %host, incident, "silent agent is back; incident resolved");
+                    resolved += 1;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok((raised, resolved))
     }
 
     /// Incidents, most recently active first.

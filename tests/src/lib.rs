@@ -107,6 +107,12 @@ impl Proc {
         }
     }
 
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -168,8 +174,14 @@ impl Server {
     /// Starts `ward-server serve` on a free loopback port of network
     /// namespace `netns` (the root namespace when `None`).
     pub fn start_in(data: &Path, netns: Option<&str>) -> Server {
+        Server::start_at(data, netns, "127.0.0.1:0")
+    }
+
+    /// Starts `ward-server serve --listen LISTEN` (e.g. again on the port
+    /// of a stopped coordinator, over the same data dir).
+    pub fn start_at(data: &Path, netns: Option<&str>, listen: &str) -> Server {
         let mut cmd = command_in(netns, &bin("ward-server"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        cmd.args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .env("WARD_LOG", "info,sqlx=warn");
         let mut proc = Proc::spawn(cmd);
@@ -191,6 +203,14 @@ impl Server {
             data: data.to_owned(),
             netns: netns.map(str::to_owned),
         }
+    }
+
+    /// The `host:port` it listens on.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
     }
 
     /// Runs `ward ARGS` as the admin.

@@ -4,14 +4,16 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
+use serde::Deserialize;
 use ward_agent::wire::{
-    Alert, AlertBatch, EnrollRequest, EnrollResponse, EnrollToken, Heartbeat, IngestAck,
-    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_ALERTS, packet_bytes,
+    Alert, AlertBatch, EnrollRequest, EnrollResponse, EnrollToken, Gap, Heartbeat, IngestAck,
+    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_ALERTS, MAX_BATCH_GAPS, Severity,
+    packet_bytes,
 };
 
-use super::{Agent, ApiError, ApiJson, AppState, User};
+use super::{Agent, ApiError, ApiJson, ApiQuery, AppState, MaybeGzipJson, User};
 use crate::auth::{AGENT_TOKEN_PREFIX, hash_secret, random_id, random_secret};
-use crate::model::{AgentInfo, EnrollTokenRequest, EnrollTokenResponse};
+use crate::model::{AgentInfo, EnrollTokenRequest, EnrollTokenResponse, GapRecord};
 use crate::store::ts;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -21,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/agents/enroll", post(enroll))
         .route("/agent/alerts", post(ingest_alerts))
         .route("/agent/heartbeat", post(heartbeat))
+        .route("/gaps", get(list_gaps))
 }
 
 const MAX_NAME: usize = 200;
@@ -123,8 +126,16 @@ async fn list_agents(
 async fn ingest_alerts(
     State(state): State<AppState>,
     Agent(agent): Agent,
-    ApiJson(batch): ApiJson<AlertBatch>,
+    MaybeGzipJson(batch): MaybeGzipJson<AlertBatch>,
 ) -> Result<Json<IngestAck>, ApiError> {
+    if batch.gaps.len() > MAX_BATCH_GAPS {
+        return Err(ApiError::Unprocessable(format!(
+            "a batch holds at most {MAX_BATCH_GAPS} gap records"
+        )));
+    }
+    for g in &batch.gaps {
+        check_gap(g)?;
+    }
     if batch.alerts.len() > MAX_BATCH_ALERTS {
         return Err(ApiError::Unprocessable(format!(
             "a batch holds at most {MAX_BATCH_ALERTS} alerts"
@@ -140,10 +151,61 @@ async fn ingest_alerts(
         check_name("alert host", &a.host)?;
         check_packets(a)?;
     }
-    let ack = state.store.ingest(&agent, &batch.alerts).await?;
+    let ack = state
+        .store
+        .ingest(&agent, &batch.alerts, &batch.gaps)
+        .await?;
     metrics::counter!("ward_alerts_ingested_total").increment(ack.accepted);
     metrics::counter!("ward_alerts_duplicate_total").increment(ack.duplicates);
+    if ack.gaps_accepted > 0 {
+        metrics::counter!("ward_gaps_ingested_total").increment(ack.gaps_accepted);
+        tracing::warn!(
+            agent_id = %agent.id,
+            gaps = ack.gaps_accepted,
+            "agent reported gaps (dropped alerts or events)"
+        );
+    }
     Ok(Json(ack))
+}
+
+/// A gap record names its reason and host, and counts by known severities.
+fn check_gap(g: &Gap) -> Result<(), ApiError> {
+    if g.id.is_empty() || g.id.len() > 128 {
+        return Err(ApiError::Unprocessable(
+            "gap id must be 1 to 128 bytes".into(),
+        ));
+    }
+    check_name("gap reason", &g.reason)?;
+    check_name("gap host", &g.host)?;
+    if g.count > i64::MAX as u64 {
+        return Err(ApiError::Unprocessable("gap count out of range".into()));
+    }
+    for k in g.by_severity.keys() {
+        k.parse::<Severity>().map_err(ApiError::Unprocessable)?;
+    }
+    Ok(())
+}
+
+/// Query of `GET /api/v1/gaps`.
+#[derive(Debug, Deserialize)]
+struct GapsQuery {
+    /// Only this agent's.
+    agent: Option<String>,
+    /// At most this many (default 500, at most 10000).
+    limit: Option<i64>,
+}
+
+async fn list_gaps(
+    State(state): State<AppState>,
+    user: User,
+    ApiQuery(q): ApiQuery<GapsQuery>,
+) -> Result<Json<Vec<GapRecord>>, ApiError> {
+    user.require(&["admin", "responder", "viewer"])?;
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be 1 to 10000".into()));
+    }
+    Ok(Json(state.store.gaps(q.agent.as_deref(), limit).await?))
 }
 
 /// An alert's captured frames keep to the agent's caps and make a valid

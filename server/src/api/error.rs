@@ -112,3 +112,80 @@ pub struct ApiPath<T>(pub T);
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+/// A JSON body that may be gzip-compressed (`Content-Encoding: gzip`), as
+/// agents send their batches. The body limit applies to the compressed
+/// bytes and again to the decompressed JSON ([`super::MAX_BODY_BYTES`]), so
+/// a small bomb is refused with 413 like a large plain body.
+pub struct MaybeGzipJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for MaybeGzipJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+        use std::io::Read as _;
+        let encoding = req
+            .headers()
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+        match encoding.as_deref() {
+            None | Some("identity") => {
+                return ApiJson::<T>::from_request(req, state)
+                    .await
+                    .map(|ApiJson(v)| MaybeGzipJson(v));
+            }
+            Some("gzip") => {}
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unsupported Content-Encoding '{other}' (expected gzip or none)"
+                )));
+            }
+        }
+        let json_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json_type {
+            return Err(ApiError::BadRequest(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::TooLarge
+                } else {
+                    ApiError::BadRequest(r.body_text())
+                }
+            })?;
+        let limit = super::MAX_BODY_BYTES;
+        let json = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map(|_| out)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid gzip: {e}")))?;
+        if json.len() > limit {
+            return Err(ApiError::TooLarge);
+        }
+        serde_json::from_slice(&json)
+            .map(MaybeGzipJson)
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => ApiError::Unprocessable(format!(
+                    "Failed to deserialize the JSON body into the target type: {e}"
+                )),
+                _ => ApiError::BadRequest(format!("Failed to parse the request body as JSON: {e}")),
+            })
+    }
+}

@@ -16,7 +16,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 
-pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeGzipJson};
 
 use crate::auth::hash_secret;
 use crate::store::{AgentPrincipal, Principal, Store};

@@ -45,6 +45,21 @@ enum Command {
     /// The incident queue and triage.
     #[command(subcommand)]
     Incidents(IncidentsCmd),
+    /// Gap records: what agents had to drop (full spool, capture drops, engine state evictions).
+    #[command(subcommand)]
+    Gaps(GapsCmd),
+}
+
+#[derive(Subcommand)]
+enum GapsCmd {
+    /// List gap records, most recent first.
+    List {
+        /// Only this agent's.
+        #[arg(long)]
+        agent: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -222,23 +237,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 return print_json(&agents);
             }
             println!(
-                "{:<18} {:<24} {:<20} {:<8} {:<9} {:<17} LAST SEEN",
-                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "RULES"
+                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} LAST SEEN",
+                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "LOST", "RULES"
             );
             for a in agents {
                 println!(
-                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:<17} {}",
+                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {}",
                     a.id,
                     a.hostname,
                     a.agency,
                     a.version,
                     a.health,
+                    a.gaps.lost,
                     a.rules_version.unwrap_or_else(|| "-".into()),
                     a.last_seen.unwrap_or_else(|| "never".into())
                 );
             }
         }
         Command::Incidents(cmd) => incidents(&api, cmd).await?,
+        Command::Gaps(GapsCmd::List { agent, out }) => {
+            let gaps = api.gaps(agent.as_deref()).await?;
+            if out.json {
+                return print_json(&gaps);
+            }
+            println!(
+                "{:<27} {:<18} {:<20} {:<16} {:>8} {:<28} WINDOW",
+                "DETECTED", "AGENT", "HOST", "REASON", "LOST", "BY SEVERITY"
+            );
+            for g in gaps {
+                let sev: Vec<String> = g
+                    .by_severity
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!(
+                    "{:<27} {:<18} {:<20} {:<16} {:>8} {:<28} {} .. {}",
+                    g.detected_at,
+                    g.agent_id,
+                    g.host,
+                    g.reason,
+                    g.count,
+                    if sev.is_empty() {
+                        "-".into()
+                    } else {
+                        sev.join(",")
+                    },
+                    g.first_time.as_deref().unwrap_or("-"),
+                    g.last_time.as_deref().unwrap_or("-")
+                );
+            }
+        }
     }
     Ok(())
 }
