@@ -1,4 +1,5 @@
-//! The long-running agent: tail → decode → detect → deliver → commit.
+//! The long-running agent: tail files and follow the journal → decode →
+//! detect → deliver → commit offsets and cursors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, error, info, warn};
 
 use crate::config::AgentConfig;
+use crate::decode::journal::JournalDecoder;
 use crate::decode::{LineDecoder, LogFormat};
 use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions, YaraRules};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::capture::{Capture, CaptureStats};
+use crate::sources::journal::{self, Journal, JournalBatch};
 use crate::sources::tail::{Chunk, Tailer};
 use crate::uplink::{Uplink, UplinkError};
 use crate::wire::{Alert, AlertBatch, Heartbeat, MAX_BATCH_ALERTS};
@@ -115,6 +118,37 @@ pub fn detect_chunks(
     alerts
 }
 
+/// Turns journal entries into alerts, counting what could not be decoded.
+pub fn detect_journal(
+    batches: &[JournalBatch],
+    decoder: &JournalDecoder,
+    detector: &mut dyn Detector,
+    stats: &Stats,
+) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for batch in batches {
+        stats
+            .malformed
+            .fetch_add(batch.oversized + batch.malformed, Ordering::Relaxed);
+        for entry in &batch.entries {
+            match decoder.decode(entry) {
+                Ok(event) => {
+                    stats.events.fetch_add(1, Ordering::Relaxed);
+                    alerts.extend(detector.process(&event));
+                }
+                Err(e) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    debug!(error = %e, cursor = %entry.cursor, "skipped journal entry");
+                }
+            }
+        }
+    }
+    stats
+        .alerts
+        .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+    alerts
+}
+
 /// Delivers alerts, retrying with backoff until the coordinator has stored
 /// all of them. Returns an error only when retrying cannot help.
 async fn deliver(uplink: &Uplink, alerts: Vec<Alert>) -> anyhow::Result<()> {
@@ -173,12 +207,23 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         rules = detector.rule_count(),
         rules_version = %rules_version,
         logs = config.logs.len(),
+        journal = config.journal.len(),
         "agent started"
     );
 
     let mut tailer = Tailer::new(config.logs.clone(), &config.state_dir)?;
     let wake = Arc::new(Notify::new());
     let _watcher = watch(&tailer, wake.clone());
+    let mut journal = Journal::start(
+        &config.journal,
+        &config.state_dir,
+        journal::first_start(
+            journal::enrollment_time(&config.state_dir),
+            chrono::Utc::now(),
+        ),
+        wake.clone(),
+    )?;
+    let journal_decoder = JournalDecoder::new(&host);
 
     let stats = Arc::new(Stats::default());
     let capture_stats = Arc::new(CaptureStats::default());
@@ -252,13 +297,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut pushed = Vec::new();
     loop {
         let chunks = tokio::task::block_in_place(|| tailer.poll());
+        let entries = journal.poll();
         while pushed.len() < PUSH_BATCH {
             match push_rx.try_recv() {
                 Ok(p) => pushed.push(p),
                 Err(_) => break,
             }
         }
-        if chunks.is_empty() && pushed.is_empty() {
+        if chunks.is_empty() && entries.is_empty() && pushed.is_empty() {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = wake.notified() => {}
@@ -268,6 +314,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             continue;
         }
         let mut alerts = detect_chunks(&chunks, &mut decoders, &host, &mut detector, &stats);
+        alerts.extend(detect_journal(
+            &entries,
+            &journal_decoder,
+            &mut detector,
+            &stats,
+        ));
         alerts.extend(detect_pushed(
             std::mem::take(&mut pushed),
             &mut detector,
@@ -286,8 +338,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             }
         }
         tokio::task::block_in_place(|| tailer.commit(&chunks))?;
+        tokio::task::block_in_place(|| journal.commit(&entries))?;
     }
     info!("agent stopping");
+    drop(journal);
     let dropped = capture_stats.dropped.load(Ordering::Relaxed);
     if dropped > 0 {
         warn!(
