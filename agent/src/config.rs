@@ -150,10 +150,10 @@ impl JournalInput {
         {
             return Some("an empty directory or file".into());
         }
-        if let Some(f) = &self.file {
-            if let Err(e) = glob::Pattern::new(f) {
-                return Some(format!("file '{f}': {e}"));
-            }
+        if let Some(f) = &self.file
+            && let Err(e) = glob::Pattern::new(f)
+        {
+            return Some(format!("file '{f}': {e}"));
         }
         for u in &self.units {
             if u.is_empty()
