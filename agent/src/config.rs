@@ -6,6 +6,9 @@
 //! [[logs]]
 //! path = "/var/log/auth.log"         # globs allowed
 //! format = "auto"
+//! [[journal]]                        # journald, through journalctl
+//! units = ["ssh.service"]            # optional; default: every entry
+//! directory = "/var/log/journal/remote"   # optional; or file = "..."
 //! [[net]]
 //! interface = "eth0"                 # live capture (needs CAP_NET_RAW)
 //! [[files]]
@@ -49,6 +52,9 @@ pub struct AgentConfig {
     /// Log files to tail.
     #[serde(default)]
     pub logs: Vec<LogInput>,
+    /// journald sources, read through `journalctl`.
+    #[serde(default)]
+    pub journal: Vec<JournalInput>,
     /// Allow-lists: alerts they match are dropped and counted.
     #[serde(default)]
     pub suppress: Vec<Suppression>,
@@ -98,6 +104,76 @@ pub struct FilesInput {
     /// quarantine dir in the state dir. Off by default.
     #[serde(default)]
     pub quarantine: bool,
+}
+
+/// One `[[journal]]` entry: journald entries read through
+/// `journalctl --output=json --follow`. Without `directory` or `file` it
+/// reads the system journal.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalInput {
+    /// Only entries of these units (`journalctl -u`, repeated); every entry
+    /// when empty.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// A journal directory (`journalctl --directory`), e.g. what
+    /// systemd-journal-remote writes.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// Journal files (`journalctl --file`; globs allowed).
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+impl JournalInput {
+    /// What the entry reads, for messages and as its checkpoint key:
+    /// `system`, `directory:<path>` or `file:<glob>`, then `units:<a,b>`
+    /// when units are given.
+    pub fn describe(&self) -> String {
+        let mut s = match (&self.directory, &self.file) {
+            (Some(d), _) => format!("directory:{}", d.display()),
+            (None, Some(f)) => format!("file:{f}"),
+            (None, None) => "system".to_string(),
+        };
+        if !self.units.is_empty() {
+            let mut units = self.units.clone();
+            units.sort();
+            units.dedup();
+            s.push_str(" units:");
+            s.push_str(&units.join(","));
+        }
+        s
+    }
+
+    /// Why the entry cannot be used, if it cannot.
+    fn problem(&self) -> Option<String> {
+        if self.directory.is_some() && self.file.is_some() {
+            return Some("give either directory or file, not both".into());
+        }
+        if self
+            .directory
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+            || self.file.as_ref().is_some_and(|f| f.is_empty())
+        {
+            return Some("an empty directory or file".into());
+        }
+        if let Some(f) = &self.file
+            && let Err(e) = glob::Pattern::new(f)
+        {
+            return Some(format!("file '{f}': {e}"));
+        }
+        for u in &self.units {
+            if u.is_empty()
+                || u.len() > 256
+                || u.starts_with('-')
+                || u.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Some(format!("'{u}' is not a unit name"));
+            }
+        }
+        None
+    }
 }
 
 /// One `[[logs]]` entry.
@@ -176,6 +252,14 @@ impl AgentConfig {
                 path: path.to_owned(),
                 message: format!("logs.path '{}': {e}", l.path),
             })?;
+        }
+        for (i, j) in cfg.journal.iter().enumerate() {
+            if let Some(problem) = j.problem() {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: format!("[[journal]] entry {}: {problem}", i + 1),
+                });
+            }
         }
         Suppressions::new(&cfg.suppress).map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
@@ -268,6 +352,50 @@ path = "/var/www/html"
         assert!(err.contains("net.interface 'eth0/../x'"), "{err}");
         std::fs::write(&path, "state_dir = \"/x\"\n[[net]]\niface = \"eth0\"\n").unwrap();
         assert!(AgentConfig::load(&path).is_err());
+    }
+
+    #[test]
+    fn journal_entries_parse_and_are_checked() {
+        let cfg: AgentConfig = toml::from_str(
+            r#"
+state_dir = "/x"
+[[journal]]
+units = ["ssh.service", "sudo.service"]
+[[journal]]
+directory = "/var/log/journal/remote"
+[[journal]]
+file = "/var/log/journal/*/system.journal"
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.journal.len(), 3);
+        assert_eq!(
+            cfg.journal[0].describe(),
+            "system units:ssh.service,sudo.service"
+        );
+        assert_eq!(
+            cfg.journal[1].describe(),
+            "directory:/var/log/journal/remote"
+        );
+        assert_eq!(
+            cfg.journal[2].describe(),
+            "file:/var/log/journal/*/system.journal"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        for (body, needle) in [
+            (
+                "directory = \"/a\"\nfile = \"/b\"",
+                "either directory or file",
+            ),
+            ("units = [\"--merge\"]", "not a unit name"),
+            ("units = [\"a b\"]", "not a unit name"),
+            ("unit = [\"ssh\"]", "unknown field"),
+        ] {
+            std::fs::write(&path, format!("state_dir = \"/x\"\n[[journal]]\n{body}\n")).unwrap();
+            let err = AgentConfig::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{body}: {err}");
+        }
     }
 
     #[test]

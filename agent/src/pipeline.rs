@@ -1,5 +1,6 @@
-//! The long-running agent: tail → decode → detect → spool (fsync) → commit;
-//! [`crate::delivery`] drains the spool to the coordinator.
+//! The long-running agent: tail files and follow the journal → decode →
+//! detect → spool (fsync) → commit offsets and cursors; [`crate::delivery`]
+//! drains the spool to the coordinator.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,12 +13,14 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 use crate::config::AgentConfig;
+use crate::decode::journal::JournalDecoder;
 use crate::decode::{LineDecoder, LogFormat};
 use crate::delivery::DeliveryStats;
 use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions, YaraRules};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::sources::capture::{Capture, CaptureStats};
+use crate::sources::journal::{self, Journal, JournalBatch};
 use crate::sources::tail::{Chunk, Tailer};
 use crate::spool::{Spool, SpoolItem};
 use crate::uplink::Uplink;
@@ -143,6 +146,37 @@ pub fn process_usage() -> (u64, f64) {
     (rss, cpu)
 }
 
+/// Turns journal entries into alerts, counting what could not be decoded.
+pub fn detect_journal(
+    batches: &[JournalBatch],
+    decoder: &JournalDecoder,
+    detector: &mut dyn Detector,
+    stats: &Stats,
+) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for batch in batches {
+        stats
+            .malformed
+            .fetch_add(batch.oversized + batch.malformed, Ordering::Relaxed);
+        for entry in &batch.entries {
+            match decoder.decode(entry) {
+                Ok(event) => {
+                    stats.events.fetch_add(1, Ordering::Relaxed);
+                    alerts.extend(detector.process(&event));
+                }
+                Err(e) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    debug!(error = %e, cursor = %entry.cursor, "skipped journal entry");
+                }
+            }
+        }
+    }
+    stats
+        .alerts
+        .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+    alerts
+}
+
 /// Turns growth of a loss counter (capture drops, engine state evictions)
 /// into gap records, at most one per counter every [`GAP_CHECK`].
 struct LossWatch {
@@ -203,12 +237,23 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         rules = detector.rule_count(),
         rules_version = %rules_version,
         logs = config.logs.len(),
+        journal = config.journal.len(),
         "agent started"
     );
 
     let mut tailer = Tailer::new(config.logs.clone(), &config.state_dir)?;
     let wake = Arc::new(Notify::new());
     let _watcher = watch(&tailer, wake.clone());
+    let mut journal = Journal::start(
+        &config.journal,
+        &config.state_dir,
+        journal::first_start(
+            journal::enrollment_time(&config.state_dir),
+            chrono::Utc::now(),
+        ),
+        wake.clone(),
+    )?;
+    let journal_decoder = JournalDecoder::new(&host);
 
     let (spool, opened) = Spool::open(
         &config.state_dir.join("spool"),
@@ -329,6 +374,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             return Err(delivery_ended(delivery.await));
         }
         let chunks = tokio::task::block_in_place(|| tailer.poll());
+        let entries = journal.poll();
         while pushed.len() < PUSH_BATCH {
             match push_rx.try_recv() {
                 Ok(p) => pushed.push(p),
@@ -344,7 +390,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 warn!(reason = %g.reason, count = g.count, "detection gap recorded");
             }
         }
-        if chunks.is_empty() && pushed.is_empty() && gaps.is_empty() {
+        if chunks.is_empty() && entries.is_empty() && pushed.is_empty() && gaps.is_empty() {
             tokio::select! {
                 _ = &mut shutdown => break,
                 r = &mut delivery => return Err(delivery_ended(r)),
@@ -355,6 +401,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             continue;
         }
         let mut alerts = detect_chunks(&chunks, &mut decoders, &host, &mut detector, &stats);
+        alerts.extend(detect_journal(
+            &entries,
+            &journal_decoder,
+            &mut detector,
+            &stats,
+        ));
         alerts.extend(detect_pushed(
             std::mem::take(&mut pushed),
             &mut detector,
@@ -381,8 +433,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             spool_wake.notify_one();
         }
         tokio::task::block_in_place(|| tailer.commit(&chunks))?;
+        tokio::task::block_in_place(|| journal.commit(&entries))?;
     }
     info!("agent stopping");
+    drop(journal);
     let dropped = capture_stats.dropped.load(Ordering::Relaxed);
     if dropped > 0 {
         warn!(

@@ -1,8 +1,10 @@
-//! Mutated and random lines through every decoder: never a panic (the fuzz
-//! target in `agent/fuzz` does the same with coverage guidance).
+//! Mutated and random lines through every decoder, and mutated journalctl
+//! JSON entries through the journal decoder: never a panic (the fuzz targets
+//! in `agent/fuzz` do the same with coverage guidance).
 
 use std::path::Path;
 
+use ward_agent::decode::journal::{JournalDecoder, parse_entry};
 use ward_agent::decode::{LineDecoder, LogFormat};
 
 /// xorshift64*: deterministic, no dependency.
@@ -39,6 +41,39 @@ fn seeds() -> Vec<Vec<u8>> {
     out
 }
 
+/// A few random edits of `seed`: flipped bytes, cuts, JSON specials, repeats, noise.
+fn mutate(rng: &mut Rng, seed: &[u8], specials: &[&[u8]]) -> Vec<u8> {
+    let mut line = seed.to_vec();
+    for _ in 0..=rng.below(8) {
+        match rng.below(5) {
+            0 if !line.is_empty() => {
+                let i = rng.below(line.len());
+                line[i] = rng.next() as u8;
+            }
+            1 if !line.is_empty() => {
+                let i = rng.below(line.len());
+                line.truncate(i);
+            }
+            2 => {
+                let i = rng.below(line.len() + 1);
+                let s = specials[rng.below(specials.len())];
+                line.splice(i..i, s.iter().copied());
+            }
+            3 if !line.is_empty() => {
+                let i = rng.below(line.len());
+                let j = (i + rng.below(64)).min(line.len());
+                let chunk = line[i..j].to_vec();
+                line.splice(i..i, chunk);
+            }
+            _ => {
+                let n = rng.below(32);
+                line.extend((0..n).map(|_| rng.next() as u8));
+            }
+        }
+    }
+    line
+}
+
 #[test]
 fn mutated_lines_never_panic_any_decoder() {
     let seeds = seeds();
@@ -58,34 +93,8 @@ fn mutated_lines_never_panic_any_decoder() {
     ];
     let mut decoded = 0usize;
     for round in 0..30_000 {
-        let mut line = seeds[rng.below(seeds.len())].clone();
-        for _ in 0..=rng.below(8) {
-            match rng.below(5) {
-                0 if !line.is_empty() => {
-                    let i = rng.below(line.len());
-                    line[i] = rng.next() as u8;
-                }
-                1 if !line.is_empty() => {
-                    let i = rng.below(line.len());
-                    line.truncate(i);
-                }
-                2 => {
-                    let i = rng.below(line.len() + 1);
-                    let s = specials[rng.below(specials.len())];
-                    line.splice(i..i, s.iter().copied());
-                }
-                3 if !line.is_empty() => {
-                    let i = rng.below(line.len());
-                    let j = (i + rng.below(64)).min(line.len());
-                    let chunk = line[i..j].to_vec();
-                    line.splice(i..i, chunk);
-                }
-                _ => {
-                    let n = rng.below(32);
-                    line.extend((0..n).map(|_| rng.next() as u8));
-                }
-            }
-        }
+        let seed = rng.below(seeds.len());
+        let line = mutate(&mut rng, &seeds[seed], specials);
         let text = String::from_utf8_lossy(&line);
         for d in &decoders {
             if d.decode(&text, format!("g:{round}")).is_ok() {
@@ -95,4 +104,37 @@ fn mutated_lines_never_panic_any_decoder() {
     }
     // The mutations leave many lines readable: the decoders were exercised.
     assert!(decoded > 10_000, "only {decoded} decodes");
+}
+
+#[test]
+fn mutated_journal_entries_never_panic_the_journal_decoder() {
+    let seeds: Vec<Vec<u8>> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/journal_entry"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+    assert!(seeds.len() >= 4);
+    let specials: &[&[u8]] = &[
+        b"\"", b"[", b"]", b"{", b"}", b"\\", b",", b":", b"255", b"-1", b"null", b"\\u0000",
+        b"\xff", b"1e999",
+    ];
+    let decoder = JournalDecoder::new("h");
+    let mut rng = Rng(0x5eed_4a0b_0002);
+    let (mut parsed, mut decoded) = (0usize, 0usize);
+    for _ in 0..20_000 {
+        let seed = rng.below(seeds.len());
+        let line = mutate(&mut rng, &seeds[seed], specials);
+        if let Ok(entry) = parse_entry(&line) {
+            parsed += 1;
+            if let Ok(event) = decoder.decode(&entry) {
+                assert_eq!(event.origin, format!("journal:{}", entry.cursor));
+                decoded += 1;
+            }
+        }
+    }
+    // Most mutations break the JSON; enough survive to reach the decoder.
+    assert!(
+        parsed > 400 && decoded > 400,
+        "{parsed} parsed, {decoded} decoded"
+    );
 }

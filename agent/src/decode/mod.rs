@@ -6,6 +6,7 @@
 
 mod access;
 mod auth;
+pub mod journal;
 mod json;
 pub mod net;
 mod syslog;

@@ -1,8 +1,9 @@
-//! Sources of events: log files ([`tail`]), capture files ([`pcap`]) and
-//! live capture ([`capture`]).
+//! Sources of events: log files ([`tail`]), journald ([`journal`]), capture
+//! files ([`pcap`]) and live capture ([`capture`]).
 
 pub mod capture;
 pub mod checkpoint;
+pub mod journal;
 pub mod pcap;
 pub mod tail;
 
