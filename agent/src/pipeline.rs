@@ -182,18 +182,20 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let stats = Arc::new(Stats::default());
     let capture_stats = Arc::new(CaptureStats::default());
+    let watch_stats = Arc::new(crate::files::watch::WatchStats::default());
     let started = Instant::now();
     {
         let uplink = uplink.clone();
         let stats = stats.clone();
         let capture_stats = capture_stats.clone();
+        let watch_stats = watch_stats.clone();
         let interval = Duration::from_secs(config.heartbeat_interval_s.max(1));
         let rules_version = rules_version.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
-                let hb = Heartbeat {
+                let mut hb = Heartbeat {
                     version: crate::VERSION.to_string(),
                     rules_version: rules_version.clone(),
                     uptime_s: started.elapsed().as_secs(),
@@ -203,7 +205,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     suppressed_total: stats.suppressed.load(Ordering::Relaxed),
                     packets_total: capture_stats.packets.load(Ordering::Relaxed),
                     dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
+                    ..Heartbeat::default()
                 };
+                watch_stats.fill(&mut hb);
                 if let Err(e) = uplink.heartbeat(&hb).await {
                     warn!(error = %e, "heartbeat failed");
                 }
@@ -242,6 +246,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             yara,
             push_tx.clone(),
             files_stop.clone(),
+            watch_stats.clone(),
         )?
     };
     // The queue closes when every source has stopped.

@@ -299,6 +299,20 @@ impl ScanCounters {
             .or_default() += 1;
     }
 
+    /// Files skipped, by reason, as heartbeats report them.
+    pub fn skipped_by_reason(&self) -> crate::wire::FilesSkipped {
+        let map = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        let n = |r| map.get(&r).copied().unwrap_or(0);
+        crate::wire::FilesSkipped {
+            too_large: n(SkipReason::TooLarge),
+            unreadable: n(SkipReason::Unreadable),
+            vanished: n(SkipReason::Vanished),
+            special: n(SkipReason::Special),
+            timeout: n(SkipReason::Timeout),
+            scan_error: n(SkipReason::ScanError),
+        }
+    }
+
     /// Files skipped, all reasons.
     pub fn skipped_total(&self) -> u64 {
         self.skipped
