@@ -35,7 +35,8 @@ pub struct ScannedFile {
     pub path: String,
     /// Bytes read (the file's size).
     pub size: u64,
-    /// SHA-256 of the bytes read, hex.
+    /// SHA-256 of the bytes read, hex; empty when the file was read with
+    /// [`Hashing::WhenMatched`] and nothing matched.
     pub sha256: String,
     /// Owner's user name, or the numeric uid when unknown.
     pub owner: String,
@@ -97,6 +98,16 @@ pub enum FileOutcome {
     },
 }
 
+/// Which files [`read_and_scan`] hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hashing {
+    /// Every file read (the integrity baseline needs every hash).
+    Always,
+    /// Only files a rule matched (a one-shot scan reports hashes of findings
+    /// only; SHA-256 of every file would be a tenth of the scan's CPU).
+    WhenMatched,
+}
+
 /// Reads a file (without following a final symlink), hashes it and, with a
 /// scan session, runs YARA over it. `buf` is reused between calls.
 pub fn read_and_scan(
@@ -104,6 +115,7 @@ pub fn read_and_scan(
     max_size: u64,
     session: Option<&mut ScanSession<'_>>,
     buf: &mut Vec<u8>,
+    hashing: Hashing,
 ) -> FileOutcome {
     let skipped = |reason, detail: String| FileOutcome::Skipped {
         path: path.to_owned(),
@@ -147,7 +159,6 @@ pub fn read_and_scan(
     if let Err(e) = file.take(max_size).read_to_end(buf) {
         return io_skip(e);
     }
-    let sha256 = hex::encode(Sha256::digest(&buf[..]));
     let owner = owner_name(meta.uid());
     let path_str = path.to_string_lossy().into_owned();
     let matches = match session {
@@ -165,6 +176,11 @@ pub fn read_and_scan(
             }
         }
         None => Vec::new(),
+    };
+    let sha256 = if hashing == Hashing::Always || !matches.is_empty() {
+        hex::encode(Sha256::digest(&buf[..]))
+    } else {
+        String::new()
     };
     FileOutcome::Scanned(ScannedFile {
         path: path_str,
@@ -391,11 +407,13 @@ pub enum ScanEvent {
 
 /// Scans every file under `roots` with `threads` workers (each with its own
 /// scanner) and hands each outcome to `on_event` on the calling thread.
+#[allow(clippy::too_many_arguments)]
 pub fn scan_tree(
     rules: &YaraRules,
     roots: &[PathBuf],
     limits: crate::engine::yara::ScanLimits,
     threads: usize,
+    hashing: Hashing,
     counters: &ScanCounters,
     mut on_event: impl FnMut(ScanEvent),
     on_walk_error: impl FnMut(String) + Send,
@@ -424,32 +442,37 @@ pub fn scan_tree(
                 loop {
                     let next = path_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(path) = next else { break };
-                    let ev =
-                        match read_and_scan(&path, limits.max_size, Some(&mut session), &mut buf) {
-                            FileOutcome::Scanned(f) => {
-                                counters.scanned.fetch_add(1, Ordering::Relaxed);
-                                counters.scanned_bytes.fetch_add(f.size, Ordering::Relaxed);
-                                if !f.matches.is_empty() {
-                                    counters.matched_files.fetch_add(1, Ordering::Relaxed);
-                                    counters
-                                        .matches
-                                        .fetch_add(f.matches.len() as u64, Ordering::Relaxed);
-                                }
-                                ScanEvent::File(f)
+                    let ev = match read_and_scan(
+                        &path,
+                        limits.max_size,
+                        Some(&mut session),
+                        &mut buf,
+                        hashing,
+                    ) {
+                        FileOutcome::Scanned(f) => {
+                            counters.scanned.fetch_add(1, Ordering::Relaxed);
+                            counters.scanned_bytes.fetch_add(f.size, Ordering::Relaxed);
+                            if !f.matches.is_empty() {
+                                counters.matched_files.fetch_add(1, Ordering::Relaxed);
+                                counters
+                                    .matches
+                                    .fetch_add(f.matches.len() as u64, Ordering::Relaxed);
                             }
-                            FileOutcome::Skipped {
+                            ScanEvent::File(f)
+                        }
+                        FileOutcome::Skipped {
+                            path,
+                            reason,
+                            detail,
+                        } => {
+                            counters.skip(reason);
+                            ScanEvent::Skipped {
                                 path,
                                 reason,
                                 detail,
-                            } => {
-                                counters.skip(reason);
-                                ScanEvent::Skipped {
-                                    path,
-                                    reason,
-                                    detail,
-                                }
                             }
-                        };
+                        }
+                    };
                     if out_tx.send(ev).is_err() {
                         break;
                     }
@@ -473,7 +496,7 @@ mod tests {
         let mut buf = Vec::new();
         let missing = dir.path().join("nope");
         assert!(matches!(
-            read_and_scan(&missing, 100, None, &mut buf),
+            read_and_scan(&missing, 100, None, &mut buf, Hashing::Always),
             FileOutcome::Skipped {
                 reason: SkipReason::Vanished,
                 ..
@@ -482,7 +505,7 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
         assert!(matches!(
-            read_and_scan(&link, 100, None, &mut buf),
+            read_and_scan(&link, 100, None, &mut buf, Hashing::Always),
             FileOutcome::Skipped {
                 reason: SkipReason::Special,
                 ..
@@ -491,17 +514,25 @@ mod tests {
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'a'; 200]).unwrap();
         assert!(matches!(
-            read_and_scan(&big, 100, None, &mut buf),
+            read_and_scan(&big, 100, None, &mut buf, Hashing::Always),
             FileOutcome::Skipped {
                 reason: SkipReason::TooLarge,
                 ..
             }
         ));
-        let FileOutcome::Scanned(f) = read_and_scan(&big, 1000, None, &mut buf) else {
+        let FileOutcome::Scanned(f) = read_and_scan(&big, 1000, None, &mut buf, Hashing::Always)
+        else {
             panic!("a readable file is read")
         };
         assert_eq!(f.size, 200);
         assert_eq!(f.sha256, hex::encode(Sha256::digest(vec![b'a'; 200])));
+        // Hashing only matched files: nothing matched, no hash.
+        let FileOutcome::Scanned(f) =
+            read_and_scan(&big, 1000, None, &mut buf, Hashing::WhenMatched)
+        else {
+            panic!("a readable file is read")
+        };
+        assert_eq!((f.size, f.sha256.as_str()), (200, ""));
     }
 
     #[test]

@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::baseline::{Baseline, Entry};
-use super::{FileOutcome, ScanCounters, ScannedFile, SkipReason, read_and_scan, yara_alert};
+use super::{
+    FileOutcome, Hashing, ScanCounters, ScannedFile, SkipReason, read_and_scan, yara_alert,
+};
 use crate::config::{AgentConfig, FilesInput};
 use crate::engine::yara::{ScanLimits, ScanSession, YaraRules};
 use crate::event::Event;
@@ -109,6 +111,8 @@ pub struct FileWatcher {
     rescan: Duration,
     /// Counters of files read, scanned and skipped, passes and overflows.
     pub stats: Arc<WatchStats>,
+    /// The read buffer, reused for every file.
+    buf: Vec<u8>,
 }
 
 /// Starts the watcher thread for the config's `[[files]]` entries. Returns
@@ -167,6 +171,7 @@ impl FileWatcher {
             tx,
             rescan: Duration::from_secs(config.files_rescan_interval_s.max(1)),
             stats: Arc::new(WatchStats::default()),
+            buf: Vec::new(),
         })
     }
 
@@ -329,13 +334,12 @@ impl FileWatcher {
             |e| debug!(error = %e, "walk error"),
         );
         let mut seen = BTreeSet::new();
-        let mut buf = Vec::new();
         for p in files {
             if self.roots[ri].excluded(&p) || p.starts_with(&self.state_dir) {
                 continue;
             }
             let key = p.to_string_lossy().into_owned();
-            if !self.check_file(session, ri, &p, emit, force, &mut buf) {
+            if !self.check_file(session, ri, &p, emit, force) {
                 return false;
             }
             seen.insert(key);
@@ -363,10 +367,7 @@ impl FileWatcher {
         }
         match std::fs::symlink_metadata(p) {
             Ok(m) if m.is_dir() => self.pass_dir(session, ri, p, true, false),
-            Ok(m) if m.is_file() => {
-                let mut buf = Vec::new();
-                self.check_file(session, ri, p, true, false, &mut buf)
-            }
+            Ok(m) if m.is_file() => self.check_file(session, ri, p, true, false),
             _ => {
                 // Gone, or replaced by something that is not a file.
                 let root = self.roots[ri].name();
@@ -388,7 +389,6 @@ impl FileWatcher {
         p: &Path,
         emit: bool,
         force: bool,
-        buf: &mut Vec<u8>,
     ) -> bool {
         let key = p.to_string_lossy().into_owned();
         let prev = self.baseline.get(&key).cloned();
@@ -401,7 +401,20 @@ impl FileWatcher {
             return true;
         }
         let root = self.roots[ri].name();
-        match read_and_scan(p, self.roots[ri].max_size, Some(session), buf) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let outcome = read_and_scan(
+            p,
+            self.roots[ri].max_size,
+            Some(session),
+            &mut buf,
+            Hashing::Always,
+        );
+        // Keep the allocation for the next file, unless one big file grew it
+        // far beyond the usual.
+        if buf.capacity() <= 4 * 1024 * 1024 {
+            self.buf = buf;
+        }
+        match outcome {
             FileOutcome::Scanned(f) => {
                 let counters = &self.stats.scan;
                 counters.scanned.fetch_add(1, Ordering::Relaxed);
