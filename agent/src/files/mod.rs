@@ -405,8 +405,20 @@ pub enum ScanEvent {
     },
 }
 
+/// Most files handed to a worker at once.
+const BATCH_FILES: usize = 64;
+/// A batch is handed over once it holds this many bytes, so big files go
+/// one by one and the workers stay evenly loaded.
+const BATCH_BYTES: u64 = 1 << 20;
+/// Outcomes are handed to the caller at least this often (progress).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Scans every file under `roots` with `threads` workers (each with its own
 /// scanner) and hands each outcome to `on_event` on the calling thread.
+///
+/// Paths go to the workers and outcomes come back in batches: one channel
+/// hand-off per file cost two context switches per file, a third of the
+/// CPU time of a tree of small files.
 #[allow(clippy::too_many_arguments)]
 pub fn scan_tree(
     rules: &YaraRules,
@@ -419,17 +431,32 @@ pub fn scan_tree(
     on_walk_error: impl FnMut(String) + Send,
 ) {
     let threads = threads.max(1);
-    let (path_tx, path_rx) = mpsc::sync_channel::<PathBuf>(threads * 64);
+    let (path_tx, path_rx) = mpsc::sync_channel::<Vec<PathBuf>>(threads * 4);
     let path_rx = Mutex::new(path_rx);
-    let (out_tx, out_rx) = mpsc::sync_channel::<ScanEvent>(threads * 64);
+    let (out_tx, out_rx) = mpsc::sync_channel::<Vec<ScanEvent>>(threads * 4);
     std::thread::scope(|s| {
         s.spawn(|| {
+            let mut batch = Vec::with_capacity(BATCH_FILES);
+            let mut batch_bytes = 0;
+            let mut open = true;
             walk(
                 roots,
                 counters,
-                |p, _| path_tx.send(p).is_ok(),
+                |p, size| {
+                    batch.push(p);
+                    batch_bytes += size;
+                    if batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES {
+                        batch_bytes = 0;
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_FILES));
+                        open = path_tx.send(full).is_ok();
+                    }
+                    open
+                },
                 on_walk_error,
             );
+            if open && !batch.is_empty() {
+                let _ = path_tx.send(batch);
+            }
             drop(path_tx);
         });
         for _ in 0..threads {
@@ -439,49 +466,62 @@ pub fn scan_tree(
                 let scanner = rules.scanner(limits);
                 let mut session = scanner.session();
                 let mut buf = Vec::new();
+                let mut out = Vec::new();
+                let mut flushed = std::time::Instant::now();
                 loop {
                     let next = path_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(path) = next else { break };
-                    let ev = match read_and_scan(
-                        &path,
-                        limits.max_size,
-                        Some(&mut session),
-                        &mut buf,
-                        hashing,
-                    ) {
-                        FileOutcome::Scanned(f) => {
-                            counters.scanned.fetch_add(1, Ordering::Relaxed);
-                            counters.scanned_bytes.fetch_add(f.size, Ordering::Relaxed);
-                            if !f.matches.is_empty() {
-                                counters.matched_files.fetch_add(1, Ordering::Relaxed);
-                                counters
-                                    .matches
-                                    .fetch_add(f.matches.len() as u64, Ordering::Relaxed);
+                    let Ok(paths) = next else { break };
+                    for path in paths {
+                        let ev = match read_and_scan(
+                            &path,
+                            limits.max_size,
+                            Some(&mut session),
+                            &mut buf,
+                            hashing,
+                        ) {
+                            FileOutcome::Scanned(f) => {
+                                counters.scanned.fetch_add(1, Ordering::Relaxed);
+                                counters.scanned_bytes.fetch_add(f.size, Ordering::Relaxed);
+                                if !f.matches.is_empty() {
+                                    counters.matched_files.fetch_add(1, Ordering::Relaxed);
+                                    counters
+                                        .matches
+                                        .fetch_add(f.matches.len() as u64, Ordering::Relaxed);
+                                }
+                                ScanEvent::File(f)
                             }
-                            ScanEvent::File(f)
-                        }
-                        FileOutcome::Skipped {
-                            path,
-                            reason,
-                            detail,
-                        } => {
-                            counters.skip(reason);
-                            ScanEvent::Skipped {
+                            FileOutcome::Skipped {
                                 path,
                                 reason,
                                 detail,
+                            } => {
+                                counters.skip(reason);
+                                ScanEvent::Skipped {
+                                    path,
+                                    reason,
+                                    detail,
+                                }
+                            }
+                        };
+                        out.push(ev);
+                        if out.len() >= BATCH_FILES || flushed.elapsed() >= FLUSH_EVERY {
+                            flushed = std::time::Instant::now();
+                            if out_tx.send(std::mem::take(&mut out)).is_err() {
+                                return;
                             }
                         }
-                    };
-                    if out_tx.send(ev).is_err() {
-                        break;
                     }
+                }
+                if !out.is_empty() {
+                    let _ = out_tx.send(out);
                 }
             });
         }
         drop(out_tx);
-        for ev in out_rx {
-            on_event(ev);
+        for batch in out_rx {
+            for ev in batch {
+                on_event(ev);
+            }
         }
     });
 }
