@@ -286,6 +286,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let stats = Arc::new(Stats::default());
     let capture_stats = Arc::new(CaptureStats::default());
+    let watch_stats = Arc::new(crate::files::watch::WatchStats::default());
     let started = Instant::now();
     {
         let uplink = uplink.clone();
@@ -295,6 +296,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         let delivery_stats = delivery_stats.clone();
         let interval_s = config.heartbeat_interval_s.max(1);
         let interval = Duration::from_secs(interval_s);
+        let watch_stats = watch_stats.clone();
         let rules_version = rules_version.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -302,7 +304,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 tick.tick().await;
                 let (spool_entries, spool_bytes) = crate::delivery::lock(&spool).depth();
                 let (rss_bytes, cpu_seconds) = process_usage();
-                let hb = Heartbeat {
+                let mut hb = Heartbeat {
                     version: crate::VERSION.to_string(),
                     rules_version: rules_version.clone(),
                     uptime_s: started.elapsed().as_secs(),
@@ -319,7 +321,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     cpu_seconds,
                     heartbeat_interval_s: interval_s,
                     delivery_rejected_total: delivery_stats.rejected.load(Ordering::Relaxed),
+                    ..Heartbeat::default()
                 };
+                watch_stats.fill(&mut hb);
                 if let Err(e) = uplink.heartbeat(&hb).await {
                     warn!(error = %e, "heartbeat failed");
                 }
@@ -358,6 +362,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             yara,
             push_tx.clone(),
             files_stop.clone(),
+            watch_stats.clone(),
         )?
     };
     // The queue closes when every source has stopped.

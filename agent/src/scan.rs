@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ward_agent::engine::YaraRules;
 use ward_agent::engine::yara::ScanLimits;
-use ward_agent::files::{Finding, ScanCounters, ScanEvent, scan_tree};
+use ward_agent::files::{Finding, Hashing, ScanCounters, ScanEvent, scan_tree};
 
 /// What `scan` was asked to do.
 pub struct ScanArgs {
@@ -72,6 +72,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         &args.paths,
         args.limits,
         args.threads,
+        Hashing::WhenMatched,
         &counters,
         |ev| {
             match ev {

@@ -344,6 +344,63 @@ pub struct Heartbeat {
     /// (they stay in the spool and are retried).
     #[serde(default)]
     pub delivery_rejected_total: u64,
+    /// Files the `[[files]]` watcher read, hashed and YARA-scanned since start.
+    #[serde(default)]
+    pub files_scanned_total: u64,
+    /// Bytes of those files.
+    #[serde(default)]
+    pub files_scanned_bytes_total: u64,
+    /// YARA rule matches in the files the watcher scanned (one per rule and file).
+    #[serde(default)]
+    pub yara_matches_total: u64,
+    /// Integrity events (file created, modified, deleted) the watcher emitted.
+    #[serde(default)]
+    pub integrity_events_total: u64,
+    /// Files the watcher did not scan, by reason.
+    #[serde(default)]
+    pub files_skipped: FilesSkipped,
+    /// Full passes over the watched trees (the first, the periodic ones and
+    /// those after a notification overflow).
+    #[serde(default)]
+    pub files_full_passes_total: u64,
+    /// Times file notifications overflowed (or failed) and a full pass stood in.
+    #[serde(default)]
+    pub files_notify_overflows_total: u64,
+}
+
+/// Files the watcher skipped since start, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesSkipped {
+    /// Larger than the root's `max_file_size`.
+    #[serde(default)]
+    pub too_large: u64,
+    /// Permission denied or another read error.
+    #[serde(default)]
+    pub unreadable: u64,
+    /// Gone between notification (or listing) and reading.
+    #[serde(default)]
+    pub vanished: u64,
+    /// Not a regular file (symlink, fifo, socket, device).
+    #[serde(default)]
+    pub special: u64,
+    /// The YARA scan hit `scan_timeout_s`.
+    #[serde(default)]
+    pub timeout: u64,
+    /// yara-x reported another error.
+    #[serde(default)]
+    pub scan_error: u64,
+}
+
+impl FilesSkipped {
+    /// All reasons together.
+    pub fn total(&self) -> u64 {
+        self.too_large
+            + self.unreadable
+            + self.vanished
+            + self.special
+            + self.timeout
+            + self.scan_error
+    }
 }
 
 /// Request body of `POST /api/v1/agents/enroll`.
@@ -431,6 +488,23 @@ mod tests {
             cert_sha256: Some("00ff".into()),
         };
         assert_eq!(EnrollToken::decode(&t.encode()).unwrap(), t);
+    }
+
+    #[test]
+    fn a_heartbeat_without_file_counters_still_parses() {
+        // What an agent without a file watcher (or an older agent) sends.
+        let old = r#"{"version":"0.1.0","rules_version":"abc","uptime_s":5,
+            "events_total":1,"alerts_total":0,"malformed_total":0}"#;
+        let hb: Heartbeat = serde_json::from_str(old).unwrap();
+        assert_eq!(hb.files_scanned_total, 0);
+        assert_eq!(hb.files_skipped, FilesSkipped::default());
+        let partial = r#"{"version":"0.1.0","rules_version":"abc","uptime_s":5,
+            "events_total":1,"alerts_total":0,"malformed_total":0,
+            "files_scanned_total":7,"files_skipped":{"too_large":2}}"#;
+        let hb: Heartbeat = serde_json::from_str(partial).unwrap();
+        assert_eq!(hb.files_scanned_total, 7);
+        assert_eq!(hb.files_skipped.too_large, 2);
+        assert_eq!(hb.files_skipped.total(), 2);
     }
 
     #[test]

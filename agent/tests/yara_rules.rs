@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ward_agent::engine::YaraRules;
 use ward_agent::engine::yara::ScanLimits;
-use ward_agent::files::{ScanCounters, ScanEvent, scan_tree};
+use ward_agent::files::{Hashing, ScanCounters, ScanEvent, scan_tree};
 
 /// Detection floor on the corpus webshells (script-like files), in percent.
 const MIN_CORPUS_DETECTION_PCT: f64 = 65.0;
@@ -29,6 +29,7 @@ fn scan(rules: &YaraRules, roots: &[PathBuf]) -> (BTreeMap<String, Vec<String>>,
         roots,
         ScanLimits::default(),
         2,
+        Hashing::Always,
         &counters,
         |ev| {
             if let ScanEvent::File(f) = ev

@@ -1,7 +1,8 @@
 //! File detection end to end with the real binaries: an agent watching a
 //! temp web root; a webshell dropped into its uploads dir and a defaced
 //! index page become incidents on the coordinator carrying the file's
-//! sha256, path and the matched strings; a restart sends nothing twice.
+//! sha256, path and the matched strings; the watcher's counters reach the
+//! coordinator in heartbeats; a restart sends nothing twice.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\nhost = \"portal01\"\n[[files]]\npath = {:?}\n",
+            "state_dir = {:?}\nhost = \"portal01\"\nheartbeat_interval_s = 1\n[[files]]\npath = {:?}\n",
             state.display().to_string(),
             web.display().to_string()
         ),
@@ -103,6 +104,41 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
         .find(|i| i["title"] == "Server-side script written in an upload directory")
         .unwrap();
     assert_eq!(upload["entities"]["sha256"], sha.as_str(), "{upload:#?}");
+
+    // The watcher's counters reach the coordinator in heartbeats: the drop
+    // was scanned and matched, the first full pass is counted, nothing was
+    // skipped.
+    let hb = eventually(Duration::from_secs(15), "a heartbeat with the scan", || {
+        let agents = server.ward_json(&["agents", "list"]);
+        let hb = agents[0]["heartbeat"].clone();
+        let n = |k: &str| hb[k].as_u64().unwrap_or(0);
+        (n("files_scanned_total") >= 3 && n("yara_matches_total") >= 1).then_some(hb)
+    });
+    eprintln!("heartbeat: {hb}");
+    assert!(hb["files_scanned_bytes_total"].as_u64().unwrap() >= WEBSHELL.len() as u64);
+    assert!(hb["files_full_passes_total"].as_u64().unwrap() >= 1, "{hb}");
+    // The drop is a `created` integrity event.
+    assert!(hb["integrity_events_total"].as_u64().unwrap() >= 1, "{hb}");
+    assert_eq!(hb["files_notify_overflows_total"], 0, "{hb}");
+    let skipped = &hb["files_skipped"];
+    for reason in [
+        "too_large",
+        "unreadable",
+        "vanished",
+        "special",
+        "timeout",
+        "scan_error",
+    ] {
+        assert_eq!(skipped[reason], 0, "{reason}: {hb}");
+    }
+    let table = server.ward(&["agents", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("FILES/YARA"), "{table}");
+    let column = format!(
+        " {}/{} ",
+        hb["files_scanned_total"], hb["yara_matches_total"]
+    );
+    assert!(table.contains(&column), "{column:?} in {table}");
 
     // The index page is defaced.
     std::fs::write(

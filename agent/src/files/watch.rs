@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::baseline::{Baseline, Entry};
-use super::{FileOutcome, ScanCounters, ScannedFile, SkipReason, read_and_scan, yara_alert};
+use super::{
+    FileOutcome, Hashing, ScanCounters, ScannedFile, SkipReason, read_and_scan, yara_alert,
+};
 use crate::config::{AgentConfig, FilesInput};
 use crate::engine::yara::{ScanLimits, ScanSession, YaraRules};
 use crate::event::Event;
@@ -71,6 +73,32 @@ enum Note {
     Rescan,
 }
 
+/// What the watcher counts since start; the agent reports it in heartbeats.
+#[derive(Debug, Default)]
+pub struct WatchStats {
+    /// Files scanned, bytes, matches, skips by reason.
+    pub scan: ScanCounters,
+    /// Integrity events (created, modified, deleted) pushed.
+    pub integrity_events: AtomicU64,
+    /// Full passes over the watched trees.
+    pub full_passes: AtomicU64,
+    /// Notification overflows (or notify errors) answered by a full pass.
+    pub notify_overflows: AtomicU64,
+}
+
+impl WatchStats {
+    /// Copies the counters into a heartbeat.
+    pub fn fill(&self, hb: &mut crate::wire::Heartbeat) {
+        hb.files_scanned_total = self.scan.scanned.load(Ordering::Relaxed);
+        hb.files_scanned_bytes_total = self.scan.scanned_bytes.load(Ordering::Relaxed);
+        hb.yara_matches_total = self.scan.matches.load(Ordering::Relaxed);
+        hb.integrity_events_total = self.integrity_events.load(Ordering::Relaxed);
+        hb.files_skipped = self.scan.skipped_by_reason();
+        hb.files_full_passes_total = self.full_passes.load(Ordering::Relaxed);
+        hb.files_notify_overflows_total = self.notify_overflows.load(Ordering::Relaxed);
+    }
+}
+
 /// The watcher's state: roots, baseline, scanner limits, where to push.
 pub struct FileWatcher {
     roots: Vec<Root>,
@@ -81,24 +109,28 @@ pub struct FileWatcher {
     limits: ScanLimits,
     tx: mpsc::Sender<Pushed>,
     rescan: Duration,
-    /// Counters of files read, scanned and skipped.
-    pub counters: Arc<ScanCounters>,
+    /// Counters of files read, scanned and skipped, passes and overflows.
+    pub stats: Arc<WatchStats>,
+    /// The read buffer, reused for every file.
+    buf: Vec<u8>,
 }
 
 /// Starts the watcher thread for the config's `[[files]]` entries. Returns
 /// `None` when there are none. The thread ends when `stop` is set or the
-/// pipeline's queue closes.
+/// pipeline's queue closes. It counts into `stats`.
 pub fn spawn(
     config: &AgentConfig,
     host: String,
     rules: YaraRules,
     tx: mpsc::Sender<Pushed>,
     stop: Arc<AtomicBool>,
+    stats: Arc<WatchStats>,
 ) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
     if config.files.is_empty() {
         return Ok(None);
     }
     let mut watcher = FileWatcher::new(config, host, rules, tx)?;
+    watcher.stats = stats;
     let handle = std::thread::Builder::new()
         .name("ward-files".into())
         .spawn(move || watcher.run(&stop))?;
@@ -138,7 +170,8 @@ impl FileWatcher {
             limits,
             tx,
             rescan: Duration::from_secs(config.files_rescan_interval_s.max(1)),
-            counters: Arc::new(ScanCounters::default()),
+            stats: Arc::new(WatchStats::default()),
+            buf: Vec::new(),
         })
     }
 
@@ -188,8 +221,8 @@ impl FileWatcher {
         info!(
             files = self.baseline.len(),
             roots = self.roots.len(),
-            scanned = self.counters.scanned.load(Ordering::Relaxed),
-            skipped = self.counters.skipped_total(),
+            scanned = self.stats.scan.scanned.load(Ordering::Relaxed),
+            skipped = self.stats.scan.skipped_total(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "file baseline ready"
         );
@@ -208,8 +241,8 @@ impl FileWatcher {
                         self.save();
                         info!(
                             files = self.baseline.len(),
-                            scanned_total = self.counters.scanned.load(Ordering::Relaxed),
-                            skipped_total = self.counters.skipped_total(),
+                            scanned_total = self.stats.scan.scanned.load(Ordering::Relaxed),
+                            skipped_total = self.stats.scan.skipped_total(),
                             "full pass over watched files done"
                         );
                         next_full = Instant::now() + self.rescan;
@@ -241,6 +274,7 @@ impl FileWatcher {
                     .ok();
             }
             let ok = if rescan {
+                self.stats.notify_overflows.fetch_add(1, Ordering::Relaxed);
                 warn!("file notifications overflowed; doing a full pass");
                 self.full_pass(&mut session, true, false)
             } else {
@@ -270,6 +304,7 @@ impl FileWatcher {
 
     /// Walks every root. Returns false when the pipeline is gone.
     fn full_pass(&mut self, session: &mut ScanSession<'_>, emit: bool, force: bool) -> bool {
+        self.stats.full_passes.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.roots.len() {
             let dir = self.roots[i].path.clone();
             if !self.pass_dir(session, i, &dir, emit, force) {
@@ -291,7 +326,7 @@ impl FileWatcher {
         let mut files = Vec::new();
         super::walk(
             &[dir.to_owned()],
-            &self.counters,
+            &self.stats.scan,
             |p, _| {
                 files.push(p);
                 true
@@ -299,13 +334,12 @@ impl FileWatcher {
             |e| debug!(error = %e, "walk error"),
         );
         let mut seen = BTreeSet::new();
-        let mut buf = Vec::new();
         for p in files {
             if self.roots[ri].excluded(&p) || p.starts_with(&self.state_dir) {
                 continue;
             }
             let key = p.to_string_lossy().into_owned();
-            if !self.check_file(session, ri, &p, emit, force, &mut buf) {
+            if !self.check_file(session, ri, &p, emit, force) {
                 return false;
             }
             seen.insert(key);
@@ -333,10 +367,7 @@ impl FileWatcher {
         }
         match std::fs::symlink_metadata(p) {
             Ok(m) if m.is_dir() => self.pass_dir(session, ri, p, true, false),
-            Ok(m) if m.is_file() => {
-                let mut buf = Vec::new();
-                self.check_file(session, ri, p, true, false, &mut buf)
-            }
+            Ok(m) if m.is_file() => self.check_file(session, ri, p, true, false),
             _ => {
                 // Gone, or replaced by something that is not a file.
                 let root = self.roots[ri].name();
@@ -358,7 +389,6 @@ impl FileWatcher {
         p: &Path,
         emit: bool,
         force: bool,
-        buf: &mut Vec<u8>,
     ) -> bool {
         let key = p.to_string_lossy().into_owned();
         let prev = self.baseline.get(&key).cloned();
@@ -371,12 +401,30 @@ impl FileWatcher {
             return true;
         }
         let root = self.roots[ri].name();
-        match read_and_scan(p, self.roots[ri].max_size, Some(session), buf) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let outcome = read_and_scan(
+            p,
+            self.roots[ri].max_size,
+            Some(session),
+            &mut buf,
+            Hashing::Always,
+        );
+        // Keep the allocation for the next file, unless one big file grew it
+        // far beyond the usual.
+        if buf.capacity() <= 4 * 1024 * 1024 {
+            self.buf = buf;
+        }
+        match outcome {
             FileOutcome::Scanned(f) => {
-                self.counters.scanned.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .scanned_bytes
-                    .fetch_add(f.size, Ordering::Relaxed);
+                let counters = &self.stats.scan;
+                counters.scanned.fetch_add(1, Ordering::Relaxed);
+                counters.scanned_bytes.fetch_add(f.size, Ordering::Relaxed);
+                if !f.matches.is_empty() {
+                    counters.matched_files.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .matches
+                        .fetch_add(f.matches.len() as u64, Ordering::Relaxed);
+                }
                 let action = match &prev {
                     None => Some("created"),
                     Some(e) if e.sha256 != f.sha256 => Some("modified"),
@@ -393,6 +441,7 @@ impl FileWatcher {
                     if self.tx.blocking_send(Pushed::Event(ev)).is_err() {
                         return false;
                     }
+                    self.stats.integrity_events.fetch_add(1, Ordering::Relaxed);
                 }
                 let mut quarantined = None;
                 if self.roots[ri].quarantine
@@ -437,6 +486,7 @@ impl FileWatcher {
                 reason: SkipReason::Vanished,
                 ..
             } => {
+                self.stats.scan.skip(SkipReason::Vanished);
                 if prev.is_some() {
                     return self.deleted(&key, &root, emit);
                 }
@@ -447,7 +497,7 @@ impl FileWatcher {
                 reason,
                 detail,
             } => {
-                self.counters.skip(reason);
+                self.stats.scan.skip(reason);
                 debug!(path = %path.display(), reason = reason.as_str(), %detail, "file skipped");
                 true
             }
@@ -475,7 +525,11 @@ impl FileWatcher {
             "file deleted: {path} (was {} bytes, sha256 {})",
             prev.size, prev.sha256
         );
-        self.tx.blocking_send(Pushed::Event(ev)).is_ok()
+        if self.tx.blocking_send(Pushed::Event(ev)).is_err() {
+            return false;
+        }
+        self.stats.integrity_events.fetch_add(1, Ordering::Relaxed);
+        true
     }
 }
 
@@ -633,6 +687,25 @@ mod tests {
             alerts.iter().any(|a| a.rule_id.contains("defacement")),
             "{alerts:?}"
         );
+        // Counters: index.html twice, a.php once; every alert is a match;
+        // two integrity events; two passes.
+        let stats = &w.stats;
+        assert_eq!(stats.scan.scanned.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            stats.scan.matches.load(Ordering::Relaxed),
+            alerts.len() as u64
+        );
+        assert_eq!(
+            stats.integrity_events.load(Ordering::Relaxed),
+            evs.len() as u64
+        );
+        assert_eq!(stats.full_passes.load(Ordering::Relaxed), 2);
+        let mut hb = crate::wire::Heartbeat::default();
+        stats.fill(&mut hb);
+        assert_eq!(hb.files_scanned_total, 3);
+        assert_eq!(hb.yara_matches_total, alerts.len() as u64);
+        assert!(hb.files_scanned_bytes_total > 0);
+        assert_eq!(hb.files_skipped.total(), 0);
 
         // Unchanged files: nothing new. Deleted file: a deleted event.
         std::fs::remove_file(root.join("uploads/a.php")).unwrap();
@@ -641,6 +714,22 @@ mod tests {
         assert!(alerts.is_empty());
         assert_eq!(evs.len(), 1, "{evs:?}");
         assert_eq!(evs[0].get("action"), Some("deleted"));
+        assert_eq!(w.stats.integrity_events.load(Ordering::Relaxed), 3);
+
+        // A file too large for the root's limit and a fifo are counted by reason.
+        let mut cfg = config(state.path(), &root, false);
+        cfg.files[0].max_file_size = 10;
+        let (tx, _rx) = mpsc::channel(100);
+        let mut w = FileWatcher::new(&cfg, "h".into(), rules.clone(), tx).unwrap();
+        std::fs::write(root.join("big.txt"), "more than ten bytes").unwrap();
+        let fifo = root.join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(w.full_pass(&mut session, true, false));
+        let skipped = w.stats.scan.skipped_by_reason();
+        assert_eq!(skipped.too_large, 2, "{skipped:?}");
+        if made.is_ok_and(|s| s.success()) {
+            assert_eq!(skipped.special, 1, "{skipped:?}");
+        }
     }
 
     #[test]

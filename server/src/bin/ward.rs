@@ -237,20 +237,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 return print_json(&agents);
             }
             println!(
-                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} LAST SEEN",
-                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "LOST", "RULES"
+                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {:<14} LAST SEEN",
+                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "LOST", "RULES", "FILES/YARA"
             );
             for a in agents {
                 println!(
-                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {}",
+                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {:<14} {}",
                     a.id,
                     a.hostname,
                     a.agency,
                     a.version,
                     a.health,
                     a.gaps.lost,
-                    a.rules_version.unwrap_or_else(|| "-".into()),
-                    a.last_seen.unwrap_or_else(|| "never".into())
+                    a.rules_version.as_deref().unwrap_or("-"),
+                    files_column(a.heartbeat.as_ref()),
+                    a.last_seen.as_deref().unwrap_or("never")
                 );
             }
         }
@@ -289,6 +290,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `scanned/matches` from the watcher's counters in a heartbeat, `-` when
+/// the agent watches no files (or has not reported yet).
+fn files_column(heartbeat: Option<&serde_json::Value>) -> String {
+    let n = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(|v| v.as_u64());
+    match (n("files_scanned_total"), n("yara_matches_total")) {
+        (Some(scanned), Some(matches)) if scanned > 0 || matches > 0 => {
+            format!("{scanned}/{matches}")
+        }
+        _ => "-".into(),
+    }
 }
 
 fn print_incidents(list: &[Incident]) {
