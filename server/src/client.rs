@@ -32,14 +32,26 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client of `base` (e.g. `http://127.0.0.1:8080`) using `token`.
-    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+    /// A client of `base` (e.g. `https://127.0.0.1:8443`) using `token`,
+    /// trusting the system roots and, when given, the PEM certificate(s) in
+    /// `ca` (the coordinator's `DATA/tls/cert.pem`).
+    pub fn new(base: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Self> {
         ward_agent::install_crypto_provider();
-        let http = Client::builder()
+        let mut builder = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA certificate {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            if certs.is_empty() {
+                anyhow::bail!("{} holds no PEM certificate", path.display());
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(ApiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -52,6 +64,7 @@ impl ApiClient {
             .bearer_auth(&self.token)
             .send()
             .await
+            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
             .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
         let status = resp.status();
         if status.is_success() {
@@ -164,4 +177,19 @@ impl ApiClient {
         self.call(Method::POST, &format!("incidents/{id}/{action}"), Some(req))
             .await
     }
+}
+
+/// A reqwest error with its causes (a TLS reason is several levels down).
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
 }

@@ -39,6 +39,7 @@ async fn harness() -> Harness {
     let app = router(AppState {
         store,
         public_url: Arc::from("http://127.0.0.1:9"),
+        cert_sha256: None,
         metrics: None,
     });
     Harness {

@@ -67,7 +67,7 @@ async fn create_enroll_token(
     let token = EnrollToken {
         url: state.public_url.to_string(),
         secret,
-        cert_sha256: None,
+        cert_sha256: state.cert_sha256.as_deref().map(str::to_owned),
     };
     Ok(Json(EnrollTokenResponse {
         token: token.encode(),

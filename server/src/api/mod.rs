@@ -31,6 +31,9 @@ pub struct AppState {
     pub store: Store,
     /// The base URL agents use to reach this coordinator.
     pub public_url: Arc<str>,
+    /// SHA-256 of the served TLS certificate, put in enrollment tokens
+    /// (`None` when serving plain HTTP).
+    pub cert_sha256: Option<Arc<str>>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
 }

@@ -21,7 +21,7 @@ struct Cli {
         long,
         global = true,
         env = "WARD_SERVER",
-        default_value = "http://127.0.0.1:8443"
+        default_value = "https://127.0.0.1:8443"
     )]
     server: String,
     /// API token (default: read WARD_TOKEN).
@@ -191,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let token = cli
         .token
         .context("no API token: set WARD_TOKEN or pass --token (the first admin token is in DATA/admin.token)")?;
-    let api = ApiClient::new(&cli.server, &token)?;
+    let api = ApiClient::new(&cli.server, &token, cli.ca.as_deref())?;
     match cli.command {
         Command::EnrollToken(EnrollTokenCmd::Create {
             agency,
