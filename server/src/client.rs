@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ActionRequest, AgentInfo, EnrollTokenRequest, EnrollTokenResponse, Incident, IncidentDetail,
+    ActionRequest, AgentInfo, AuditEntry, EnrollTokenRequest, EnrollTokenResponse, Incident,
+    IncidentDetail, NewTokenResponse, NewUserRequest, TokenInfo, UserInfo,
 };
 
 /// A capture file downloaded from the coordinator.
@@ -152,6 +153,49 @@ impl ApiClient {
         self.call::<(), _>(Method::GET, "agents", None).await
     }
 
+    /// Revokes an agent's credential.
+    pub async fn revoke_agent(&self, id: &str) -> anyhow::Result<serde_json::Value> {
+        self.call::<(), _>(Method::POST, &format!("agents/{}/revoke", seg(id)), None)
+            .await
+    }
+
+    /// Adds a user; the answer holds their first API token.
+    pub async fn add_user(&self, req: &NewUserRequest) -> anyhow::Result<NewTokenResponse> {
+        self.call(Method::POST, "users", Some(req)).await
+    }
+
+    /// Lists users.
+    pub async fn users(&self) -> anyhow::Result<Vec<UserInfo>> {
+        self.call::<(), _>(Method::GET, "users", None).await
+    }
+
+    /// A new API token for an existing user.
+    pub async fn create_token(&self, user: &str) -> anyhow::Result<NewTokenResponse> {
+        self.call::<(), _>(Method::POST, &format!("users/{}/tokens", seg(user)), None)
+            .await
+    }
+
+    /// Lists API tokens.
+    pub async fn tokens(&self) -> anyhow::Result<Vec<TokenInfo>> {
+        self.call::<(), _>(Method::GET, "tokens", None).await
+    }
+
+    /// Revokes an API token.
+    pub async fn revoke_token(&self, id: i64) -> anyhow::Result<serde_json::Value> {
+        self.call::<(), _>(Method::POST, &format!("tokens/{id}/revoke"), None)
+            .await
+    }
+
+    /// Audit entries after id `after`.
+    pub async fn audit(&self, after: i64, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("audit?after={after}&limit={limit}"),
+            None,
+        )
+        .await
+    }
+
     /// Lists incidents, optionally of one status.
     pub async fn incidents(&self, status: Option<&str>) -> anyhow::Result<Vec<Incident>> {
         let path = match status {
@@ -192,4 +236,17 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+/// A URL path segment with everything but unreserved characters escaped.
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -142,6 +142,7 @@ pub async fn serve(
         public_url: Arc::from(public_url.trim_end_matches('/')),
         cert_sha256: tls.as_ref().map(|t| Arc::from(t.pin().as_str())),
         metrics,
+        limits: Arc::new(crate::api::Limits::default()),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     match tls {

@@ -41,6 +41,7 @@ async fn harness() -> Harness {
         public_url: Arc::from("http://127.0.0.1:9"),
         cert_sha256: None,
         metrics: None,
+        limits: Default::default(),
     });
     Harness {
         app,
