@@ -278,11 +278,9 @@ async fn a_revoked_agent_gets_401_on_its_next_call() {
         && e["target"] == format!("agent:{id}")
         && e["actor"] == "admin"
         && e["peer"] == PEER));
-    assert!(
-        audit
-            .iter()
-            .any(|e| e["action"] == "denied" && e["actor"] == "unknown" && e["status"] == 401)
-    );
+    assert!(audit.iter().any(|e| e["action"] == "denied"
+        && e["actor"] == format!("agent:{id}")
+        && e["status"] == 401));
 }
 
 #[tokio::test]

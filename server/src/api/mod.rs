@@ -132,16 +132,13 @@ async fn audit_denials(State(state): State<AppState>, req: Request, next: Next) 
     }
     let actor = match token {
         None => "unknown".to_string(),
-        Some(t) => {
-            let hash = hash_secret(&t);
-            match state.store.principal(&hash).await {
-                Ok(Some(p)) => p.name,
-                _ => match state.store.agent_by_token(&hash).await {
-                    Ok(Some(a)) => format!("agent:{}", a.id),
-                    _ => "unknown".to_string(),
-                },
-            }
-        }
+        Some(t) => state
+            .store
+            .credential_owner(&hash_secret(&t))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".to_string()),
     };
     let detail = resp
         .extensions()

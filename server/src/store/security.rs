@@ -223,6 +223,27 @@ impl Store {
         Ok(())
     }
 
+    /// Who a credential hash belongs to, revoked or not, for the audit log
+    /// of denied attempts: a user name, `agent:ID`, or `None`.
+    pub async fn credential_owner(&self, hash: &str) -> Result<Option<String>> {
+        let user: Option<String> = sqlx::query_scalar(
+            "SELECT COALESCE(u.name, t.name) || CASE WHEN t.revoked_at IS NULL THEN '' ELSE ' (revoked)' END
+             FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?;
+        if user.is_some() {
+            return Ok(user);
+        }
+        Ok(
+            sqlx::query_scalar("SELECT 'agent:' || id FROM agents WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
     /// The agency of an incident (`NotFound` when there is none).
     pub async fn incident_agency(&self, id: i64) -> Result<String> {
         sqlx::query_scalar("SELECT agency FROM incidents WHERE id = $1")
