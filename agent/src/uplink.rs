@@ -42,14 +42,117 @@ impl UplinkError {
     }
 }
 
-fn build_client() -> anyhow::Result<Client> {
+/// Trusts exactly one certificate: the coordinator's, named by the SHA-256
+/// of its DER that the enrollment token carries. Host names and issuers do
+/// not matter; the handshake signatures are still verified with the
+/// provider's algorithms, so only the holder of that certificate's key can
+/// answer.
+#[derive(Debug)]
+struct PinnedCert {
+    pin: [u8; 32],
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use sha2::Digest as _;
+        let got: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if got == self.pin {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            let msg = format!(
+                "the coordinator's TLS certificate (sha256 {}) is not the one pinned at enrollment (sha256 {}); refusing to talk to it",
+                hex::encode(got),
+                hex::encode(self.pin)
+            );
+            tracing::error!("{msg}");
+            Err(rustls::Error::General(msg))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Parses a pin: 64 hex digits (colons allowed, as `openssl x509 -fingerprint` prints).
+pub fn parse_pin(pin: &str) -> anyhow::Result<[u8; 32]> {
+    let clean: String = pin.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(clean.trim())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| {
+            anyhow::anyhow!("the certificate pin '{pin}' is not a SHA-256 (64 hex digits)")
+        })?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&bytes);
+    Ok(out)
+}
+
+/// The agent's HTTP client. With a pin it trusts only the pinned
+/// certificate (and refuses plain `http://`); without one, the system roots.
+pub fn build_client(pin: Option<&str>) -> anyhow::Result<Client> {
     crate::install_crypto_provider();
-    Client::builder()
+    let mut builder = Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
-        .user_agent(concat!("ward-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
+        .user_agent(concat!("ward-agent/", env!("CARGO_PKG_VERSION")));
+    if let Some(pin) = pin {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = PinnedCert {
+            pin: parse_pin(pin)?,
+            algorithms: provider.signature_verification_algorithms,
+        };
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        builder = builder.tls_backend_preconfigured(tls).https_only(true);
+    }
+    builder.build().context("building the HTTP client")
+}
+
+/// A reqwest error with its causes (the TLS reason is several levels down).
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
 }
 
 async fn call<B: Serialize, R: DeserializeOwned>(
@@ -65,7 +168,7 @@ async fn call<B: Serialize, R: DeserializeOwned>(
     let resp = req
         .send()
         .await
-        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+        .map_err(|e| UplinkError::Unreachable(describe(&e)))?;
     finish(resp).await
 }
 
@@ -98,7 +201,7 @@ async fn call_gzip<B: Serialize, R: DeserializeOwned>(
     let resp = req
         .send()
         .await
-        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+        .map_err(|e| UplinkError::Unreachable(describe(&e)))?;
     finish(resp).await
 }
 
@@ -122,12 +225,7 @@ async fn finish<R: DeserializeOwned>(resp: reqwest::Response) -> Result<R, Uplin
 
 /// Registers this host with the coordinator named in the token.
 pub async fn enroll(token: &EnrollToken, hostname: &str) -> anyhow::Result<Identity> {
-    if token.cert_sha256.is_some() {
-        anyhow::bail!(
-            "this enrollment token pins a TLS certificate, which this agent version cannot verify yet"
-        );
-    }
-    let client = build_client()?;
+    let client = build_client(token.cert_sha256.as_deref())?;
     let url = format!("{}/api/v1/agents/enroll", token.url.trim_end_matches('/'));
     let resp: EnrollResponse = call(
         &client,
@@ -161,7 +259,7 @@ impl Uplink {
     /// A client speaking as `identity`.
     pub fn new(identity: Identity) -> anyhow::Result<Self> {
         Ok(Uplink {
-            client: build_client()?,
+            client: build_client(identity.cert_sha256.as_deref())?,
             identity,
         })
     }

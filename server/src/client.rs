@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ActionRequest, AgentInfo, EnrollTokenRequest, EnrollTokenResponse, GapRecord, Incident,
-    IncidentDetail,
+    ActionRequest, AgentInfo, AuditEntry, EnrollTokenRequest, EnrollTokenResponse, GapRecord,
+    Incident, IncidentDetail, NewTokenResponse, NewUserRequest, TokenInfo, UserInfo,
 };
 
 /// A capture file downloaded from the coordinator.
@@ -33,14 +33,26 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client of `base` (e.g. `http://127.0.0.1:8080`) using `token`.
-    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+    /// A client of `base` (e.g. `https://127.0.0.1:8443`) using `token`,
+    /// trusting the system roots and, when given, the PEM certificate(s) in
+    /// `ca` (the coordinator's `DATA/tls/cert.pem`).
+    pub fn new(base: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Self> {
         ward_agent::install_crypto_provider();
-        let http = Client::builder()
+        let mut builder = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA certificate {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            if certs.is_empty() {
+                anyhow::bail!("{} holds no PEM certificate", path.display());
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(ApiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -53,6 +65,7 @@ impl ApiClient {
             .bearer_auth(&self.token)
             .send()
             .await
+            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
             .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
         let status = resp.status();
         if status.is_success() {
@@ -149,6 +162,49 @@ impl ApiClient {
         self.call::<(), _>(Method::GET, &path, None).await
     }
 
+    /// Revokes an agent's credential.
+    pub async fn revoke_agent(&self, id: &str) -> anyhow::Result<serde_json::Value> {
+        self.call::<(), _>(Method::POST, &format!("agents/{}/revoke", seg(id)), None)
+            .await
+    }
+
+    /// Adds a user; the answer holds their first API token.
+    pub async fn add_user(&self, req: &NewUserRequest) -> anyhow::Result<NewTokenResponse> {
+        self.call(Method::POST, "users", Some(req)).await
+    }
+
+    /// Lists users.
+    pub async fn users(&self) -> anyhow::Result<Vec<UserInfo>> {
+        self.call::<(), _>(Method::GET, "users", None).await
+    }
+
+    /// A new API token for an existing user.
+    pub async fn create_token(&self, user: &str) -> anyhow::Result<NewTokenResponse> {
+        self.call::<(), _>(Method::POST, &format!("users/{}/tokens", seg(user)), None)
+            .await
+    }
+
+    /// Lists API tokens.
+    pub async fn tokens(&self) -> anyhow::Result<Vec<TokenInfo>> {
+        self.call::<(), _>(Method::GET, "tokens", None).await
+    }
+
+    /// Revokes an API token.
+    pub async fn revoke_token(&self, id: i64) -> anyhow::Result<serde_json::Value> {
+        self.call::<(), _>(Method::POST, &format!("tokens/{id}/revoke"), None)
+            .await
+    }
+
+    /// Audit entries after id `after`.
+    pub async fn audit(&self, after: i64, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("audit?after={after}&limit={limit}"),
+            None,
+        )
+        .await
+    }
+
     /// Lists incidents, optionally of one status.
     pub async fn incidents(&self, status: Option<&str>) -> anyhow::Result<Vec<Incident>> {
         let path = match status {
@@ -174,4 +230,32 @@ impl ApiClient {
         self.call(Method::POST, &format!("incidents/{id}/{action}"), Some(req))
             .await
     }
+}
+
+/// A reqwest error with its causes (a TLS reason is several levels down).
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+/// A URL path segment with everything but unreserved characters escaped.
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -174,6 +174,9 @@ pub struct AgentInfo {
     pub health: String,
     /// The last heartbeat's counters.
     pub heartbeat: Option<serde_json::Value>,
+    /// When an admin revoked it (its credential no longer works).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
     /// What the agent reported it had to drop.
     #[serde(default)]
     pub gaps: GapTotals,
@@ -229,6 +232,9 @@ pub struct EnrollTokenRequest {
     /// Hours until it expires (default 24).
     #[serde(default)]
     pub ttl_hours: Option<u32>,
+    /// Seconds until it expires (instead of `ttl_hours`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
 }
 
 /// Answer of `POST /api/v1/enroll-tokens`.
@@ -253,4 +259,91 @@ pub struct ActionRequest {
     /// A note or reason.
     #[serde(default)]
     pub text: Option<String>,
+}
+
+/// Body of `POST /api/v1/users`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    /// Unique name (also the actor in timelines and the audit log).
+    pub name: String,
+    /// admin, responder or viewer.
+    pub role: String,
+    /// Agencies the user is limited to; empty: all.
+    #[serde(default)]
+    pub agencies: Vec<String>,
+    /// Optional password (stored as an argon2id hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Answer of `POST /api/v1/users` and `POST /api/v1/users/{name}/tokens`:
+/// the new API token, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTokenResponse {
+    /// The user.
+    pub user: String,
+    /// Their role.
+    pub role: String,
+    /// Agencies they are limited to (empty: all).
+    pub agencies: Vec<String>,
+    /// The token's id (for `ward tokens revoke`).
+    pub token_id: i64,
+    /// The API token itself; only its hash is stored.
+    pub token: String,
+}
+
+/// A user as admins see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Agencies they are limited to (empty: all).
+    pub agencies: Vec<String>,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// Who created them.
+    pub created_by: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// An API token as admins see it (never the secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Its id.
+    pub id: i64,
+    /// The user it belongs to (or the token's own name).
+    pub user: String,
+    /// Role.
+    pub role: String,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Revoked (RFC 3339), if so.
+    pub revoked_at: Option<String>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub id: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who: a user name, `agent:ID`, or `unknown`.
+    pub actor: String,
+    /// What, e.g. `incident.resolve`, `user.add`, `agent.revoke`, `denied`.
+    pub action: String,
+    /// On what, e.g. `incident:12`.
+    pub target: String,
+    /// `ok` or `denied`.
+    pub outcome: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The client's address.
+    pub peer: String,
+    /// More about it.
+    pub detail: String,
 }

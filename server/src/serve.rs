@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{AppState, router};
 use crate::auth::{API_TOKEN_PREFIX, hash_secret, random_secret};
 use crate::store::Store;
+use crate::tls;
 
 /// File in the data dir holding the first admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -29,6 +29,27 @@ pub struct ServeOptions {
     pub database: Option<String>,
     /// Base URL agents use to reach this coordinator; default: derived from `listen`.
     pub public_url: Option<String>,
+    /// A PEM certificate chain to serve instead of the generated one.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (no TLS). Only when asked for explicitly.
+    pub insecure_http: bool,
+}
+
+impl ServeOptions {
+    /// Options with the defaults: TLS with the generated certificate.
+    pub fn new(data: PathBuf, listen: SocketAddr) -> Self {
+        ServeOptions {
+            data,
+            listen,
+            database: None,
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            insecure_http: false,
+        }
+    }
 }
 
 /// Opens the store named by the options.
@@ -75,6 +96,28 @@ async fn ensure_admin_token(store: &Store, data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The certificate to serve, or `None` for plain HTTP.
+fn tls_material(opts: &ServeOptions) -> anyhow::Result<Option<tls::TlsMaterial>> {
+    match (&opts.tls_cert, &opts.tls_key, opts.insecure_http) {
+        (Some(_), _, true) | (_, Some(_), true) => {
+            anyhow::bail!("--insecure-http cannot be combined with --tls-cert/--tls-key")
+        }
+        (_, _, true) => Ok(None),
+        (Some(cert), Some(key), false) => tls::load_files(cert, key).map(Some),
+        (Some(_), None, false) | (None, Some(_), false) => {
+            anyhow::bail!("--tls-cert and --tls-key go together")
+        }
+        (None, None, false) => {
+            let host = opts.public_url.as_deref().and_then(tls::url_host);
+            let material = tls::load_or_generate(&opts.data, host.as_deref())?;
+            if material.generated {
+                info!(path = %material.cert_path.display(), "first start: wrote a self-signed TLS certificate");
+            }
+            Ok(Some(material))
+        }
+    }
+}
+
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn serve(
     opts: ServeOptions,
@@ -83,19 +126,26 @@ pub async fn serve(
     create_private_dir(&opts.data)?;
     let store = open_store(&opts).await?;
     ensure_admin_token(&store, &opts.data).await?;
-    let listener = TcpListener::bind(opts.listen)
-        .await
+    let tls = tls_material(&opts)?;
+    let listener = std::net::TcpListener::bind(opts.listen)
         .with_context(|| format!("listening on {}", opts.listen))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
     let public_url = opts.public_url.clone().unwrap_or_else(|| url.clone());
+    if tls.is_some() && public_url.starts_with("http://") {
+        anyhow::bail!("--public-url {public_url} is plain http:// but the coordinator serves TLS");
+    }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
     let state = AppState {
         store,
         public_url: Arc::from(public_url.trim_end_matches('/')),
+        cert_sha256: tls.as_ref().map(|t| Arc::from(t.pin().as_str())),
         metrics,
+        limits: Arc::new(crate::api::Limits::default()),
     };
     {
         // Silent agents become incidents (and resolve when they are back).
@@ -110,11 +160,43 @@ pub async fn serve(
             }
         });
     }
-    info!(data = %opts.data.display(), "listening on {url}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(material) => {
+            let config = material.server_config()?;
+            info!(
+                data = %opts.data.display(),
+                cert = %material.cert_path.display(),
+                cert_sha256 = %material.pin(),
+                "listening on {url}"
+            );
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(
+                listener,
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
+            )?
+            .handle(handle)
+            .serve(app)
+            .await
+            .context("serving HTTPS")?;
+        }
+        None => {
+            warn!(
+                "serving plain HTTP (--insecure-http): credentials cross the network in clear text"
+            );
+            info!(data = %opts.data.display(), "listening on {url}");
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("serving HTTP")?;
+        }
+    }
     info!("coordinator stopped");
     Ok(())
 }

@@ -21,6 +21,10 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 /// Heartbeat intervals without contact after which an agent is silent.
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
+mod security;
+use security::scope_param;
+pub use security::{AuditRecord, Scope};
+
 /// Store failures. Only `NotFound` and `Conflict` are the caller's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,10 +62,26 @@ pub const ROLES: &[&str] = &["admin", "responder", "viewer"];
 /// Who an API token belongs to.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The token's name.
+    /// The user's (or the token's) name.
     pub name: String,
     /// admin, responder or viewer.
     pub role: String,
+    /// The token's id.
+    pub token_id: i64,
+    /// Agencies the user is limited to; empty: all.
+    pub agencies: Vec<String>,
+}
+
+impl Principal {
+    /// The agencies this principal may see (`None`: all).
+    pub fn scope(&self) -> Scope<'_> {
+        (!self.agencies.is_empty()).then_some(self.agencies.as_slice())
+    }
+
+    /// Whether `agency` is in this principal's scope.
+    pub fn sees(&self, agency: &str) -> bool {
+        self.agencies.is_empty() || self.agencies.iter().any(|a| a == agency)
+    }
 }
 
 /// An authenticated agent.
@@ -141,15 +161,29 @@ impl Store {
         Ok(())
     }
 
-    /// The owner of an API token hash.
+    /// The owner of a live (not revoked) API token hash. The lookup is by
+    /// the SHA-256 of the secret, so timing reveals nothing of the secret.
     pub async fn principal(&self, token_hash: &str) -> Result<Option<Principal>> {
-        let row = sqlx::query("SELECT name, role FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| Principal {
-            name: r.get(0),
-            role: r.get(1),
+        let row = sqlx::query(
+            "SELECT t.id, COALESCE(u.name, t.name), COALESCE(u.role, t.role), t.user_id,
+                    (SELECT json_group_array(agency) FROM user_agencies a WHERE a.user_id = t.user_id)
+             FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let user_id: Option<i64> = r.get(3);
+        let agencies: Vec<String> = match user_id {
+            Some(_) => from_json(r.get(4))?,
+            None => Vec::new(),
+        };
+        Ok(Some(Principal {
+            token_id: r.get(0),
+            name: r.get(1),
+            role: r.get(2),
+            agencies,
         }))
     }
 
@@ -193,7 +227,7 @@ impl Store {
         let now = now();
         let row = sqlx::query(
             "UPDATE enroll_tokens SET uses_left = uses_left - 1
-             WHERE secret_hash = $1 AND uses_left > 0 AND expires_at > $2
+             WHERE secret_hash = $1 AND uses_left > 0 AND expires_at > $2 AND revoked_at IS NULL
              RETURNING agency",
         )
         .bind(secret_hash)
@@ -222,10 +256,12 @@ impl Store {
 
     /// The agent owning a token hash.
     pub async fn agent_by_token(&self, token_hash: &str) -> Result<Option<AgentPrincipal>> {
-        let row = sqlx::query("SELECT id, agency FROM agents WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, agency FROM agents WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(row.map(|r| AgentPrincipal {
             id: r.get(0),
             agency: r.get(1),
@@ -248,12 +284,15 @@ impl Store {
         Ok(())
     }
 
-    /// All agents.
-    pub async fn agents(&self) -> Result<Vec<AgentInfo>> {
+    /// All agents in `scope`.
+    pub async fn agents(&self, scope: Scope<'_>) -> Result<Vec<AgentInfo>> {
         let rows = sqlx::query(
-            "SELECT id, hostname, agency, version, rules_version, enrolled_at, last_seen, heartbeat
-             FROM agents ORDER BY agency, hostname, id",
+            "SELECT id, hostname, agency, version, rules_version, enrolled_at, last_seen, heartbeat,
+                    revoked_at
+             FROM agents WHERE ($1 IS NULL OR agency IN (SELECT value FROM json_each($1)))
+             ORDER BY agency, hostname, id",
         )
+        .bind(scope_param(scope))
         .fetch_all(&self.read)
         .await?;
         let online_after = ts(Utc::now() - chrono::Duration::seconds(90));
@@ -290,6 +329,7 @@ impl Store {
                     },
                     last_seen,
                     heartbeat: heartbeat.and_then(|h| serde_json::from_str(&h).ok()),
+                    revoked_at: r.get(8),
                 })
             })
             .collect()
@@ -595,16 +635,23 @@ impl Store {
         Ok((raised, resolved))
     }
 
-    /// Incidents, most recently active first.
-    pub async fn incidents(&self, status: Option<Status>, limit: i64) -> Result<Vec<Incident>> {
+    /// Incidents in `scope`, most recently active first.
+    pub async fn incidents(
+        &self,
+        status: Option<Status>,
+        limit: i64,
+        scope: Scope<'_>,
+    ) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
             "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
                     last_seen, entities, tags, drill, assignee, created_at, updated_at
              FROM incidents WHERE ($1 IS NULL OR status = $1)
+               AND ($3 IS NULL OR agency IN (SELECT value FROM json_each($3)))
              ORDER BY last_seen DESC, id DESC LIMIT $2",
         )
         .bind(status.map(Status::as_str))
         .bind(limit)
+        .bind(scope_param(scope))
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(incident_from_row).collect()

@@ -39,7 +39,9 @@ async fn harness() -> Harness {
     let app = router(AppState {
         store,
         public_url: Arc::from("http://127.0.0.1:9"),
+        cert_sha256: None,
         metrics: None,
+        limits: Default::default(),
     });
     Harness {
         app,

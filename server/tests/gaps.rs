@@ -37,7 +37,9 @@ async fn harness() -> Harness {
     let app = router(AppState {
         store: store.clone(),
         public_url: Arc::from("http://127.0.0.1:9"),
+        cert_sha256: None,
         metrics: None,
+        limits: Default::default(),
     });
     Harness {
         app,

@@ -147,6 +147,11 @@ pub struct Server {
     pub url: String,
     /// The admin API token from `DATA/admin.token`.
     pub admin_token: String,
+    /// The coordinator's certificate (`DATA/tls/cert.pem`), `WARD_CA` for
+    /// `ward`; `None` when it serves plain HTTP.
+    pub ca: Option<PathBuf>,
+    /// SHA-256 of its certificate, as enrollment tokens pin it.
+    pub cert_sha256: Option<String>,
     /// The data dir.
     pub data: PathBuf,
     /// The network namespace it runs in (`ward` runs there too), if any.
@@ -174,15 +179,25 @@ impl Server {
     /// Starts `ward-server serve` on a free loopback port of network
     /// namespace `netns` (the root namespace when `None`).
     pub fn start_in(data: &Path, netns: Option<&str>) -> Server {
-        Server::start_at(data, netns, "127.0.0.1:0")
+        Server::spawn(data, netns, "127.0.0.1:0", &[])
     }
 
     /// Starts `ward-server serve --listen LISTEN` (e.g. again on the port
     /// of a stopped coordinator, over the same data dir).
     pub fn start_at(data: &Path, netns: Option<&str>, listen: &str) -> Server {
+        Server::spawn(data, netns, listen, &[])
+    }
+
+    /// Starts `ward-server serve` with extra arguments (e.g. `--insecure-http`).
+    pub fn start_with(data: &Path, netns: Option<&str>, extra: &[&str]) -> Server {
+        Server::spawn(data, netns, "127.0.0.1:0", extra)
+    }
+
+    fn spawn(data: &Path, netns: Option<&str>, listen: &str, extra: &[&str]) -> Server {
         let mut cmd = command_in(netns, &bin("ward-server"));
         cmd.args(["serve", "--listen", listen, "--data"])
             .arg(data)
+            .args(extra)
             .env("WARD_LOG", "info,sqlx=warn");
         let mut proc = Proc::spawn(cmd);
         let log = proc.wait_for("listening on ", Duration::from_secs(60));
@@ -192,6 +207,18 @@ impl Server {
             .and_then(|rest| rest.split_whitespace().next())
             .expect("URL after 'listening on'")
             .to_string();
+        let line = log
+            .lines()
+            .find(|l| l.contains("listening on "))
+            .unwrap_or_default();
+        let cert_sha256 = line
+            .split("cert_sha256=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        let ca = url
+            .starts_with("https://")
+            .then(|| data.join("tls").join("cert.pem"));
         let admin_token = std::fs::read_to_string(data.join("admin.token"))
             .expect("admin.token written on first start")
             .trim()
@@ -200,6 +227,8 @@ impl Server {
             proc,
             url,
             admin_token,
+            ca,
+            cert_sha256,
             data: data.to_owned(),
             netns: netns.map(str::to_owned),
         }
@@ -215,12 +244,34 @@ impl Server {
 
     /// Runs `ward ARGS` as the admin.
     pub fn ward(&self, args: &[&str]) -> Output {
-        command_in(self.netns.as_deref(), &bin("ward"))
-            .args(args)
+        self.ward_as(&self.admin_token, args)
+    }
+
+    /// Runs `ward ARGS` with API token `token` (and `WARD_CA` set to the
+    /// coordinator's certificate).
+    pub fn ward_as(&self, token: &str, args: &[&str]) -> Output {
+        let mut cmd = command_in(self.netns.as_deref(), &bin("ward"));
+        cmd.args(args)
             .env("WARD_SERVER", &self.url)
-            .env("WARD_TOKEN", &self.admin_token)
-            .output()
-            .expect("running ward")
+            .env("WARD_TOKEN", token)
+            .env_remove("WARD_CA");
+        if let Some(ca) = &self.ca {
+            cmd.env("WARD_CA", ca);
+        }
+        cmd.output().expect("running ward")
+    }
+
+    /// A reqwest client that trusts this coordinator's certificate.
+    pub fn http_client(&self) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).expect("reading the coordinator's cert.pem");
+            builder = builder.tls_certs_merge(
+                reqwest::Certificate::from_pem_bundle(&pem).expect("a PEM certificate"),
+            );
+        }
+        builder.build().expect("building the HTTP client")
     }
 
     /// `ward incidents list --json`.
@@ -276,14 +327,22 @@ impl Server {
 
     /// The value of a Prometheus counter or gauge on `/metrics` (0 when absent).
     pub fn metric(&self, name: &str) -> f64 {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("{}/metrics", self.url);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
+        let client = self.http_client();
         let body = rt
-            .block_on(async { reqwest::get(&url).await?.error_for_status()?.text().await })
+            .block_on(async {
+                client
+                    .get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await
+            })
             .expect("GET /metrics");
         body.lines()
             .find_map(|l| {

@@ -131,8 +131,9 @@ fn unknown_agents_are_refused() {
     std::fs::write(
         state.join("identity.json"),
         format!(
-            r#"{{"server_url": "{}", "agent_id": "forged", "agent_token": "wardagent_forged", "agency": "x"}}"#,
-            server.url
+            r#"{{"server_url": "{}", "agent_id": "forged", "agent_token": "wardagent_forged", "agency": "x", "cert_sha256": "{}"}}"#,
+            server.url,
+            server.cert_sha256.as_deref().expect("the coordinator serves TLS")
         ),
     )
     .unwrap();

@@ -7,11 +7,10 @@ use chrono::{Duration, Utc};
 use serde::Deserialize;
 use ward_agent::wire::{
     Alert, AlertBatch, EnrollRequest, EnrollResponse, EnrollToken, Gap, Heartbeat, IngestAck,
-    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_ALERTS, MAX_BATCH_GAPS, Severity,
-    packet_bytes,
+    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_GAPS, Severity, packet_bytes,
 };
 
-use super::{Agent, ApiError, ApiJson, ApiQuery, AppState, MaybeGzipJson, User};
+use super::{Agent, ApiError, ApiJson, ApiPath, ApiQuery, AppState, MaybeGzipJson, Peer, User};
 use crate::auth::{AGENT_TOKEN_PREFIX, hash_secret, random_id, random_secret};
 use crate::model::{AgentInfo, EnrollTokenRequest, EnrollTokenResponse, GapRecord};
 use crate::store::ts;
@@ -21,6 +20,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/enroll-tokens", post(create_enroll_token))
         .route("/agents", get(list_agents))
         .route("/agents/enroll", post(enroll))
+        .route("/agents/{id}/revoke", post(revoke_agent))
         .route("/agent/alerts", post(ingest_alerts))
         .route("/agent/heartbeat", post(heartbeat))
         .route("/gaps", get(list_gaps))
@@ -39,24 +39,39 @@ fn check_name(what: &str, s: &str) -> Result<(), ApiError> {
 
 async fn create_enroll_token(
     State(state): State<AppState>,
+    peer: Peer,
     user: User,
     ApiJson(req): ApiJson<EnrollTokenRequest>,
 ) -> Result<Json<EnrollTokenResponse>, ApiError> {
     user.require(&["admin"])?;
-    let agency = req.agency.unwrap_or_else(|| "default".into());
+    let agency = match (req.agency, user.0.agencies.as_slice()) {
+        (Some(a), _) => a,
+        (None, [only]) => only.clone(),
+        (None, _) => "default".into(),
+    };
     check_name("agency", &agency)?;
+    if !user.0.sees(&agency) {
+        return Err(ApiError::Forbidden(format!(
+            "'{}' may not enroll agents for agency '{agency}'",
+            user.0.name
+        )));
+    }
     let uses = req.uses.unwrap_or(1);
-    let ttl_hours = req.ttl_hours.unwrap_or(24);
     if uses == 0 || uses > 100_000 {
         return Err(ApiError::Unprocessable("uses must be 1 to 100000".into()));
     }
-    if ttl_hours == 0 || ttl_hours > 24 * 365 {
+    let ttl_seconds = match (req.ttl_seconds, req.ttl_hours) {
+        (Some(s), _) => s,
+        (None, Some(h)) => u64::from(h) * 3600,
+        (None, None) => 24 * 3600,
+    };
+    if !(60..=365 * 24 * 3600).contains(&ttl_seconds) {
         return Err(ApiError::Unprocessable(
-            "ttl_hours must be 1 to 8760".into(),
+            "a token expires after 1 minute to 365 days".into(),
         ));
     }
     let secret = random_secret();
-    let expires_at = Utc::now() + Duration::hours(i64::from(ttl_hours));
+    let expires_at = Utc::now() + Duration::seconds(ttl_seconds as i64);
     state
         .store
         .add_enroll_token(
@@ -70,8 +85,17 @@ async fn create_enroll_token(
     let token = EnrollToken {
         url: state.public_url.to_string(),
         secret,
-        cert_sha256: None,
+        cert_sha256: state.cert_sha256.as_deref().map(str::to_owned),
     };
+    state
+        .audit_ok(
+            &user.0.name,
+            "enroll_token.create",
+            &format!("agency:{agency}"),
+            &peer,
+            &format!("{uses} use(s), expires {}", ts(expires_at)),
+        )
+        .await;
     Ok(Json(EnrollTokenResponse {
         token: token.encode(),
         agency,
@@ -82,6 +106,7 @@ async fn create_enroll_token(
 
 async fn enroll(
     State(state): State<AppState>,
+    peer: Peer,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     check_name("hostname", &req.hostname)?;
@@ -108,6 +133,15 @@ async fn enroll(
         ))?;
     tracing::info!(%agent_id, hostname = %req.hostname, %agency, "agent enrolled");
     metrics::counter!("ward_agents_enrolled_total").increment(1);
+    state
+        .audit_ok(
+            &format!("agent:{agent_id}"),
+            "agent.enroll",
+            &format!("agent:{agent_id}"),
+            &peer,
+            &format!("host {} of agency '{agency}'", req.hostname),
+        )
+        .await;
     Ok(Json(EnrollResponse {
         agent_id,
         agent_token,
@@ -120,7 +154,50 @@ async fn list_agents(
     user: User,
 ) -> Result<Json<Vec<AgentInfo>>, ApiError> {
     user.require(&["admin", "responder", "viewer"])?;
-    Ok(Json(state.store.agents().await?))
+    Ok(Json(state.store.agents(user.0.scope()).await?))
+}
+
+async fn revoke_agent(
+    State(state): State<AppState>,
+    peer: Peer,
+    user: User,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    user.require(&["admin"])?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(ApiError::BadRequest(
+            "agent id must be 1 to 64 bytes".into(),
+        ));
+    }
+    state
+        .store
+        .revoke_agent(&id, user.0.scope())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => {
+                ApiError::NotFound(format!("no agent {id} (or it is already revoked)"))
+            }
+            other => other.into(),
+        })?;
+    tracing::info!(agent_id = %id, by = %user.0.name, "agent revoked");
+    state
+        .audit_ok(
+            &user.0.name,
+            "agent.revoke",
+            &format!("agent:{id}"),
+            &peer,
+            "",
+        )
+        .await;
+    Ok(Json(serde_json::json!({"revoked": id})))
+}
+
+/// One token from the agent's bucket, or 429 with Retry-After.
+fn rate_limit(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
+    state.limits.agent_rate.check(agent_id).map_err(|wait| {
+        metrics::counter!("ward_agent_rate_limited_total").increment(1);
+        ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
+    })
 }
 
 async fn ingest_alerts(
@@ -128,6 +205,7 @@ async fn ingest_alerts(
     Agent(agent): Agent,
     MaybeGzipJson(batch): MaybeGzipJson<AlertBatch>,
 ) -> Result<Json<IngestAck>, ApiError> {
+    rate_limit(&state, &agent.id)?;
     if batch.gaps.len() > MAX_BATCH_GAPS {
         return Err(ApiError::Unprocessable(format!(
             "a batch holds at most {MAX_BATCH_GAPS} gap records"
@@ -136,9 +214,11 @@ async fn ingest_alerts(
     for g in &batch.gaps {
         check_gap(g)?;
     }
-    if batch.alerts.len() > MAX_BATCH_ALERTS {
-        return Err(ApiError::Unprocessable(format!(
-            "a batch holds at most {MAX_BATCH_ALERTS} alerts"
+    let max = state.limits.max_batch_alerts;
+    if batch.alerts.len() > max {
+        return Err(ApiError::TooMany(format!(
+            "a batch holds at most {max} alerts (got {})",
+            batch.alerts.len()
         )));
     }
     for a in &batch.alerts {
@@ -233,6 +313,7 @@ async fn heartbeat(
     Agent(agent): Agent,
     ApiJson(hb): ApiJson<Heartbeat>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    rate_limit(&state, &agent.id)?;
     check_name("version", &hb.version)?;
     state.store.heartbeat(&agent.id, &hb).await?;
     Ok(Json(serde_json::json!({"ok": true})))

@@ -31,6 +31,12 @@ pub enum ApiError {
     /// 413.
     #[error("request body too large")]
     TooLarge,
+    /// 413 with a reason (e.g. too many alerts in one batch).
+    #[error("{0}")]
+    TooMany(String),
+    /// 429; retry after this many seconds.
+    #[error("too many requests from this agent; retry after {0} s")]
+    RateLimited(u64),
     /// 422.
     #[error("{0}")]
     Unprocessable(String),
@@ -47,7 +53,8 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge | ApiError::TooMany(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,9 +66,20 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(error = %detail, "internal error");
         }
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let text = self.to_string();
+        let mut resp = (self.status(), Json(json!({ "error": text }))).into_response();
+        if let ApiError::RateLimited(secs) = self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp.extensions_mut().insert(ErrorText(text));
+        resp
     }
 }
+
+/// The error message of an error response, for the audit log.
+#[derive(Debug, Clone)]
+pub struct ErrorText(pub String);
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use ward_agent::wire::EvidencePacket;
 
-use super::{ApiError, ApiPath, ApiQuery, AppState, User};
+use super::{ApiError, ApiPath, ApiQuery, AppState, Peer, User};
 use crate::model::{ActionRequest, Incident, IncidentDetail, Status};
 use crate::store::TriageAction;
 
@@ -54,6 +54,7 @@ async fn incident_pcap(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     user.require(&["admin", "responder", "viewer"])?;
+    in_scope(&state, &user, id).await?;
     let (packets, omitted) = state
         .store
         .incident_packets(id, MAX_INCIDENT_PCAP_BYTES)
@@ -84,6 +85,13 @@ async fn alert_pcap(
         return Err(ApiError::BadRequest(
             "alert id must be 1 to 128 bytes".into(),
         ));
+    }
+    let agency = state.store.alert_agency(&id).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound => ApiError::NotFound(format!("no alert {id}")),
+        other => other.into(),
+    })?;
+    if !user.0.sees(&agency) {
+        return Err(ApiError::NotFound(format!("no alert {id}")));
     }
     let packets = state.store.alert_packets(&id).await.map_err(|e| match e {
         crate::store::StoreError::NotFound => ApiError::NotFound(format!("no alert {id}")),
@@ -121,7 +129,21 @@ async fn list(
         .transpose()
         .map_err(ApiError::BadRequest)?;
     let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
-    Ok(Json(state.store.incidents(status, limit).await?))
+    Ok(Json(
+        state.store.incidents(status, limit, user.0.scope()).await?,
+    ))
+}
+
+/// `NotFound` unless incident `id` exists in the user's agencies (another
+/// agency's incident does not exist for a scoped user).
+async fn in_scope(state: &AppState, user: &User, id: i64) -> Result<(), ApiError> {
+    match state.store.incident_agency(id).await {
+        Ok(agency) if user.0.sees(&agency) => Ok(()),
+        Ok(_) | Err(crate::store::StoreError::NotFound) => {
+            Err(ApiError::NotFound(format!("no incident {id}")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn show(
@@ -130,6 +152,7 @@ async fn show(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     user.require(&["admin", "responder", "viewer"])?;
+    in_scope(&state, &user, id).await?;
     state
         .store
         .incident(id)
@@ -145,11 +168,13 @@ const MAX_TEXT: usize = 16 * 1024;
 
 async fn act(
     State(state): State<AppState>,
+    peer: Peer,
     user: User,
     ApiPath((id, action)): ApiPath<(i64, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     user.require(&["admin", "responder"])?;
+    in_scope(&state, &user, id).await?;
     let req: ActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ActionRequest::default()
     } else {
@@ -162,6 +187,7 @@ async fn act(
             "text is limited to {MAX_TEXT} bytes"
         )));
     }
+    let action_name = action.clone();
     let action = match action.as_str() {
         "ack" | "acknowledge" => TriageAction::SetStatus(Status::Acknowledged, text),
         "contain" => TriageAction::SetStatus(Status::Contained, text),
@@ -186,6 +212,12 @@ async fn act(
             )));
         }
     };
+    let detail = match action {
+        TriageAction::SetStatus(_, t) | TriageAction::Reopen(t) => t.unwrap_or_default(),
+        TriageAction::Assign(who) => who,
+        TriageAction::Note(t) => t,
+    }
+    .to_string();
     state
         .store
         .triage(id, &user.0.name, action)
@@ -194,5 +226,14 @@ async fn act(
             crate::store::StoreError::NotFound => ApiError::NotFound(format!("no incident {id}")),
             other => other.into(),
         })?;
+    state
+        .audit_ok(
+            &user.0.name,
+            &format!("incident.{action_name}"),
+            &format!("incident:{id}"),
+            &peer,
+            &detail,
+        )
+        .await;
     Ok(Json(state.store.incident(id).await?))
 }

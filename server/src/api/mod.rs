@@ -1,25 +1,30 @@
 //! The HTTP API under `/api/v1/`, `/healthz` and `/metrics`. The only module
 //! that knows HTTP.
 
+mod admin;
 mod agents;
 mod error;
 mod incidents;
+mod limits;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 
-pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeGzipJson};
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorText, MaybeGzipJson};
+pub use limits::{Limits, RateLimiter};
 
 use crate::auth::hash_secret;
-use crate::store::{AgentPrincipal, Principal, Store};
+use crate::store::{AgentPrincipal, AuditRecord, Principal, Store};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -31,20 +36,129 @@ pub struct AppState {
     pub store: Store,
     /// The base URL agents use to reach this coordinator.
     pub public_url: Arc<str>,
+    /// SHA-256 of the served TLS certificate, put in enrollment tokens
+    /// (`None` when serving plain HTTP).
+    pub cert_sha256: Option<Arc<str>>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
+    /// Batch sizes and per-agent rate limits.
+    pub limits: Arc<Limits>,
+}
+
+impl AppState {
+    /// Appends an audit entry for a successful action. A failure to write
+    /// it is logged (the action itself has happened).
+    pub async fn audit_ok(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        peer: &Peer,
+        detail: &str,
+    ) {
+        let rec = AuditRecord {
+            actor,
+            action,
+            target,
+            outcome: "ok",
+            status: 200,
+            peer: &peer.0,
+            detail,
+        };
+        if let Err(e) = self.store.audit(&rec).await {
+            tracing::error!(error = %e, %actor, %action, %target, "cannot append to the audit log");
+        }
+    }
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/api/v1", agents::routes().merge(incidents::routes()))
+        .nest(
+            "/api/v1",
+            agents::routes()
+                .merge(incidents::routes())
+                .merge(admin::routes()),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit_denials,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The client's address (`unknown` when the transport has none).
+#[derive(Debug, Clone)]
+pub struct Peer(pub String);
+
+fn peer_of(ext: &axum::http::Extensions) -> Peer {
+    Peer(
+        ext.get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_string(), |ci| ci.0.to_string()),
+    )
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(peer_of(&parts.extensions))
+    }
+}
+
+/// Every write answered 401 or 403 leaves an audit entry: who (as far as
+/// the credential tells), what was tried, from where.
+async fn audit_denials(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let target = format!("{} {}", req.method(), req.uri().path());
+    let peer = peer_of(req.extensions());
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && t.len() <= 512);
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
+        return resp;
+    }
+    let actor = match token {
+        None => "unknown".to_string(),
+        Some(t) => state
+            .store
+            .credential_owner(&hash_secret(&t))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".to_string()),
+    };
+    let detail = resp
+        .extensions()
+        .get::<ErrorText>()
+        .map(|e| e.0.clone())
+        .unwrap_or_default();
+    let rec = AuditRecord {
+        actor: &actor,
+        action: "denied",
+        target: &target,
+        outcome: "denied",
+        status: status.as_u16(),
+        peer: &peer.0,
+        detail: &detail,
+    };
+    if let Err(e) = state.store.audit(&rec).await {
+        tracing::error!(error = %e, "cannot append a denied attempt to the audit log");
+    }
+    metrics::counter!("ward_api_denied_total").increment(1);
+    resp
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -97,7 +211,7 @@ impl FromRequestParts<AppState> for User {
             .principal(&hash_secret(token))
             .await?
             .map(User)
-            .ok_or(ApiError::Unauthorized("unknown API token"))
+            .ok_or(ApiError::Unauthorized("unknown or revoked API token"))
     }
 }
 
@@ -128,6 +242,8 @@ impl FromRequestParts<AppState> for Agent {
             .agent_by_token(&hash_secret(token))
             .await?
             .map(Agent)
-            .ok_or(ApiError::Unauthorized("unknown agent credential"))
+            .ok_or(ApiError::Unauthorized(
+                "unknown or revoked agent credential",
+            ))
     }
 }

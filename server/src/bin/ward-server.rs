@@ -34,6 +34,17 @@ enum Command {
         /// Base URL agents use to reach this coordinator (default: from --listen).
         #[arg(long, env = "WARD_PUBLIC_URL")]
         public_url: Option<String>,
+        /// PEM certificate chain to serve (default: a self-signed one made
+        /// at first start in DATA/tls/).
+        #[arg(long, env = "WARD_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, env = "WARD_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP without TLS (tokens then cross the network in
+        /// clear text; for a TLS-terminating proxy in front).
+        #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+        insecure_http: bool,
     },
 }
 
@@ -52,6 +63,9 @@ fn main() -> ExitCode {
         listen,
         database,
         public_url,
+        tls_cert,
+        tls_key,
+        insecure_http,
     } = cli.command;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -65,6 +79,9 @@ fn main() -> ExitCode {
         listen,
         database,
         public_url,
+        tls_cert,
+        tls_key,
+        insecure_http,
     };
     match rt.block_on(serve(opts, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use ward_server::client::ApiClient;
-use ward_server::model::{ActionRequest, EnrollTokenRequest, Incident, IncidentDetail, Status};
+use ward_server::model::{
+    ActionRequest, EnrollTokenRequest, Incident, IncidentDetail, NewTokenResponse, NewUserRequest,
+    Status,
+};
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +24,7 @@ struct Cli {
         long,
         global = true,
         env = "WARD_SERVER",
-        default_value = "http://127.0.0.1:8443"
+        default_value = "https://127.0.0.1:8443"
     )]
     server: String,
     /// API token (default: read WARD_TOKEN).
@@ -48,6 +51,15 @@ enum Command {
     /// Gap records: what agents had to drop (full spool, capture drops, engine state evictions).
     #[command(subcommand)]
     Gaps(GapsCmd),
+    /// Users and their roles (admins).
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// API tokens (admins).
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// The audit log of triage and admin actions and denied attempts (admins).
+    #[command(subcommand)]
+    Audit(AuditCmd),
 }
 
 #[derive(Subcommand)]
@@ -57,6 +69,69 @@ enum GapsCmd {
         /// Only this agent's.
         #[arg(long)]
         agent: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Add a user and print their first API token (shown once).
+    Add {
+        /// Unique name, e.g. an e-mail address.
+        name: String,
+        /// admin, responder or viewer.
+        #[arg(long, value_parser = ["admin", "responder", "viewer"])]
+        role: String,
+        /// Limit the user to this agency's incidents and agents (repeatable).
+        #[arg(long = "agency")]
+        agencies: Vec<String>,
+        /// Read a password for the user from stdin (stored as an argon2 hash).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensCmd {
+    /// List API tokens (ids, owners, roles; never the secrets).
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Issue another API token for an existing user.
+    Create {
+        /// The user.
+        user: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Revoke an API token: its next request is 401.
+    Revoke {
+        /// Token id (from `ward tokens list`).
+        id: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Audit entries, oldest first.
+    List {
+        /// Only entries after this id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
         #[command(flatten)]
         out: Output,
     },
@@ -73,8 +148,11 @@ enum EnrollTokenCmd {
         #[arg(long)]
         uses: Option<u32>,
         /// Hours until it expires.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "expires")]
         ttl_hours: Option<u32>,
+        /// How long it stays valid: 30m, 24h, 7d (default 24h).
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<u64>,
         #[command(flatten)]
         out: Output,
     },
@@ -87,6 +165,33 @@ enum AgentsCmd {
         #[command(flatten)]
         out: Output,
     },
+    /// Revoke an agent: its credential stops working (its next call is 401).
+    Revoke {
+        /// Agent id (from `ward agents list`).
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `90s`, `30m`, `24h`, `7d` (or plain seconds) into seconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 30m, 24h or 7d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{s}': the unit is s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too long"))
 }
 
 #[derive(Subcommand)]
@@ -206,12 +311,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let token = cli
         .token
         .context("no API token: set WARD_TOKEN or pass --token (the first admin token is in DATA/admin.token)")?;
-    let api = ApiClient::new(&cli.server, &token)?;
+    let api = ApiClient::new(&cli.server, &token, cli.ca.as_deref())?;
     match cli.command {
         Command::EnrollToken(EnrollTokenCmd::Create {
             agency,
             uses,
             ttl_hours,
+            expires,
             out,
         }) => {
             let t = api
@@ -219,6 +325,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     agency,
                     uses,
                     ttl_hours,
+                    ttl_seconds: expires,
                 })
                 .await?;
             if out.json {
@@ -255,6 +362,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Agents(AgentsCmd::Revoke { id, out }) => {
+            let v = api.revoke_agent(&id).await?;
+            if out.json {
+                print_json(&v)?;
+            } else {
+                println!("agent {id} revoked; its credential no longer works");
+            }
+        }
         Command::Incidents(cmd) => incidents(&api, cmd).await?,
         Command::Gaps(GapsCmd::List { agent, out }) => {
             let gaps = api.gaps(agent.as_deref()).await?;
@@ -288,6 +403,96 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Users(UsersCmd::Add {
+            name,
+            role,
+            agencies,
+            password_stdin,
+            out,
+        }) => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from stdin")?;
+                Some(line.trim_end_matches(['\n', '\r']).to_string())
+            } else {
+                None
+            };
+            let t = api
+                .add_user(&NewUserRequest {
+                    name,
+                    role,
+                    agencies,
+                    password,
+                })
+                .await?;
+            print_new_token(&t, out)?;
+        }
+        Command::Users(UsersCmd::List { out }) => {
+            let users = api.users().await?;
+            if out.json {
+                return print_json(&users);
+            }
+            println!("{:<28} {:<10} {:<8} AGENCIES", "NAME", "ROLE", "PASSWORD");
+            for u in users {
+                println!(
+                    "{:<28} {:<10} {:<8} {}",
+                    u.name,
+                    u.role,
+                    if u.has_password { "yes" } else { "no" },
+                    if u.agencies.is_empty() {
+                        "(all)".to_string()
+                    } else {
+                        u.agencies.join(", ")
+                    }
+                );
+            }
+        }
+        Command::Tokens(TokensCmd::List { out }) => {
+            let tokens = api.tokens().await?;
+            if out.json {
+                return print_json(&tokens);
+            }
+            println!(
+                "{:>5}  {:<28} {:<10} {:<28} REVOKED",
+                "ID", "USER", "ROLE", "CREATED"
+            );
+            for t in tokens {
+                println!(
+                    "{:>5}  {:<28} {:<10} {:<28} {}",
+                    t.id,
+                    t.user,
+                    t.role,
+                    t.created_at,
+                    t.revoked_at.unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        Command::Tokens(TokensCmd::Create { user, out }) => {
+            let t = api.create_token(&user).await?;
+            print_new_token(&t, out)?;
+        }
+        Command::Tokens(TokensCmd::Revoke { id, out }) => {
+            let v = api.revoke_token(id).await?;
+            if out.json {
+                print_json(&v)?;
+            } else {
+                println!("token {id} revoked");
+            }
+        }
+        Command::Audit(AuditCmd::List { after, limit, out }) => {
+            let entries = api.audit(after, limit).await?;
+            if out.json {
+                return print_json(&entries);
+            }
+            for e in entries {
+                println!(
+                    "{:>6}  {}  {:<20} {:<22} {:<28} {:<6} {:>3}  {:<21} {}",
+                    e.id, e.at, e.actor, e.action, e.target, e.outcome, e.status, e.peer, e.detail
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -302,6 +507,25 @@ fn files_column(heartbeat: Option<&serde_json::Value>) -> String {
         }
         _ => "-".into(),
     }
+}
+
+fn print_new_token(t: &NewTokenResponse, out: Output) -> anyhow::Result<()> {
+    if out.json {
+        return print_json(t);
+    }
+    println!("{}", t.token);
+    eprintln!(
+        "API token {} for '{}' ({}{}); it is shown only this once",
+        t.token_id,
+        t.user,
+        t.role,
+        if t.agencies.is_empty() {
+            String::new()
+        } else {
+            format!(", agencies {}", t.agencies.join(", "))
+        }
+    );
+    Ok(())
 }
 
 fn print_incidents(list: &[Incident]) {
