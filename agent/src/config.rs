@@ -59,6 +59,25 @@ pub struct AgentConfig {
     /// notifications), in seconds. Default 3600.
     #[serde(default = "default_files_rescan_s")]
     pub files_rescan_interval_s: u64,
+    /// Capture directories: pcap/pcapng files that appear there are
+    /// replayed once through the network decoders, their timestamps
+    /// shifted so the capture ends when it is read (drills use this as a
+    /// host's capture source).
+    #[serde(default)]
+    pub pcap: Vec<PcapInput>,
+    /// Set on the sandboxed agents of a drill: every alert carries this id,
+    /// and the coordinator keeps its incidents apart from real ones.
+    #[serde(default)]
+    pub drill_id: Option<String>,
+}
+
+/// One `[[pcap]]` entry: a directory whose new capture files are replayed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcapInput {
+    /// The directory. Files named `*.pcap` or `*.pcapng` (not starting with
+    /// `.`) are read once each; write them elsewhere and rename them in.
+    pub dir: PathBuf,
 }
 
 /// One `[[net]]` entry.
@@ -170,6 +189,16 @@ impl AgentConfig {
             path: path.to_owned(),
             message,
         })?;
+        if let Some(d) = &cfg.drill_id
+            && !crate::drill::valid_drill_id(d)
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!(
+                    "drill_id '{d}' must be 1-64 characters of letters, digits, '-' and '_'"
+                ),
+            });
+        }
         for f in &cfg.files {
             for pat in &f.exclude {
                 glob::Pattern::new(pat).map_err(|e| ConfigError::Invalid {

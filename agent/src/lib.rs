@@ -28,6 +28,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod drill;
 pub mod engine;
 pub mod event;
 pub mod files;
