@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ActionRequest, AgentInfo, EnrollTokenRequest, EnrollTokenResponse, Incident, IncidentDetail,
+    ActionRequest, AgentInfo, DrillRecord, EnrollTokenRequest, EnrollTokenResponse, FinishDrill,
+    Incident, IncidentDetail, NewDrill,
 };
 
 /// A capture file downloaded from the coordinator.
@@ -163,5 +164,50 @@ impl ApiClient {
     ) -> anyhow::Result<IncidentDetail> {
         self.call(Method::POST, &format!("incidents/{id}/{action}"), Some(req))
             .await
+    }
+
+    /// Incidents of one drill (`drill` = its id) or of all drills and real
+    /// attacks (`all`), optionally of one status.
+    pub async fn drill_incidents(
+        &self,
+        drill: &str,
+        status: Option<&str>,
+    ) -> anyhow::Result<Vec<Incident>> {
+        let mut path = format!("incidents?drill={drill}");
+        if let Some(s) = status {
+            path.push_str(&format!("&status={s}"));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// Records a drill about to run.
+    pub async fn create_drill(&self, d: &NewDrill) -> anyhow::Result<DrillRecord> {
+        self.call(Method::POST, "drills", Some(d)).await
+    }
+
+    /// Stores a drill's scorecard.
+    pub async fn finish_drill(&self, id: &str, f: &FinishDrill) -> anyhow::Result<DrillRecord> {
+        self.call(Method::POST, &format!("drills/{id}/finish"), Some(f))
+            .await
+    }
+
+    /// Drills, newest first.
+    pub async fn drills(&self) -> anyhow::Result<Vec<DrillRecord>> {
+        self.call::<(), _>(Method::GET, "drills", None).await
+    }
+
+    /// One drill.
+    pub async fn drill(&self, id: &str) -> anyhow::Result<DrillRecord> {
+        self.call::<(), _>(Method::GET, &format!("drills/{id}"), None)
+            .await
+    }
+
+    /// A drill's after-action report (Markdown).
+    pub async fn drill_report(&self, id: &str) -> anyhow::Result<String> {
+        let url = format!("{}/api/v1/drills/{id}/report", self.base);
+        let resp = self.send(self.http.get(&url)).await?;
+        resp.text()
+            .await
+            .context("reading the report from the coordinator")
     }
 }

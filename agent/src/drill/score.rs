@@ -349,6 +349,36 @@ pub fn score(
     }
 }
 
+impl Scorecard {
+    /// Sets how fast responders acknowledged and resolved each incident
+    /// (seconds from the drill's start, by incident id) and recomputes the
+    /// totals that depend on it. Live drills are scored when the last
+    /// inject is detected; responders keep working them after that, so the
+    /// coordinator refreshes these whenever the drill is shown.
+    pub fn set_response_times(&mut self, times: &BTreeMap<i64, (Option<f64>, Option<f64>)>) {
+        for d in &mut self.incidents {
+            if let Some((ack, res)) = d.incident_id.and_then(|id| times.get(&id)) {
+                d.acknowledged_s = ack.map(round);
+                d.resolved_s = res.map(round);
+            }
+        }
+        let tta: Vec<f64> = self
+            .incidents
+            .iter()
+            .filter_map(|d| d.acknowledged_s.map(|a| (a - d.detected_s).max(0.0)))
+            .collect();
+        let ttr: Vec<f64> = self
+            .incidents
+            .iter()
+            .filter_map(|d| d.resolved_s.map(|r| (r - d.detected_s).max(0.0)))
+            .collect();
+        self.totals.acknowledged = tta.len();
+        self.totals.resolved = ttr.len();
+        self.totals.mean_time_to_acknowledge_s = mean(&tta);
+        self.totals.mean_time_to_resolve_s = mean(&ttr);
+    }
+}
+
 fn secs(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |s| format!("{s:.1}s"))
 }

@@ -2,6 +2,7 @@
 //! that knows HTTP.
 
 mod agents;
+mod drills;
 mod error;
 mod incidents;
 
@@ -38,7 +39,12 @@ pub struct AppState {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/api/v1", agents::routes().merge(incidents::routes()))
+        .nest(
+            "/api/v1",
+            agents::routes()
+                .merge(incidents::routes())
+                .merge(drills::routes()),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
