@@ -13,7 +13,11 @@
 //! exclude = ["*/cache/*"]            # optional
 //! max_file_size = 33554432           # optional, bytes
 //! quarantine = false                 # optional, off by default
+//! [[pcap]]
+//! dir = "/var/lib/ward-agent/capture" # capture files renamed in are replayed once (drills)
 //! ```
+//!
+//! `drill_id = "..."` marks a drill's sandboxed agent: its alerts carry the id.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -276,6 +280,26 @@ path = "/var/www/html"
         assert!(err.contains("net.interface 'eth0/../x'"), "{err}");
         std::fs::write(&path, "state_dir = \"/x\"\n[[net]]\niface = \"eth0\"\n").unwrap();
         assert!(AgentConfig::load(&path).is_err());
+    }
+
+    #[test]
+    fn drill_agents_have_an_id_and_capture_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "state_dir = \"/x\"\ndrill_id = \"drill-20261122-090000-1a2b3c\"\n[[pcap]]\ndir = \"/x/capture\"\n",
+        )
+        .unwrap();
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.drill_id.as_deref(),
+            Some("drill-20261122-090000-1a2b3c")
+        );
+        assert_eq!(cfg.pcap[0].dir, PathBuf::from("/x/capture"));
+        std::fs::write(&path, "state_dir = \"/x\"\ndrill_id = \"a b\"\n").unwrap();
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("drill_id 'a b'"), "{err}");
     }
 
     #[test]
