@@ -191,6 +191,15 @@ impl ApiClient {
             .await
     }
 
+    /// Marks a running drill aborted.
+    pub async fn abort_drill(&self, id: &str, reason: &str) -> anyhow::Result<DrillRecord> {
+        let body = crate::model::AbortDrill {
+            reason: reason.to_string(),
+        };
+        self.call(Method::POST, &format!("drills/{id}/abort"), Some(&body))
+            .await
+    }
+
     /// Drills, newest first.
     pub async fn drills(&self) -> anyhow::Result<Vec<DrillRecord>> {
         self.call::<(), _>(Method::GET, "drills", None).await

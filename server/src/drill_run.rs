@@ -169,7 +169,12 @@ pub async fn run_live(
     std::fs::create_dir_all(&root)
         .with_context(|| format!("cannot create the sandbox {}", root.display()))?;
     let mut boxes: Vec<Sandbox> = Vec::new();
-    let result = run_inner(api, s, opts, &id, &root, &mut boxes, &mut progress).await;
+    // Ctrl-C or SIGTERM must not leave sandboxed agents running: stop them
+    // and mark the drill aborted.
+    let result = tokio::select! {
+        r = run_inner(api, s, opts, &id, &root, &mut boxes, &mut progress) => r,
+        () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
     for b in &mut boxes {
         if let Some(child) = b.child.as_mut() {
             stop(child).await;
@@ -181,7 +186,15 @@ pub async fn run_live(
     } else {
         let _ = std::fs::remove_dir_all(&root);
     }
-    let card = result?;
+    let card = match result {
+        Ok(card) => card,
+        Err(e) => {
+            if let Err(e2) = api.abort_drill(&id, &format!("{e:#}")).await {
+                progress.say(&format!("could not mark the drill aborted: {e2:#}"));
+            }
+            return Err(e.context(format!("drill {id} aborted")));
+        }
+    };
     api.finish_drill(
         &id,
         &FinishDrill {
@@ -191,6 +204,21 @@ pub async fn run_live(
     .await
     .context("storing the scorecard on the coordinator")?;
     Ok(card)
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn stop(child: &mut Child) {

@@ -230,6 +230,14 @@ pub struct NewDrill {
     pub source: String,
 }
 
+/// Body of `POST /api/v1/drills/{id}/abort`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AbortDrill {
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
 /// Body of `POST /api/v1/drills/{id}/finish`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinishDrill {
@@ -246,8 +254,11 @@ pub struct DrillRecord {
     pub scenario: String,
     /// What it plays.
     pub description: String,
-    /// `running` or `finished`.
+    /// `running`, `finished` or `aborted`.
     pub status: String,
+    /// Why it was aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Who started it (the API token's name).
     pub started_by: String,
     /// When (RFC 3339).

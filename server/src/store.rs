@@ -706,11 +706,35 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a running drill aborted (its runner failed or was interrupted).
+    pub async fn abort_drill(&self, id: &str, reason: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE drills SET status = 'aborted', finished_at = $1, reason = $2
+             WHERE id = $3 AND status = 'running'",
+        )
+        .bind(now())
+        .bind(reason)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM drills WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict(format!("drill {id} is not running")),
+                None => StoreError::NotFound,
+            });
+        }
+        Ok(())
+    }
+
     /// Drills, newest first (without their scenario files).
     pub async fn drills(&self, limit: i64) -> Result<Vec<crate::model::DrillRecord>> {
         let rows = sqlx::query(
             "SELECT id, scenario, description, status, started_by, started_at, finished_at, scorecard,
-                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), NULL
+                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), NULL, reason
              FROM drills ORDER BY started_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
@@ -723,7 +747,7 @@ impl Store {
     pub async fn drill(&self, id: &str) -> Result<crate::model::DrillRecord> {
         let row = sqlx::query(
             "SELECT id, scenario, description, status, started_by, started_at, finished_at, scorecard,
-                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), source
+                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), source, reason
              FROM drills WHERE id = $1",
         )
         .bind(id)
@@ -771,6 +795,7 @@ fn drill_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<crate::model::DrillReco
         scorecard: scorecard.as_deref().map(from_json).transpose()?,
         incidents: r.get(8),
         source: r.get(9),
+        reason: r.get(10),
     })
 }
 

@@ -207,3 +207,72 @@ fn a_missed_expectation_fails_the_drill_and_a_bad_scenario_is_an_error() {
         "{err}"
     );
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_interrupted_drill_stops_its_agents_and_is_marked_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let demo = rules_dir().join("drills/demo-ssh-brute-force");
+    let scen = dir.path().join("slow");
+    std::fs::create_dir_all(&scen).unwrap();
+    std::fs::copy(demo.join("auth.log"), scen.join("auth.log")).unwrap();
+    let text = std::fs::read_to_string(demo.join("scenario.yml"))
+        .unwrap()
+        .replace("name: demo-ssh-brute-force", "name: slow")
+        .replace("  - at: 0s\n", "  - at: 60s\n")
+        .replace("within: 30s", "within: 90s");
+    std::fs::write(scen.join("scenario.yml"), text).unwrap();
+    let mut cmd = std::process::Command::new(bin("ward"));
+    cmd.args(["drill", "run", "--progress", "--agent-bin"])
+        .arg(bin("ward-agent"))
+        .arg(&scen)
+        .env("WARD_SERVER", &server.url)
+        .env("WARD_TOKEN", &server.admin_token);
+    let mut ward = ward_e2e::Proc::spawn(cmd);
+    let log = ward.wait_for("drill started", Duration::from_secs(60));
+    let sandbox = log
+        .split("running (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("the sandbox path in the progress")
+        .to_string();
+    assert_eq!(
+        processes_mentioning(&sandbox).len(),
+        1,
+        "one sandboxed agent runs"
+    );
+    let status = ward.terminate();
+    assert!(!status.success());
+    eventually(
+        Duration::from_secs(5),
+        "the runner to say the drill was aborted",
+        || ward.stderr().contains("aborted").then_some(()),
+    );
+    eventually(Duration::from_secs(10), "the agent to stop", || {
+        processes_mentioning(&sandbox).is_empty().then_some(())
+    });
+    let drills = server.ward_json(&["drill", "list"]);
+    assert_eq!(drills[0]["status"], "aborted", "{drills:#}");
+    assert!(
+        drills[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+}

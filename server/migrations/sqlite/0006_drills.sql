@@ -9,7 +9,8 @@ CREATE TABLE drills (
     scenario    TEXT NOT NULL,      -- the scenario's name
     description TEXT NOT NULL,
     source      TEXT NOT NULL,      -- the scenario file as run
-    status      TEXT NOT NULL CHECK (status IN ('running', 'finished')),
+    status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'aborted')),
+    reason      TEXT,               -- why it was aborted
     started_by  TEXT NOT NULL,
     started_at  TEXT NOT NULL,
     finished_at TEXT,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, User};
-use crate::model::{DrillRecord, FinishDrill, NewDrill};
+use crate::model::{AbortDrill, DrillRecord, FinishDrill, NewDrill};
 use crate::store::StoreError;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -22,6 +22,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/drills", get(list).post(create))
         .route("/drills/{id}", get(show))
         .route("/drills/{id}/finish", post(finish))
+        .route("/drills/{id}/abort", post(abort))
         .route("/drills/{id}/report", get(report))
 }
 
@@ -102,6 +103,23 @@ async fn finish(
         .await
         .map_err(not_found(&id))?;
     Ok(Json(refreshed(&state, &id).await?))
+}
+
+async fn abort(
+    State(state): State<AppState>,
+    user: User,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(a): ApiJson<AbortDrill>,
+) -> Result<Json<DrillRecord>, ApiError> {
+    user.require(&["admin"])?;
+    check_id(&id)?;
+    let reason: String = a.reason.chars().take(4096).collect();
+    state
+        .store
+        .abort_drill(&id, &reason)
+        .await
+        .map_err(not_found(&id))?;
+    Ok(Json(state.store.drill(&id).await.map_err(not_found(&id))?))
 }
 
 #[derive(Deserialize)]
