@@ -275,4 +275,8 @@ fn an_interrupted_drill_stops_its_agents_and_is_marked_aborted() {
             .unwrap()
             .contains("interrupted")
     );
+    // An aborted drill keeps its sandbox for a look; the test cleans it up.
+    let root = Path::new(&sandbox).parent().unwrap();
+    assert!(root.join("demo-host/agent.log").is_file());
+    std::fs::remove_dir_all(root).unwrap();
 }
