@@ -16,10 +16,13 @@
 //! exclude = ["*/cache/*"]            # optional
 //! max_file_size = 33554432           # optional, bytes
 //! quarantine = false                 # optional, off by default
+//! [[pcap]]
+//! dir = "/var/lib/ward-agent/capture" # capture files renamed in are replayed once (drills)
 //! ```
 //!
 //! Top-level options also include `spool_max_bytes` (delivery spool cap,
 //! default 256 MiB), `heartbeat_interval_s` and `poll_interval_ms`.
+//! `drill_id = "..."` marks a drill's sandboxed agent: its alerts carry the id.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,6 +76,25 @@ pub struct AgentConfig {
     /// record says so. Default 256 MiB, at least 4096.
     #[serde(default = "default_spool_max_bytes")]
     pub spool_max_bytes: u64,
+    /// Capture directories: pcap/pcapng files that appear there are
+    /// replayed once through the network decoders, their timestamps
+    /// shifted so the capture ends when it is read (drills use this as a
+    /// host's capture source).
+    #[serde(default)]
+    pub pcap: Vec<PcapInput>,
+    /// Set on the sandboxed agents of a drill: every alert carries this id,
+    /// and the coordinator keeps its incidents apart from real ones.
+    #[serde(default)]
+    pub drill_id: Option<String>,
+}
+
+/// One `[[pcap]]` entry: a directory whose new capture files are replayed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcapInput {
+    /// The directory. Files named `*.pcap` or `*.pcapng` (not starting with
+    /// `.`) are read once each; write them elsewhere and rename them in.
+    pub dir: PathBuf,
 }
 
 /// One `[[net]]` entry.
@@ -274,6 +296,16 @@ impl AgentConfig {
                 ),
             });
         }
+        if let Some(d) = &cfg.drill_id
+            && !crate::drill::valid_drill_id(d)
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!(
+                    "drill_id '{d}' must be 1-64 characters of letters, digits, '-' and '_'"
+                ),
+            });
+        }
         for f in &cfg.files {
             for pat in &f.exclude {
                 glob::Pattern::new(pat).map_err(|e| ConfigError::Invalid {
@@ -396,6 +428,26 @@ file = "/var/log/journal/*/system.journal"
             let err = AgentConfig::load(&path).unwrap_err().to_string();
             assert!(err.contains(needle), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn drill_agents_have_an_id_and_capture_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "state_dir = \"/x\"\ndrill_id = \"drill-20261122-090000-1a2b3c\"\n[[pcap]]\ndir = \"/x/capture\"\n",
+        )
+        .unwrap();
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.drill_id.as_deref(),
+            Some("drill-20261122-090000-1a2b3c")
+        );
+        assert_eq!(cfg.pcap[0].dir, PathBuf::from("/x/capture"));
+        std::fs::write(&path, "state_dir = \"/x\"\ndrill_id = \"a b\"\n").unwrap();
+        let err = AgentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("drill_id 'a b'"), "{err}");
     }
 
     #[test]

@@ -30,6 +30,7 @@
 pub mod config;
 pub mod decode;
 pub mod delivery;
+pub mod drill;
 pub mod engine;
 pub mod event;
 pub mod files;

@@ -68,6 +68,22 @@ enum Command {
         #[arg(long)]
         host: Option<String>,
     },
+    /// Play a drill scenario offline through the engine on a virtual clock
+    /// and print its scorecard. Exit 0 when every expectation is met with
+    /// no false alarm, 1 otherwise, 2 when the scenario is invalid.
+    Drill {
+        /// The scenario file, or its directory (holding scenario.yml).
+        scenario: PathBuf,
+        /// Print the scorecard as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only validate the scenario.
+        #[arg(long)]
+        check: bool,
+        /// Rules to use instead of the shipped pack (a pack root or Sigma dir).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
     /// One-shot YARA scan of files and directories (recursive); prints one
     /// JSON finding per line. Exit 1 when something matched, 0 when clean,
     /// 2 on errors.
@@ -198,6 +214,75 @@ fn check(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// `ward-agent drill`: a scenario offline.
+fn drill(
+    path: &std::path::Path,
+    json: bool,
+    check: bool,
+    rules: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let scenario = match ward_agent::drill::Scenario::load(path) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} problem(s) found", errors.0.len());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if check {
+        println!(
+            "ok: scenario {} ({} hosts, {} injects, {} expectations)",
+            scenario.name,
+            scenario.hosts.len(),
+            scenario.injects.len(),
+            scenario.expect.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pack = match &rules {
+        Some(dir) => RulePack::load(std::slice::from_ref(dir)),
+        None => RulePack::shipped(),
+    }
+    .map_err(|diags| {
+        let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the rules do not load:\n{}", list.join("\n"))
+    })?;
+    let yara = if scenario.hosts.iter().any(|h| h.watches_files) {
+        let local = rules
+            .as_ref()
+            .map(|r| r.join("yara"))
+            .filter(|y| y.is_dir());
+        Some(
+            match local {
+                Some(y) => YaraRules::load(&[y]),
+                None => YaraRules::shipped(),
+            }
+            .map_err(|diags| {
+                let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("the YARA rules do not load:\n{}", list.join("\n"))
+            })?,
+        )
+    } else {
+        None
+    };
+    let card = ward_agent::drill::offline::run(
+        &scenario,
+        &pack,
+        yara.as_ref(),
+        &format!("offline-{}", scenario.name),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&card)?);
+    } else {
+        print!("{}", card.to_text());
+    }
+    Ok(if card.totals.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -252,6 +337,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { rules } => Ok(check(&rules)),
+        Command::Drill {
+            scenario,
+            json,
+            check,
+            rules,
+        } => drill(&scenario, json, check, rules),
         Command::Scan {
             paths,
             rules,

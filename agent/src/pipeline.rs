@@ -365,6 +365,22 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             watch_stats.clone(),
         )?
     };
+    let _pcap_dirs = if config.pcap.is_empty() {
+        None
+    } else {
+        info!(
+            dirs = config.pcap.len(),
+            "replaying capture files dropped in capture dirs"
+        );
+        Some(crate::sources::pcap_dir::spawn(
+            config.pcap.iter().map(|p| p.dir.clone()).collect(),
+            host.clone(),
+            &config.state_dir,
+            push_tx.clone(),
+            capture_stats.clone(),
+            files_stop.clone(),
+        )?)
+    };
     // The queue closes when every source has stopped.
     drop(push_tx);
 
@@ -425,6 +441,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         stats
             .suppressed
             .fetch_add((before - alerts.len()) as u64, Ordering::Relaxed);
+        if let Some(drill) = &config.drill_id {
+            for a in &mut alerts {
+                a.mark_drill(drill);
+            }
+        }
         if !alerts.is_empty() || !gaps.is_empty() {
             info!(count = alerts.len(), "spooling alerts");
             let items: Vec<SpoolItem> = alerts

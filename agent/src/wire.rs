@@ -102,6 +102,11 @@ pub struct Alert {
     /// [`MAX_ALERT_PACKETS`] and [`MAX_ALERT_PACKET_BYTES`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packets: Vec<EvidencePacket>,
+    /// The drill this alert belongs to, when an agent of a drill sent it
+    /// (`drill_id` in the agent's config). The coordinator groups drill
+    /// alerts into drill incidents only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_id: Option<String>,
 }
 
 /// One captured frame carried by an alert; in JSON `data` is base64.
@@ -174,6 +179,17 @@ pub const PRIMARY_ENTITY_ORDER: &[&str] = &[
 ];
 
 impl Alert {
+    /// Marks the alert as part of drill `drill_id`: sets `drill_id` and
+    /// derives a new id from the old one and the drill, so two drills
+    /// replaying the same records never share an alert.
+    pub fn mark_drill(&mut self, drill_id: &str) {
+        if self.drill_id.as_deref() == Some(drill_id) {
+            return;
+        }
+        self.id = crate::engine::alert_id(drill_id, &self.id, "drill");
+        self.drill_id = Some(drill_id.to_string());
+    }
+
     /// The entity incidents are grouped by: the first of
     /// [`PRIMARY_ENTITY_ORDER`] present, else the first entity, else none.
     pub fn primary_entity(&self) -> Option<(&str, &str)> {
@@ -533,6 +549,7 @@ mod tests {
             tags: vec![],
             source: String::new(),
             packets: vec![],
+            drill_id: None,
         };
         assert_eq!(a.primary_entity(), None);
         a.entities.insert("user".into(), "root".into());
@@ -561,6 +578,7 @@ mod tests {
                     data: vec![0xab; size],
                 })
                 .collect(),
+            drill_id: None,
         }
     }
 

@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ActionRequest, AgentInfo, AuditEntry, EnrollTokenRequest, EnrollTokenResponse, GapRecord,
-    Incident, IncidentDetail, NewTokenResponse, NewUserRequest, TokenInfo, UserInfo,
+    ActionRequest, AgentInfo, AuditEntry, DrillRecord, EnrollTokenRequest, EnrollTokenResponse,
+    FinishDrill, GapRecord, Incident, IncidentDetail, NewDrill, NewTokenResponse, NewUserRequest,
+    TokenInfo, UserInfo,
 };
 
 /// A capture file downloaded from the coordinator.
@@ -229,6 +230,60 @@ impl ApiClient {
     ) -> anyhow::Result<IncidentDetail> {
         self.call(Method::POST, &format!("incidents/{id}/{action}"), Some(req))
             .await
+    }
+
+    /// Incidents of one drill (`drill` = its id) or of all drills and real
+    /// attacks (`all`), optionally of one status.
+    pub async fn drill_incidents(
+        &self,
+        drill: &str,
+        status: Option<&str>,
+    ) -> anyhow::Result<Vec<Incident>> {
+        let mut path = format!("incidents?drill={drill}");
+        if let Some(s) = status {
+            path.push_str(&format!("&status={s}"));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// Records a drill about to run.
+    pub async fn create_drill(&self, d: &NewDrill) -> anyhow::Result<DrillRecord> {
+        self.call(Method::POST, "drills", Some(d)).await
+    }
+
+    /// Stores a drill's scorecard.
+    pub async fn finish_drill(&self, id: &str, f: &FinishDrill) -> anyhow::Result<DrillRecord> {
+        self.call(Method::POST, &format!("drills/{id}/finish"), Some(f))
+            .await
+    }
+
+    /// Marks a running drill aborted.
+    pub async fn abort_drill(&self, id: &str, reason: &str) -> anyhow::Result<DrillRecord> {
+        let body = crate::model::AbortDrill {
+            reason: reason.to_string(),
+        };
+        self.call(Method::POST, &format!("drills/{id}/abort"), Some(&body))
+            .await
+    }
+
+    /// Drills, newest first.
+    pub async fn drills(&self) -> anyhow::Result<Vec<DrillRecord>> {
+        self.call::<(), _>(Method::GET, "drills", None).await
+    }
+
+    /// One drill.
+    pub async fn drill(&self, id: &str) -> anyhow::Result<DrillRecord> {
+        self.call::<(), _>(Method::GET, &format!("drills/{id}"), None)
+            .await
+    }
+
+    /// A drill's after-action report (Markdown).
+    pub async fn drill_report(&self, id: &str) -> anyhow::Result<String> {
+        let url = format!("{}/api/v1/drills/{id}/report", self.base);
+        let resp = self.send(self.http.get(&url)).await?;
+        resp.text()
+            .await
+            .context("reading the report from the coordinator")
     }
 }
 

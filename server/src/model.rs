@@ -90,6 +90,9 @@ pub struct Incident {
     pub tags: Vec<String>,
     /// Whether it comes from a drill.
     pub drill: bool,
+    /// The drill it comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_id: Option<String>,
     /// The responder assigned, if any.
     pub assignee: Option<String>,
     /// When the coordinator created it (the detection time, RFC 3339).
@@ -346,4 +349,64 @@ pub struct AuditEntry {
     pub peer: String,
     /// More about it.
     pub detail: String,
+}
+
+/// Body of `POST /api/v1/drills`: a drill about to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewDrill {
+    /// The scenario's name.
+    pub scenario: String,
+    /// What it plays.
+    #[serde(default)]
+    pub description: String,
+    /// The scenario file as run.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// Body of `POST /api/v1/drills/{id}/abort`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AbortDrill {
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Body of `POST /api/v1/drills/{id}/finish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishDrill {
+    /// The runner's scorecard.
+    pub scorecard: ward_agent::drill::score::Scorecard,
+}
+
+/// A drill kept on the coordinator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillRecord {
+    /// Its id (alerts and incidents carry it as `drill_id`).
+    pub id: String,
+    /// The scenario's name.
+    pub scenario: String,
+    /// What it plays.
+    pub description: String,
+    /// `running`, `finished` or `aborted`.
+    pub status: String,
+    /// Why it was aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who started it (the API token's name).
+    pub started_by: String,
+    /// When (RFC 3339).
+    pub started_at: String,
+    /// When the runner finished scoring it (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Its incidents so far.
+    #[serde(default)]
+    pub incidents: i64,
+    /// The scorecard (finished drills), with responders' acknowledge and
+    /// resolve times as of now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorecard: Option<ward_agent::drill::score::Scorecard>,
+    /// The scenario file (in `GET /drills/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }

@@ -424,8 +424,9 @@ impl Store {
                 None => {
                     let id: i64 = sqlx::query_scalar(
                         "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
-                             entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at)
-                         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, 1, $9, $9, 0, $10, $10)
+                             entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at,
+                             drill_id)
+                         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, 1, $9, $9, $11, $10, $10, $12)
                          RETURNING id",
                     )
                     .bind(&a.title)
@@ -438,6 +439,8 @@ impl Store {
                     .bind(to_json(&a.tags))
                     .bind(&time)
                     .bind(&now)
+                    .bind(i64::from(a.drill_id.is_some()))
+                    .bind(&a.drill_id)
                     .fetch_one(&mut *tx)
                     .await?;
                     sqlx::query(
@@ -455,8 +458,8 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO alerts (id, agent_id, incident_id, rule_id, title, severity, time, host,
-                     entities, evidence, tags, source, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                     entities, evidence, tags, source, received_at, drill_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&a.id)
             .bind(&agent.id)
@@ -471,6 +474,7 @@ impl Store {
             .bind(to_json(&a.tags))
             .bind(&a.source)
             .bind(&now)
+            .bind(&a.drill_id)
             .execute(&mut *tx)
             .await?;
             for (seq, p) in a.packets.iter().enumerate() {
@@ -635,23 +639,44 @@ impl Store {
         Ok((raised, resolved))
     }
 
-    /// Incidents in `scope`, most recently active first.
+    /// Real incidents (no drill's) in `scope`, most recently active first.
     pub async fn incidents(
         &self,
         status: Option<Status>,
         limit: i64,
         scope: Scope<'_>,
     ) -> Result<Vec<Incident>> {
+        self.incidents_of(status, &DrillFilter::Real, limit, scope)
+            .await
+    }
+
+    /// Incidents in `scope` of real attacks, of one drill, or of
+    /// everything, most recently active first.
+    pub async fn incidents_of(
+        &self,
+        status: Option<Status>,
+        drill: &DrillFilter,
+        limit: i64,
+        scope: Scope<'_>,
+    ) -> Result<Vec<Incident>> {
+        let (mode, id) = match drill {
+            DrillFilter::Real => (0i64, None),
+            DrillFilter::One(d) => (1, Some(d.as_str())),
+            DrillFilter::All => (2, None),
+        };
         let rows = sqlx::query(
             "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
-                    last_seen, entities, tags, drill, assignee, created_at, updated_at
+                    last_seen, entities, tags, drill, assignee, created_at, updated_at, drill_id
              FROM incidents WHERE ($1 IS NULL OR status = $1)
                AND ($3 IS NULL OR agency IN (SELECT value FROM json_each($3)))
+               AND (($4 = 0 AND drill = 0) OR ($4 = 1 AND drill_id = $5) OR $4 = 2)
              ORDER BY last_seen DESC, id DESC LIMIT $2",
         )
         .bind(status.map(Status::as_str))
         .bind(limit)
         .bind(scope_param(scope))
+        .bind(mode)
+        .bind(id)
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(incident_from_row).collect()
@@ -661,7 +686,7 @@ impl Store {
     pub async fn incident(&self, id: i64) -> Result<IncidentDetail> {
         let row = sqlx::query(
             "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
-                    last_seen, entities, tags, drill, assignee, created_at, updated_at
+                    last_seen, entities, tags, drill, assignee, created_at, updated_at, drill_id
              FROM incidents WHERE id = $1",
         )
         .bind(id)
@@ -865,14 +890,160 @@ impl Store {
     /// Counts for the metrics endpoint: (incidents open, agents, alerts).
     pub async fn counts(&self) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM incidents WHERE status NOT IN ('resolved', 'false_positive')),
+            "SELECT (SELECT COUNT(*) FROM incidents
+                     WHERE status NOT IN ('resolved', 'false_positive') AND drill = 0),
                     (SELECT COUNT(*) FROM agents),
-                    (SELECT COUNT(*) FROM alerts)",
+                    (SELECT COUNT(*) FROM alerts WHERE drill_id IS NULL)",
         )
         .fetch_one(&self.read)
         .await?;
         Ok((row.get(0), row.get(1), row.get(2)))
     }
+}
+
+impl Store {
+    // ---- drills -----------------------------------------------------------
+
+    /// Records a drill about to run.
+    pub async fn create_drill(
+        &self,
+        id: &str,
+        d: &crate::model::NewDrill,
+        started_by: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO drills (id, scenario, description, source, status, started_by, started_at)
+             VALUES ($1, $2, $3, $4, 'running', $5, $6)",
+        )
+        .bind(id)
+        .bind(&d.scenario)
+        .bind(&d.description)
+        .bind(&d.source)
+        .bind(started_by)
+        .bind(now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a drill's scorecard and marks it finished.
+    pub async fn finish_drill(&self, id: &str, scorecard_json: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE drills SET status = 'finished', finished_at = $1, scorecard = $2 WHERE id = $3",
+        )
+        .bind(now())
+        .bind(scorecard_json)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Marks a running drill aborted (its runner failed or was interrupted).
+    pub async fn abort_drill(&self, id: &str, reason: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE drills SET status = 'aborted', finished_at = $1, reason = $2
+             WHERE id = $3 AND status = 'running'",
+        )
+        .bind(now())
+        .bind(reason)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM drills WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict(format!("drill {id} is not running")),
+                None => StoreError::NotFound,
+            });
+        }
+        Ok(())
+    }
+
+    /// Drills, newest first (without their scenario files).
+    pub async fn drills(&self, limit: i64) -> Result<Vec<crate::model::DrillRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, scenario, description, status, started_by, started_at, finished_at, scorecard,
+                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), NULL, reason
+             FROM drills ORDER BY started_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(drill_from_row).collect()
+    }
+
+    /// One drill with its scenario file.
+    pub async fn drill(&self, id: &str) -> Result<crate::model::DrillRecord> {
+        let row = sqlx::query(
+            "SELECT id, scenario, description, status, started_by, started_at, finished_at, scorecard,
+                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), source, reason
+             FROM drills WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        drill_from_row(&row)
+    }
+
+    /// For each incident of a drill: its id, when it was created, when it
+    /// was first acknowledged (or moved past that) and when first resolved
+    /// (or marked a false positive), RFC 3339.
+    pub async fn drill_response_times(
+        &self,
+        drill_id: &str,
+    ) -> Result<Vec<(i64, String, Option<String>, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.created_at,
+                    (SELECT MIN(e.at) FROM incident_events e WHERE e.incident_id = i.id
+                       AND e.kind IN ('acknowledged', 'contained', 'resolved', 'false_positive')),
+                    (SELECT MIN(e.at) FROM incident_events e WHERE e.incident_id = i.id
+                       AND e.kind IN ('resolved', 'false_positive'))
+             FROM incidents i WHERE i.drill_id = $1 ORDER BY i.id",
+        )
+        .bind(drill_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+}
+
+fn drill_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<crate::model::DrillRecord> {
+    let scorecard: Option<String> = r.get(7);
+    Ok(crate::model::DrillRecord {
+        id: r.get(0),
+        scenario: r.get(1),
+        description: r.get(2),
+        status: r.get(3),
+        started_by: r.get(4),
+        started_at: r.get(5),
+        finished_at: r.get(6),
+        scorecard: scorecard.as_deref().map(from_json).transpose()?,
+        incidents: r.get(8),
+        source: r.get(9),
+        reason: r.get(10),
+    })
+}
+
+/// Which incidents a listing shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrillFilter {
+    /// Real incidents only (the default: drills never mix with them).
+    Real,
+    /// The incidents of one drill.
+    One(String),
+    /// Everything, drills included.
+    All,
 }
 
 /// A change a responder makes to an incident.
@@ -889,12 +1060,19 @@ pub enum TriageAction<'a> {
 }
 
 /// Alerts of the same rule, host and primary entity share an open incident.
+/// Drill alerts group only with alerts of the same drill.
 fn group_key(a: &Alert) -> String {
     let entity = a
         .primary_entity()
         .map(|(k, v)| format!("{k}={v}"))
         .unwrap_or_default();
-    format!("{}\u{1f}{}\u{1f}{}", a.rule_id, a.host, entity)
+    match &a.drill_id {
+        None => format!("{}\u{1f}{}\u{1f}{}", a.rule_id, a.host, entity),
+        Some(d) => format!(
+            "drill:{d}\u{1f}{}\u{1f}{}\u{1f}{}",
+            a.rule_id, a.host, entity
+        ),
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -937,6 +1115,7 @@ fn incident_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Incident> {
         entities: from_json(r.get(10))?,
         tags: from_json(r.get(11))?,
         drill: r.get::<i64, _>(12) != 0,
+        drill_id: r.get(16),
         assignee: r.get(13),
         created_at: r.get(14),
         updated_at: r.get(15),

@@ -154,6 +154,7 @@ fn alert(id: &str, host: &str, ip: &str, minute: u32) -> Alert {
         tags: vec!["attack.t1110.001".into()],
         source: "file:/var/log/auth.log".into(),
         packets: vec![],
+        drill_id: None,
     }
 }
 

@@ -145,6 +145,7 @@ fn alert(id: &str, ip: &str) -> Alert {
         tags: vec![],
         source: "file:/var/log/nginx/access.log".into(),
         packets: vec![],
+        drill_id: None,
     }
 }
 

@@ -166,6 +166,7 @@ fn alert(id: &str, host: &str, ip: &str) -> Alert {
         tags: vec![],
         source: "file:/var/log/auth.log".into(),
         packets: vec![],
+        drill_id: None,
     }
 }
 

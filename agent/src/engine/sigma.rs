@@ -228,6 +228,7 @@ impl SigmaDetector {
             ),
         };
         Alert {
+            drill_id: None,
             packets,
             id: alert_id(&event.host, &event.origin, &rule_id),
             rule_id,

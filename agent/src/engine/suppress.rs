@@ -127,6 +127,7 @@ mod tests {
             tags: vec![],
             source: String::new(),
             packets: vec![],
+            drill_id: None,
         }
     }
 

@@ -259,6 +259,7 @@ pub fn yara_alert(host: &str, file: &ScannedFile, m: &RuleMatch) -> Alert {
         tags: m.tags.clone(),
         source: format!("file:{}", file.path),
         packets: Vec::new(),
+        drill_id: None,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod checkpoint;
 pub mod journal;
 pub mod pcap;
+pub mod pcap_dir;
 pub mod tail;
 
 use std::path::Path;

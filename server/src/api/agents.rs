@@ -230,6 +230,14 @@ async fn ingest_alerts(
         check_name("alert rule_id", &a.rule_id)?;
         check_name("alert host", &a.host)?;
         check_packets(a)?;
+        if let Some(d) = &a.drill_id
+            && !ward_agent::drill::valid_drill_id(d)
+        {
+            return Err(ApiError::Unprocessable(format!(
+                "alert {}: drill_id must be 1-64 characters of letters, digits, '-' and '_'",
+                a.id
+            )));
+        }
     }
     let ack = state
         .store

@@ -114,6 +114,8 @@ async fn alert_pcap(
 struct ListQuery {
     status: Option<String>,
     limit: Option<i64>,
+    /// A drill's id, or `all`; without it only real incidents are listed.
+    drill: Option<String>,
 }
 
 async fn list(
@@ -129,8 +131,23 @@ async fn list(
         .transpose()
         .map_err(ApiError::BadRequest)?;
     let limit = q.limit.unwrap_or(500).clamp(1, 10_000);
+    let drill = match q.drill.as_deref() {
+        None | Some("") => crate::store::DrillFilter::Real,
+        Some("all") => crate::store::DrillFilter::All,
+        Some(d) if ward_agent::drill::valid_drill_id(d) => {
+            crate::store::DrillFilter::One(d.to_string())
+        }
+        Some(d) => {
+            return Err(ApiError::BadRequest(format!(
+                "drill '{d}' is not a drill id (or 'all')"
+            )));
+        }
+    };
     Ok(Json(
-        state.store.incidents(status, limit, user.0.scope()).await?,
+        state
+            .store
+            .incidents_of(status, &drill, limit, user.0.scope())
+            .await?,
     ))
 }
 

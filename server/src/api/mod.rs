@@ -3,6 +3,7 @@
 
 mod admin;
 mod agents;
+mod drills;
 mod error;
 mod incidents;
 mod limits;
@@ -78,7 +79,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             agents::routes()
                 .merge(incidents::routes())
-                .merge(admin::routes()),
+                .merge(admin::routes())
+                .merge(drills::routes()),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -60,6 +60,57 @@ enum Command {
     /// The audit log of triage and admin actions and denied attempts (admins).
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Drills: replay attack scenarios through sandboxed agents and score
+    /// what Ward saw.
+    #[command(subcommand)]
+    Drill(DrillCmd),
+}
+
+#[derive(Subcommand)]
+enum DrillCmd {
+    /// Run a scenario (a scenario.yml or its directory) and print its
+    /// scorecard. Exit 0 when every expectation is met with no false alarm,
+    /// 1 when not, 2 when the scenario is invalid.
+    Run {
+        /// The scenario file or directory.
+        scenario: std::path::PathBuf,
+        /// Play it offline through the engine on a virtual clock (no
+        /// coordinator, no agents).
+        #[arg(long)]
+        offline: bool,
+        /// The ward-agent binary for the sandboxed agents (default: next to
+        /// this program, then PATH).
+        #[arg(long, env = "WARD_AGENT_BIN")]
+        agent_bin: Option<std::path::PathBuf>,
+        /// Keep the sandbox (agents' state, logs and configs) afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Show progress even when stderr is not a terminal.
+        #[arg(long)]
+        progress: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List drills kept on the coordinator.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show a drill's scorecard (responders' times as of now).
+    Show {
+        /// Drill id.
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Print a drill's after-action report (Markdown).
+    Report {
+        /// Drill id.
+        id: String,
+        /// Write it to a file instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +252,10 @@ enum IncidentsCmd {
         /// Only this status (new, acknowledged, contained, resolved, false_positive).
         #[arg(long)]
         status: Option<Status>,
+        /// A drill's incidents (its id), or `all` for drills and real ones;
+        /// without it only real incidents are listed.
+        #[arg(long)]
+        drill: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -291,7 +346,8 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(code)) => code,
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ward: error: {e:#}");
             ExitCode::FAILURE
@@ -304,7 +360,16 @@ fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
+    if let Command::Drill(DrillCmd::Run {
+        scenario,
+        offline: true,
+        out,
+        ..
+    }) = &cli.command
+    {
+        return drill_offline(scenario, out.json).map(Some);
+    }
     if cli.ca.is_some() && cli.server.starts_with("http://") {
         anyhow::bail!("--ca/WARD_CA given but the server URL is plain http://");
     }
@@ -341,7 +406,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agents(AgentsCmd::List { out }) => {
             let agents = api.agents().await?;
             if out.json {
-                return print_json(&agents);
+                return print_json(&agents).map(|()| None);
             }
             println!(
                 "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {:<14} LAST SEEN",
@@ -374,7 +439,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gaps(GapsCmd::List { agent, out }) => {
             let gaps = api.gaps(agent.as_deref()).await?;
             if out.json {
-                return print_json(&gaps);
+                return print_json(&gaps).map(|()| None);
             }
             println!(
                 "{:<27} {:<18} {:<20} {:<16} {:>8} {:<28} WINDOW",
@@ -432,7 +497,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(UsersCmd::List { out }) => {
             let users = api.users().await?;
             if out.json {
-                return print_json(&users);
+                return print_json(&users).map(|()| None);
             }
             println!("{:<28} {:<10} {:<8} AGENCIES", "NAME", "ROLE", "PASSWORD");
             for u in users {
@@ -452,7 +517,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens(TokensCmd::List { out }) => {
             let tokens = api.tokens().await?;
             if out.json {
-                return print_json(&tokens);
+                return print_json(&tokens).map(|()| None);
             }
             println!(
                 "{:>5}  {:<28} {:<10} {:<28} REVOKED",
@@ -484,7 +549,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCmd::List { after, limit, out }) => {
             let entries = api.audit(after, limit).await?;
             if out.json {
-                return print_json(&entries);
+                return print_json(&entries).map(|()| None);
             }
             for e in entries {
                 println!(
@@ -493,39 +558,171 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Drill(cmd) => return drill(&api, cmd).await.map(Some),
     }
-    Ok(())
+    Ok(None)
 }
 
-/// `scanned/matches` from the watcher's counters in a heartbeat, `-` when
-/// the agent watches no files (or has not reported yet).
-fn files_column(heartbeat: Option<&serde_json::Value>) -> String {
-    let n = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(|v| v.as_u64());
-    match (n("files_scanned_total"), n("yara_matches_total")) {
-        (Some(scanned), Some(matches)) if scanned > 0 || matches > 0 => {
-            format!("{scanned}/{matches}")
-        }
-        _ => "-".into(),
-    }
+fn load_scenario(path: &std::path::Path) -> Result<ward_agent::drill::Scenario, ExitCode> {
+    ward_agent::drill::Scenario::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("{} problem(s) found", errors.0.len());
+        ExitCode::from(2)
+    })
 }
 
-fn print_new_token(t: &NewTokenResponse, out: Output) -> anyhow::Result<()> {
-    if out.json {
-        return print_json(t);
+fn verdict(card: &ward_agent::drill::score::Scorecard, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(card)?;
+    } else {
+        print!("{}", card.to_text());
     }
-    println!("{}", t.token);
-    eprintln!(
-        "API token {} for '{}' ({}{}); it is shown only this once",
-        t.token_id,
-        t.user,
-        t.role,
-        if t.agencies.is_empty() {
-            String::new()
-        } else {
-            format!(", agencies {}", t.agencies.join(", "))
+    Ok(if card.totals.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `ward drill run --offline`: the engine on a virtual clock, no coordinator.
+fn drill_offline(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let scenario = match load_scenario(path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let pack = ward_agent::engine::RulePack::shipped().map_err(|d| {
+        anyhow::anyhow!(
+            "the shipped rules do not load: {}",
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let yara = if scenario.hosts.iter().any(|h| h.watches_files) {
+        Some(ward_agent::engine::YaraRules::shipped().map_err(|d| {
+            anyhow::anyhow!(
+                "the shipped YARA rules do not load: {}",
+                d.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?)
+    } else {
+        None
+    };
+    let card = ward_agent::drill::offline::run(
+        &scenario,
+        &pack,
+        yara.as_ref(),
+        &format!("offline-{}", scenario.name),
+    )?;
+    verdict(&card, json)
+}
+
+/// The ward-agent binary: next to this program, else on PATH.
+fn default_agent_bin() -> std::path::PathBuf {
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("ward-agent")))
+        .filter(|p| p.is_file());
+    sibling
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("ward-agent"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .unwrap_or_else(|| "ward-agent".into())
+}
+
+async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    match cmd {
+        DrillCmd::Run {
+            scenario,
+            agent_bin,
+            keep,
+            progress,
+            out,
+            ..
+        } => {
+            let scenario = match load_scenario(&scenario) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let opts = ward_server::drill_run::LiveOptions {
+                agent_bin: agent_bin.unwrap_or_else(default_agent_bin),
+                keep,
+                progress: progress || std::io::stderr().is_terminal(),
+                start_timeout_s: 60,
+            };
+            let card = ward_server::drill_run::run_live(api, &scenario, &opts).await?;
+            verdict(&card, out.json)
         }
-    );
-    Ok(())
+        DrillCmd::List { out } => {
+            let list = api.drills().await?;
+            if out.json {
+                print_json(&list)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<30} {:<24} {:<9} {:>9} {:>8} {:>6}  STARTED",
+                "ID", "SCENARIO", "STATUS", "DETECTED", "F.ALARMS", "INCID."
+            );
+            for d in list {
+                let (det, fa) =
+                    d.scorecard
+                        .as_ref()
+                        .map_or(("-".to_string(), "-".to_string()), |c| {
+                            (
+                                format!("{}/{}", c.detected, c.expected),
+                                c.false_alarms.to_string(),
+                            )
+                        });
+                println!(
+                    "{:<30} {:<24} {:<9} {:>9} {:>8} {:>6}  {}",
+                    d.id,
+                    truncate(&d.scenario, 24),
+                    d.status,
+                    det,
+                    fa,
+                    d.incidents,
+                    d.started_at
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DrillCmd::Show { id, out } => {
+            let d = api.drill(&id).await?;
+            if out.json {
+                print_json(&d)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            match &d.scorecard {
+                Some(c) => print!("{}", c.to_text()),
+                None => println!(
+                    "Drill {} — scenario {}, {} since {} ({} incidents so far)",
+                    d.id, d.scenario, d.status, d.started_at, d.incidents
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DrillCmd::Report { id, output } => {
+            let text = api.drill_report(&id).await?;
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, &text)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!("wrote the after-action report of {id} to {}", p.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn print_incidents(list: &[Incident]) {
@@ -603,10 +800,44 @@ fn print_detail(d: &IncidentDetail) {
     }
 }
 
+/// `scanned/matches` from the watcher's counters in a heartbeat, `-` when
+/// the agent watches no files (or has not reported yet).
+fn files_column(heartbeat: Option<&serde_json::Value>) -> String {
+    let n = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(|v| v.as_u64());
+    match (n("files_scanned_total"), n("yara_matches_total")) {
+        (Some(scanned), Some(matches)) if scanned > 0 || matches > 0 => {
+            format!("{scanned}/{matches}")
+        }
+        _ => "-".into(),
+    }
+}
+
+fn print_new_token(t: &NewTokenResponse, out: Output) -> anyhow::Result<()> {
+    if out.json {
+        return print_json(t);
+    }
+    println!("{}", t.token);
+    eprintln!(
+        "API token {} for '{}' ({}{}); it is shown only this once",
+        t.token_id,
+        t.user,
+        t.role,
+        if t.agencies.is_empty() {
+            String::new()
+        } else {
+            format!(", agencies {}", t.agencies.join(", "))
+        }
+    );
+    Ok(())
+}
+
 async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
     let (detail, out) = match cmd {
-        IncidentsCmd::List { status, out } => {
-            let list = api.incidents(status.map(Status::as_str)).await?;
+        IncidentsCmd::List { status, drill, out } => {
+            let list = match &drill {
+                Some(d) => api.drill_incidents(d, status.map(Status::as_str)).await?,
+                None => api.incidents(status.map(Status::as_str)).await?,
+            };
             if out.json {
                 return print_json(&list);
             }
