@@ -244,6 +244,9 @@ fn an_interrupted_drill_stops_its_agents_and_is_marked_aborted() {
         .arg(&scen)
         .env("WARD_SERVER", &server.url)
         .env("WARD_TOKEN", &server.admin_token);
+    if let Some(ca) = &server.ca {
+        cmd.env("WARD_CA", ca);
+    }
     let mut ward = ward_e2e::Proc::spawn(cmd);
     let log = ward.wait_for("drill started", Duration::from_secs(60));
     let sandbox = log
