@@ -22,6 +22,9 @@ pub struct Identity {
     /// SHA-256 of the coordinator certificate to pin, when TLS is used.
     #[serde(default)]
     pub cert_sha256: Option<String>,
+    /// The coordinator's Ed25519 key (base64) that signs rule bundles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_key: Option<String>,
 }
 
 impl Identity {

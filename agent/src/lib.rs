@@ -27,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod config;
 pub mod decode;
 pub mod delivery;

@@ -89,6 +89,50 @@ pub fn load_rules(config: &AgentConfig) -> anyhow::Result<RulePack> {
     })
 }
 
+/// The rules the agent runs, where they came from, and why the
+/// coordinator's bundle was refused (if it was): the local `rules` dir when
+/// configured; else the coordinator's signed bundle, verified and compiled
+/// (then saved as the last good one); else the last good bundle in the
+/// state dir; else the shipped pack. A bundle that fails to verify or to
+/// compile is never loaded.
+pub async fn select_rules(
+    config: &AgentConfig,
+    uplink: &Uplink,
+    identity: &Identity,
+) -> anyhow::Result<(RulePack, &'static str, Option<String>)> {
+    if config.rules.is_some() {
+        return Ok((load_rules(config)?, "local", None));
+    }
+    let Some(key) = identity.bundle_key.as_deref() else {
+        return Ok((load_rules(config)?, "shipped", None));
+    };
+    let fetched = match uplink.rule_bundle().await {
+        Ok(signed) => signed
+            .verify(key)
+            .and_then(|b| b.pack().map(|p| (p, signed)))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let error = match fetched {
+        Ok((pack, signed)) => {
+            if let Err(e) = crate::bundle::save(&config.state_dir, &signed) {
+                warn!(error = %e, "could not save the rule bundle as the last good one");
+            }
+            info!(version = %pack.version, "loaded the coordinator's rule bundle");
+            return Ok((pack, "bundle", None));
+        }
+        Err(e) => e,
+    };
+    warn!(error = %error, "the coordinator's rule bundle was not loaded");
+    if let Some(saved) = crate::bundle::load_saved(&config.state_dir, key)
+        && let Ok(pack) = saved.pack()
+    {
+        info!(version = %pack.version, "running the last good rule bundle");
+        return Ok((pack, "saved-bundle", Some(error)));
+    }
+    Ok((load_rules(config)?, "shipped", Some(error)))
+}
+
 /// Turns the lines of chunks into alerts, counting what could not be decoded.
 pub fn detect_chunks(
     chunks: &[Chunk],
@@ -226,7 +270,7 @@ fn delivery_ended(r: Result<crate::uplink::UplinkError, tokio::task::JoinError>)
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let identity = Identity::load(&config.state_dir)?;
     let uplink = Uplink::new(identity.clone())?;
-    let pack = load_rules(&config)?;
+    let (pack, rules_source, bundle_error) = select_rules(&config, &uplink, &identity).await?;
     let mut detector = SigmaDetector::new(&pack)?;
     let suppressions = Suppressions::new(&config.suppress).map_err(|e| anyhow::anyhow!(e))?;
     let host = config.host_name();
@@ -315,6 +359,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     packets_total: capture_stats.packets.load(Ordering::Relaxed),
                     dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
                     state_evicted_total: stats.state_evicted.load(Ordering::Relaxed),
+                    rules_source: rules_source.to_string(),
+                    bundle_error: bundle_error.clone(),
                     spool_entries,
                     spool_bytes,
                     rss_bytes,

@@ -245,6 +245,7 @@ pub async fn enroll(token: &EnrollToken, hostname: &str) -> anyhow::Result<Ident
         agent_token: resp.agent_token,
         agency: resp.agency,
         cert_sha256: token.cert_sha256.clone(),
+        bundle_key: resp.bundle_key,
     })
 }
 
@@ -278,6 +279,18 @@ impl Uplink {
             batch,
         )
         .await
+    }
+
+    /// The coordinator's signed rule bundle (verify it before use).
+    pub async fn rule_bundle(&self) -> Result<crate::bundle::SignedBundle, UplinkError> {
+        let resp = self
+            .client
+            .get(self.url("agent/bundle"))
+            .bearer_auth(&self.identity.agent_token)
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unreachable(describe(&e)))?;
+        finish(resp).await
     }
 
     /// Reports health.

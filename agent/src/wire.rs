@@ -340,6 +340,14 @@ pub struct Heartbeat {
     /// state reached its cap (a flood of distinct keys): detection gaps.
     #[serde(default)]
     pub state_evicted_total: u64,
+    /// Where the loaded rules came from: `bundle` (the coordinator's,
+    /// verified), `saved-bundle` (the last good one), `local` or `shipped`.
+    #[serde(default)]
+    pub rules_source: String,
+    /// Why the coordinator's newest bundle was refused (bad signature, does
+    /// not compile, unreachable), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_error: Option<String>,
     /// Entries (alerts and gap records) waiting in the spool.
     #[serde(default)]
     pub spool_entries: u64,
@@ -439,6 +447,10 @@ pub struct EnrollResponse {
     pub agent_token: String,
     /// The agency the enrollment token was bound to.
     pub agency: String,
+    /// The Ed25519 public key (base64) that signs the coordinator's rule
+    /// bundles; absent from coordinators that serve none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_key: Option<String>,
 }
 
 /// Prefix of an encoded enrollment token.

@@ -38,6 +38,7 @@ async fn harness() -> Harness {
         store: store.clone(),
         public_url: Arc::from("http://127.0.0.1:9"),
         cert_sha256: None,
+        bundle: None,
         metrics: None,
         limits: Default::default(),
     });

@@ -41,6 +41,7 @@ async fn harness_with(limits: Limits) -> H {
         cert_sha256: Some(Arc::from("ab".repeat(32).as_str())),
         metrics: None,
         limits: Arc::new(limits),
+        bundle: None,
     });
     H {
         app,

@@ -54,7 +54,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// One rule file's text and where it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleSource {
     /// A path or `shipped:NAME` for the built-in pack.
     pub name: String,
@@ -76,6 +76,12 @@ pub struct RulePack {
 impl RulePack {
     /// The pack shipped in the binary.
     pub fn shipped() -> Result<RulePack, Vec<Diagnostic>> {
+        let (sigma, iocs) = Self::shipped_sources();
+        Self::from_parts(sigma, iocs)
+    }
+
+    /// The rule texts and indicator lists of the shipped pack.
+    pub fn shipped_sources() -> (Vec<RuleSource>, Vec<RuleSource>) {
         let mut sources = Vec::new();
         collect_embedded(&SHIPPED_PACK, &mut sources);
         let iocs = SHIPPED_IOC
@@ -88,7 +94,16 @@ impl RulePack {
                 })
             })
             .collect();
-        RulePack::from_sources(sources)?.with_iocs(iocs)
+        (sources, iocs)
+    }
+
+    /// A pack from Sigma rule texts and indicator lists (`name` ending in
+    /// `<list>.txt`).
+    pub fn from_parts(
+        sigma: Vec<RuleSource>,
+        iocs: Vec<RuleSource>,
+    ) -> Result<RulePack, Vec<Diagnostic>> {
+        RulePack::from_sources(sigma)?.with_iocs(iocs)
     }
 
     /// Adds indicator lists (`name` ending in `<list>.txt`) to the pack.
@@ -120,6 +135,14 @@ impl RulePack {
     /// subdirectory is a pack root and only that subdirectory is read;
     /// any other directory is searched recursively for `*.yml`/`*.yaml`.
     pub fn load(paths: &[PathBuf]) -> Result<RulePack, Vec<Diagnostic>> {
+        let (sigma, iocs) = Self::read_sources(paths)?;
+        Self::from_parts(sigma, iocs)
+    }
+
+    /// The rule texts and indicator lists [`RulePack::load`] reads.
+    pub fn read_sources(
+        paths: &[PathBuf],
+    ) -> Result<(Vec<RuleSource>, Vec<RuleSource>), Vec<Diagnostic>> {
         let mut sources = Vec::new();
         let mut diags = Vec::new();
         let mut iocs = Vec::new();
@@ -148,7 +171,7 @@ impl RulePack {
                 message: "no rule files (*.yml, *.yaml) found".into(),
             }]);
         }
-        RulePack::from_sources(sources)?.with_iocs(iocs)
+        Ok((sources, iocs))
     }
 
     /// Parses and checks rule texts. Every problem of every rule is

@@ -41,6 +41,7 @@ fn world() -> &'static World {
                 store,
                 public_url: Arc::from("https://127.0.0.1:9"),
                 cert_sha256: None,
+        bundle: None,
                 metrics: None,
                 limits: Arc::new(Limits {
                     max_batch_alerts: 5000,

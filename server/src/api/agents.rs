@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/agents/{id}/revoke", post(revoke_agent))
         .route("/agent/alerts", post(ingest_alerts))
         .route("/agent/heartbeat", post(heartbeat))
+        .route("/agent/bundle", get(rule_bundle))
         .route("/gaps", get(list_gaps))
 }
 
@@ -146,7 +147,21 @@ async fn enroll(
         agent_id,
         agent_token,
         agency,
+        bundle_key: state.bundle.as_ref().map(|b| b.public_key.clone()),
     }))
+}
+
+/// `GET /api/v1/agent/bundle`: the signed rule bundle, for enrolled agents.
+async fn rule_bundle(
+    State(state): State<AppState>,
+    Agent(_agent): Agent,
+) -> Result<Json<ward_agent::bundle::SignedBundle>, ApiError> {
+    match &state.bundle {
+        Some(b) => Ok(Json(b.signed.clone())),
+        None => Err(ApiError::NotFound(
+            "this coordinator serves no rule bundle".into(),
+        )),
+    }
 }
 
 async fn list_agents(

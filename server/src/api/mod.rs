@@ -44,6 +44,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Batch sizes and per-agent rate limits.
     pub limits: Arc<Limits>,
+    /// The signed rule bundle agents fetch (`None`: agents keep their own).
+    pub bundle: Option<Arc<crate::serve::ServedBundle>>,
 }
 
 impl AppState {

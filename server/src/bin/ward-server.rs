@@ -45,6 +45,10 @@ enum Command {
         /// clear text; for a TLS-terminating proxy in front).
         #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
         insecure_http: bool,
+        /// Rule pack (a directory like `rules/`) served to agents as a signed
+        /// bundle; default: the pack shipped in the binary.
+        #[arg(long, env = "WARD_RULES")]
+        rules: Option<PathBuf>,
     },
 }
 
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         tls_cert,
         tls_key,
         insecure_http,
+        rules,
     } = cli.command;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         tls_cert,
         tls_key,
         insecure_http,
+        rules,
     };
     match rt.block_on(serve(opts, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
