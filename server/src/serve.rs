@@ -192,12 +192,10 @@ pub async fn serve(
         .install_recorder()
         .ok();
     let state = AppState {
-        store,
-        public_url: Arc::from(public_url.trim_end_matches('/')),
         cert_sha256: tls.as_ref().map(|t| Arc::from(t.pin().as_str())),
         metrics,
-        limits: Arc::new(crate::api::Limits::default()),
         bundle: Some(Arc::new(rule_bundle(&opts)?)),
+        ..AppState::new(store, &public_url)
     };
     {
         // Silent agents become incidents (and resolve when they are back).

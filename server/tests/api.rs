@@ -3,7 +3,6 @@
 //! triage.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -36,14 +35,7 @@ async fn harness() -> Harness {
         .add_api_token("viewer", "viewer", &hash_secret("ward_test_viewer"))
         .await
         .unwrap();
-    let app = router(AppState {
-        store,
-        public_url: Arc::from("http://127.0.0.1:9"),
-        cert_sha256: None,
-        bundle: None,
-        metrics: None,
-        limits: Default::default(),
-    });
+    let app = router(AppState::new(store, "http://127.0.0.1:9"));
     Harness {
         app,
         admin,

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -42,14 +41,7 @@ async fn harness() -> Harness {
         .add_api_token("viewer", "viewer", &hash_secret(VIEWER))
         .await
         .unwrap();
-    let app = router(AppState {
-        store: store.clone(),
-        public_url: Arc::from("http://127.0.0.1:9"),
-        cert_sha256: None,
-        bundle: None,
-        metrics: None,
-        limits: Default::default(),
-    });
+    let app = router(AppState::new(store.clone(), "http://127.0.0.1:9"));
     Harness {
         app,
         store,

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -34,14 +33,7 @@ async fn harness() -> Harness {
         .add_api_token("admin", "admin", &hash_secret(ADMIN))
         .await
         .unwrap();
-    let app = router(AppState {
-        store: store.clone(),
-        public_url: Arc::from("http://127.0.0.1:9"),
-        cert_sha256: None,
-        bundle: None,
-        metrics: None,
-        limits: Default::default(),
-    });
+    let app = router(AppState::new(store.clone(), "http://127.0.0.1:9"));
     Harness {
         app,
         store,

@@ -36,12 +36,9 @@ async fn harness_with(limits: Limits) -> H {
         .await
         .unwrap();
     let app = router(AppState {
-        store: store.clone(),
-        public_url: Arc::from("https://127.0.0.1:9"),
         cert_sha256: Some(Arc::from("ab".repeat(32).as_str())),
-        metrics: None,
         limits: Arc::new(limits),
-        bundle: None,
+        ..AppState::new(store.clone(), "https://127.0.0.1:9")
     });
     H {
         app,

@@ -38,15 +38,11 @@ fn world() -> &'static World {
                 .await
                 .unwrap();
             let app = router(AppState {
-                store,
-                public_url: Arc::from("https://127.0.0.1:9"),
-                cert_sha256: None,
-        bundle: None,
-                metrics: None,
                 limits: Arc::new(Limits {
                     max_batch_alerts: 5000,
                     agent_rate: ward_server::api::RateLimiter::new(1e9, 1e9),
                 }),
+                ..AppState::new(store, "https://127.0.0.1:9")
             });
             let (_, tok) = send(&app, "/api/v1/enroll-tokens", Some(&admin), br#"{"uses": 1}"#).await;
             let tok: serde_json::Value = serde_json::from_slice(&tok).unwrap();

@@ -49,6 +49,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// State for `store` reached at `public_url`: plain HTTP (no pin), no
+    /// rule bundle, no metrics, default limits. The coordinator and tests
+    /// set what they serve on top of it.
+    pub fn new(store: Store, public_url: &str) -> Self {
+        AppState {
+            store,
+            public_url: Arc::from(public_url.trim_end_matches('/')),
+            cert_sha256: None,
+            metrics: None,
+            limits: Arc::default(),
+            bundle: None,
+        }
+    }
+
     /// Appends an audit entry for a successful action. A failure to write
     /// it is logged (the action itself has happened).
     pub async fn audit_ok(
