@@ -36,6 +36,7 @@ pub mod engine;
 pub mod event;
 pub mod files;
 pub mod identity;
+pub mod load;
 pub mod pipeline;
 pub mod replay;
 pub mod sources;

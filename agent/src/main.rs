@@ -84,6 +84,35 @@ enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
     },
+    /// Simulate a fleet against a coordinator: N agents enroll with one
+    /// N-use token, heartbeat and send alert batches; prints throughput
+    /// and latency (a benchmark tool; use a test coordinator).
+    Load {
+        /// An enrollment token with at least --agents uses.
+        #[arg(long, env = "WARD_ENROLL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Simulated agents.
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        /// Heartbeat interval of each agent, in seconds.
+        #[arg(long, default_value_t = 30)]
+        heartbeat_secs: u64,
+        /// Alerts per second across the fleet (0: heartbeats only).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Alerts per batch.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Seconds of load after enrollment.
+        #[arg(long, default_value_t = 60)]
+        duration_secs: u64,
+        /// Host name prefix of the simulated agents.
+        #[arg(long, default_value = "load")]
+        host_prefix: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One-shot YARA scan of files and directories (recursive); prints one
     /// JSON finding per line. Exit 1 when something matched, 0 when clean,
     /// 2 on errors.
@@ -212,6 +241,24 @@ fn check(paths: &[PathBuf]) -> ExitCode {
         eprintln!("{problems} problem(s) found");
         ExitCode::FAILURE
     }
+}
+
+/// `ward-agent load`: a simulated fleet; the report on stdout.
+fn load(opts: ward_agent::load::LoadOptions, json: bool) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(ward_agent::load::run(opts))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `ward-agent drill`: a scenario offline.
@@ -343,6 +390,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             check,
             rules,
         } => drill(&scenario, json, check, rules),
+        Command::Load {
+            token,
+            agents,
+            heartbeat_secs,
+            rate,
+            batch,
+            duration_secs,
+            host_prefix,
+            json,
+        } => load(
+            ward_agent::load::LoadOptions {
+                token: EnrollToken::decode(token.trim())?,
+                agents,
+                heartbeat: std::time::Duration::from_secs(heartbeat_secs),
+                alerts_per_sec: rate,
+                batch,
+                duration: std::time::Duration::from_secs(duration_secs),
+                host_prefix,
+            },
+            json,
+        ),
         Command::Scan {
             paths,
             rules,

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Coordinator benchmark: a release `ward-server` on the embedded SQLite store
+# (or PostgreSQL when WARD_BENCH_DATABASE is a postgres:// URL), driven over
+# loopback TLS by `ward-agent load`: AGENTS simulated agents heartbeating every
+# 30 s and RATE alerts/s in batches of 10 for SECONDS. Prints alerts/s stored
+# and p50/p99 latency of alert batches and heartbeats, and the server's peak RSS.
+#   bench/fleet.sh [AGENTS] [RATE] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AGENTS="${1:-2000}"
+RATE="${2:-20000}"
+SECS="${3:-60}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+cargo build --release -p ward-server -p ward-agent --bins >&2
+BIN="$TARGET/release"
+DATA="$(mktemp -d /tmp/ward-fleet.XXXXXX)"
+trap 'kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DATA"' EXIT
+PORT=$((20000 + RANDOM % 20000))
+DB_ARGS=()
+if [ -n "${WARD_BENCH_DATABASE:-}" ]; then DB_ARGS=(--database "$WARD_BENCH_DATABASE"); fi
+WARD_LOG=warn /usr/bin/time -v -o "$DATA/server.time" \
+    "$BIN/ward-server" serve --data "$DATA/srv" --listen "127.0.0.1:$PORT" "${DB_ARGS[@]}" \
+    2>"$DATA/server.log" &
+SERVER=$!
+for _ in $(seq 100); do [ -s "$DATA/srv/admin.token" ] && [ -s "$DATA/srv/tls/cert.pem" ] && break; sleep 0.1; done
+export WARD_SERVER="https://127.0.0.1:$PORT" WARD_TOKEN="$(cat "$DATA/srv/admin.token")" WARD_CA="$DATA/srv/tls/cert.pem"
+for _ in $(seq 100); do "$BIN/ward" agents list >/dev/null 2>&1 && break; sleep 0.1; done
+TOKEN="$("$BIN/ward" enroll-token create --agency bench --uses "$AGENTS" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+echo "== ward-agent load: $AGENTS agents, $RATE alerts/s, ${SECS}s, store: ${WARD_BENCH_DATABASE:-sqlite (embedded)}"
+WARD_LOG=warn WARD_ENROLL_TOKEN="$TOKEN" "$BIN/ward-agent" load --agents "$AGENTS" --rate "$RATE" \
+    --batch 10 --heartbeat-secs 30 --duration-secs "$SECS" | tee "$DATA/report.txt"
+echo "stored alerts (coordinator): $("$BIN/ward" incidents list --drill all --limit 10000 --json | python3 -c 'import json,sys; print(sum(i["alert_count"] for i in json.load(sys.stdin)))')"
+kill -TERM "$SERVER"; wait "$SERVER" || true
+grep -E "Maximum resident|Percent of CPU" "$DATA/server.time" | sed 's/^\s*/server: /'
