@@ -7,6 +7,7 @@ mod drills;
 mod error;
 mod incidents;
 mod limits;
+mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ pub struct AppState {
     /// Batch sizes and per-agent rate limits.
     pub limits: Arc<Limits>,
     /// The signed rule bundle agents fetch (`None`: agents keep their own).
-    pub bundle: Option<Arc<crate::serve::ServedBundle>>,
+    pub bundle: Option<Arc<crate::bundles::Bundles>>,
 }
 
 impl AppState {
@@ -96,7 +97,8 @@ pub fn router(state: AppState) -> Router {
             agents::routes()
                 .merge(incidents::routes())
                 .merge(admin::routes())
-                .merge(drills::routes()),
+                .merge(drills::routes())
+                .merge(rules::routes()),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

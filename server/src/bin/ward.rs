@@ -409,18 +409,19 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 return print_json(&agents).map(|()| None);
             }
             println!(
-                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {:<14} LAST SEEN",
-                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "LOST", "RULES", "FILES/YARA"
+                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} LAST SEEN",
+                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "LOST", "EV/S ALERT/S", "RULES", "FILES/YARA"
             );
             for a in agents {
                 println!(
-                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {:<14} {}",
+                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} {}",
                     a.id,
                     a.hostname,
                     a.agency,
                     a.version,
                     a.health,
                     a.gaps.lost,
+                    rates_column(a.heartbeat.as_ref()),
                     a.rules_version.as_deref().unwrap_or("-"),
                     files_column(a.heartbeat.as_ref()),
                     a.last_seen.as_deref().unwrap_or("never")
@@ -466,6 +467,9 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                     g.first_time.as_deref().unwrap_or("-"),
                     g.last_time.as_deref().unwrap_or("-")
                 );
+                if let Some(d) = &g.detail {
+                    println!("    {d}");
+                }
             }
         }
         Command::Users(UsersCmd::Add {
@@ -802,6 +806,15 @@ fn print_detail(d: &IncidentDetail) {
 
 /// `scanned/matches` from the watcher's counters in a heartbeat, `-` when
 /// the agent watches no files (or has not reported yet).
+/// Events and alerts per second over the agent's last heartbeat interval.
+fn rates_column(heartbeat: Option<&serde_json::Value>) -> String {
+    let f = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(serde_json::Value::as_f64);
+    match (f("events_per_sec"), f("alerts_per_sec")) {
+        (Some(e), Some(a)) => format!("{e:.1} {a:.2}"),
+        _ => "-".into(),
+    }
+}
+
 fn files_column(heartbeat: Option<&serde_json::Value>) -> String {
     let n = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(|v| v.as_u64());
     match (n("files_scanned_total"), n("yara_matches_total")) {
