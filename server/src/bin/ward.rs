@@ -54,6 +54,9 @@ enum Command {
     /// Users and their roles (admins).
     #[command(subcommand)]
     Users(UsersCmd),
+    /// The signed rule bundle served to agents.
+    #[command(subcommand)]
+    Rules(RulesCmd),
     /// API tokens (admins).
     #[command(subcommand)]
     Tokens(TokensCmd),
@@ -120,6 +123,21 @@ enum GapsCmd {
         /// Only this agent's.
         #[arg(long)]
         agent: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// The served bundle: version, rule count, rules directory, last reload error.
+    Show {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Read the rules directory again and serve it re-signed (admins);
+    /// rules that do not load leave the served bundle in place.
+    Reload {
         #[command(flatten)]
         out: Output,
     },
@@ -470,6 +488,26 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 if let Some(d) = &g.detail {
                     println!("    {d}");
                 }
+            }
+        }
+        Command::Rules(cmd) => {
+            let (v, out) = match cmd {
+                RulesCmd::Show { out } => (api.rules().await?, out),
+                RulesCmd::Reload { out } => (api.reload_rules().await?, out),
+            };
+            if out.json {
+                return print_json(&v).map(|()| None);
+            }
+            let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+            println!("version   {}", s("version"));
+            if let Some(p) = v["previous"].as_str() {
+                println!("previous  {p}");
+            }
+            println!("rules     {}", v["rules"]);
+            println!("signed at {}", s("signed_at"));
+            println!("dir       {}", v["dir"].as_str().unwrap_or("(shipped pack)"));
+            if let Some(e) = v["last_error"].as_str() {
+                println!("last reload failed: {e}");
             }
         }
         Command::Users(UsersCmd::Add {
