@@ -171,7 +171,9 @@ async fn deliver(
                     continue;
                 }
                 let (seq, item) = &part[0];
-                if let Err(e) = tokio::task::block_in_place(|| record_refusal(spool, *seq, item, &message)) {
+                if let Err(e) =
+                    tokio::task::block_in_place(|| record_refusal(spool, *seq, item, &message))
+                {
                     error!(error = %e, "cannot record a refused entry in the spool");
                     release_all(spool, &seqs, &pending);
                     return Err(UplinkError::Unreachable(format!("spool: {e}")));
@@ -189,8 +191,7 @@ async fn deliver(
 /// A refusal of the content: a 4xx other than credentials (401/403) and
 /// rate limiting (429).
 fn is_refusal(status: reqwest::StatusCode) -> bool {
-    status.is_client_error()
-        && !matches!(status.as_u16(), 401 | 403 | 429)
+    status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 429)
 }
 
 fn to_batch(part: &[(u64, SpoolItem)]) -> AlertBatch {

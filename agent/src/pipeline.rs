@@ -417,16 +417,16 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     // Newer signed bundles, verified and compiled off the detection path.
     let (rules_tx, mut rules_rx) = mpsc::channel::<NewRules>(1);
     let _refresh = match (&config.rules, identity.bundle_key.clone()) {
-        (None, Some(key)) if config.bundle_refresh_secs > 0 => Some(AbortOnDrop(
-            crate::rules_refresh::spawn(
+        (None, Some(key)) if config.bundle_refresh_secs > 0 => {
+            Some(AbortOnDrop(crate::rules_refresh::spawn(
                 uplink.clone(),
                 key,
                 config.state_dir.clone(),
                 Duration::from_secs(config.bundle_refresh_secs),
                 rules_status.clone(),
                 rules_tx,
-            ),
-        )),
+            )))
+        }
         _ => None,
     };
     // Open groups the detectors swapped out had dropped (the counter stays monotonic).

@@ -55,7 +55,8 @@ impl RateMeter {
         if secs <= 0.0 {
             return Rates::default();
         }
-        let per = |new: u64, old: u64| (new.saturating_sub(old) as f64 / secs * 100.0).round() / 100.0;
+        let per =
+            |new: u64, old: u64| (new.saturating_sub(old) as f64 / secs * 100.0).round() / 100.0;
         let rates = Rates {
             events_per_sec: per(totals.events, self.totals.events),
             alerts_per_sec: per(totals.alerts, self.totals.alerts),

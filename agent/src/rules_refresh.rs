@@ -141,3 +141,38 @@ pub fn spawn(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{RuleBundle, generate_key, key_pair, public_key};
+    use crate::engine::RuleSource;
+
+    #[test]
+    fn prepare_compiles_a_verified_bundle_and_refuses_a_bad_one() {
+        let key = key_pair(&generate_key().unwrap()).unwrap();
+        let public = public_key(&key);
+        let (bundle, pack) = RuleBundle::shipped().unwrap();
+        let new = prepare(&bundle.sign(&key), &public).unwrap();
+        assert_eq!(new.version, pack.version);
+        assert!(new.detector.rule_count() > 0);
+
+        // Verified but not compilable: refused with the reason.
+        let broken = RuleBundle {
+            version: "broken".into(),
+            sigma: vec![RuleSource {
+                name: "bad.yml".into(),
+                text: "title: b\ndetection:\n  sel:\n    a|nosuchmodifier: 1\n  condition: sel\n"
+                    .into(),
+            }],
+            ioc: vec![],
+        };
+        let why = prepare(&broken.sign(&key), &public).unwrap_err();
+        assert!(why.contains("does not compile"), "{why}");
+
+        // Signed by another key: refused before compiling.
+        let other = key_pair(&generate_key().unwrap()).unwrap();
+        let why = prepare(&bundle.sign(&other), &public).unwrap_err();
+        assert!(why.contains("signature"), "{why}");
+    }
+}

@@ -192,7 +192,11 @@ pub async fn audit_reload(
     let (result, status, detail) = match outcome {
         Ok(r) if r.changed() => ("ok", 200, format!("{} -> {}", r.previous, r.version)),
         Ok(r) => ("ok", 200, format!("unchanged {}", r.version)),
-        Err(e) => ("failed", 422, format!("rules do not load; still serving the previous bundle: {e}")),
+        Err(e) => (
+            "failed",
+            422,
+            format!("rules do not load; still serving the previous bundle: {e}"),
+        ),
     };
     let rec = crate::store::AuditRecord {
         actor,
@@ -250,4 +254,50 @@ pub fn watch(
         }
     });
     Ok(Some(watcher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "title: T\nid: 5e9b3c43-6a2a-4b39-9d0b-2d2b1b1c0a01\nlogsource:\n  product: linux\ndetection:\n  sel:\n    program: sshd\n  condition: sel\nlevel: low\n";
+    const OTHER: &str = "title: U\nid: 0b5f0e4e-2f7c-4d59-9a43-8c1d7e6f5a11\nlogsource:\n  product: linux\ndetection:\n  sel:\n    program: cron\n  condition: sel\nlevel: low\n";
+
+    #[test]
+    fn reload_re_signs_changes_keeps_unchanged_versions_and_refuses_broken_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir_all(rules.join("sigma")).unwrap();
+        std::fs::write(rules.join("sigma/a.yml"), RULE).unwrap();
+        let b = Bundles::open(dir.path(), Some(rules.clone())).unwrap();
+        let v1 = b.current().version.clone();
+        assert_eq!(b.current().rules, 1);
+
+        let same = b.reload().unwrap();
+        assert!(!same.changed());
+        assert_eq!(b.current().version, v1);
+
+        std::fs::write(rules.join("sigma/b.yml"), OTHER).unwrap();
+        let r = b.reload().unwrap();
+        assert!(r.changed());
+        assert_eq!((r.previous.as_str(), b.current().rules), (v1.as_str(), 2));
+        let v2 = b.current().version.clone();
+        // The new version verifies with the key agents were given.
+        let back = b.current().signed.verify(b.public_key()).unwrap();
+        assert_eq!(back.version, v2);
+
+        std::fs::write(rules.join("sigma/broken.yml"), "title: x\ndetection: 3\n").unwrap();
+        let why = b.reload().unwrap_err();
+        assert!(why.contains("broken.yml"), "{why}");
+        assert_eq!(b.current().version, v2, "the served bundle stays");
+        assert!(b.last_error().is_some());
+
+        std::fs::remove_file(rules.join("sigma/broken.yml")).unwrap();
+        assert!(!b.reload().unwrap().changed());
+        assert_eq!(b.last_error(), None);
+
+        // The same key signs after a restart.
+        let again = Bundles::open(dir.path(), Some(rules)).unwrap();
+        assert_eq!(again.public_key(), b.public_key());
+    }
 }

@@ -120,8 +120,7 @@ async fn refused_entries_are_isolated_delivered_as_gaps_and_the_rest_goes_throug
     let mut bad_gap = Gap::new("spool_full", "web01", 3, 1);
     bad_gap.by_severity.insert("apocalyptic".into(), 3);
     items.insert(20, SpoolItem::Gap(bad_gap.clone()));
-    let (mut spool, _) =
-        Spool::open(&dir.path().join("spool"), 64 * 1024 * 1024, "web01").unwrap();
+    let (mut spool, _) = Spool::open(&dir.path().join("spool"), 64 * 1024 * 1024, "web01").unwrap();
     spool.append(items).unwrap();
     let spool = Arc::new(Mutex::new(spool));
 

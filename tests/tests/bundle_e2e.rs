@@ -64,8 +64,7 @@ fn agents_run_the_signed_bundle_and_refuse_one_signed_by_another_key() {
 const BASE_RULE: &str = "title: Base rule\nid: 5e9b3c43-6a2a-4b39-9d0b-2d2b1b1c0a01\nlogsource:\n  product: linux\ndetection:\n  sel:\n    program: wardbase\n  condition: sel\nlevel: low\n";
 const NEW_RULE: &str = "title: Canary program ran\nid: 0b5f0e4e-2f7c-4d59-9a43-8c1d7e6f5a11\nlogsource:\n  product: linux\ndetection:\n  sel:\n    program: wardcanary\n  condition: sel\nlevel: high\n";
 const THIRD_RULE: &str = "title: Third rule\nid: 7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d\nlogsource:\n  product: linux\ndetection:\n  sel:\n    program: wardthird\n  condition: sel\nlevel: low\n";
-const BROKEN_RULE: &str =
-    "title: broken\nlogsource:\n  product: linux\ndetection:\n  sel:\n    a|nosuchmodifier: 1\n  condition: sel\n";
+const BROKEN_RULE: &str = "title: broken\nlogsource:\n  product: linux\ndetection:\n  sel:\n    a|nosuchmodifier: 1\n  condition: sel\n";
 
 fn served_version(server: &Server) -> String {
     server.ward_json(&["rules", "show"])["version"]
@@ -112,7 +111,9 @@ fn a_running_agent_picks_up_new_rules_and_keeps_them_when_a_bundle_is_bad() {
 
     let _agent = start_agent(None, &config);
     let v1 = served_version(&server);
-    heartbeat(&server, |hb| hb["rules_source"] == "bundle" && hb["rules_version"] == v1.as_str());
+    heartbeat(&server, |hb| {
+        hb["rules_source"] == "bundle" && hb["rules_version"] == v1.as_str()
+    });
     // Not detected by the running rules (judged before they change).
     append("Dec  1 10:00:00 portal02 wardcanary[7]: before the new rule");
     heartbeat(&server, |hb| hb["events_total"].as_u64() >= Some(1));
@@ -121,22 +122,39 @@ fn a_running_agent_picks_up_new_rules_and_keeps_them_when_a_bundle_is_bad() {
     // notification, fetched by the agent within its refresh period.
     let added = std::time::Instant::now();
     std::fs::write(rules.join("sigma/canary.yml"), NEW_RULE).unwrap();
-    let v2 = eventually(Duration::from_secs(20), "the coordinator to re-sign", || {
-        let v = served_version(&server);
-        (v != v1).then_some(v)
-    });
+    let v2 = eventually(
+        Duration::from_secs(20),
+        "the coordinator to re-sign",
+        || {
+            let v = served_version(&server);
+            (v != v1).then_some(v)
+        },
+    );
     heartbeat(&server, |hb| hb["rules_version"] == v2.as_str());
-    eprintln!("new rule running on the agent {:?} after it was written", added.elapsed());
-    assert_eq!(canary_alerts(&server), 0, "the line before the rule stays undetected");
+    eprintln!(
+        "new rule running on the agent {:?} after it was written",
+        added.elapsed()
+    );
+    assert_eq!(
+        canary_alerts(&server),
+        0,
+        "the line before the rule stays undetected"
+    );
     append("Dec  1 10:00:01 portal02 wardcanary[7]: after the new rule");
-    eventually(Duration::from_secs(30), "an alert from the new rule", || {
-        (canary_alerts(&server) == 1).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "an alert from the new rule",
+        || (canary_alerts(&server) == 1).then_some(()),
+    );
     let audit = server.ward_json(&["audit", "list"]);
     assert!(
-        audit.as_array().unwrap().iter().any(|e| e["action"] == "rules.reload"
-            && e["actor"] == "coordinator"
-            && e["outcome"] == "ok"),
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "rules.reload"
+                && e["actor"] == "coordinator"
+                && e["outcome"] == "ok"),
         "{audit:#}"
     );
 
@@ -150,15 +168,22 @@ fn a_running_agent_picks_up_new_rules_and_keeps_them_when_a_bundle_is_bad() {
     assert!(why.contains("broken.yml"), "{why}");
     let shown = server.ward_json(&["rules", "show"]);
     assert_eq!(shown["version"], v2.as_str());
-    assert!(shown["last_error"].as_str().unwrap().contains("broken.yml"), "{shown}");
+    assert!(
+        shown["last_error"].as_str().unwrap().contains("broken.yml"),
+        "{shown}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     let hb = heartbeat(&server, |hb| hb["rules_version"] == v2.as_str());
     assert!(hb.get("bundle_error").is_none(), "{hb}");
     let audit = server.ward_json(&["audit", "list"]);
     assert!(
-        audit.as_array().unwrap().iter().any(|e| e["action"] == "rules.reload"
-            && e["outcome"] == "failed"
-            && e["actor"] == "admin"),
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "rules.reload"
+                && e["outcome"] == "failed"
+                && e["actor"] == "admin"),
         "{audit:#}"
     );
 
@@ -173,11 +198,16 @@ fn a_running_agent_picks_up_new_rules_and_keeps_them_when_a_bundle_is_bad() {
     let v3 = served_version(&server);
     assert_ne!(v3, v2);
     let hb = heartbeat(&server, |hb| hb["bundle_error"].is_string());
-    assert!(hb["bundle_error"].as_str().unwrap().contains("signature"), "{hb}");
+    assert!(
+        hb["bundle_error"].as_str().unwrap().contains("signature"),
+        "{hb}"
+    );
     assert_eq!(hb["rules_version"], v2.as_str(), "{hb}");
     // Still detecting with the rules it kept.
     append("Dec  1 10:00:02 portal02 wardcanary[7]: still detected");
-    eventually(Duration::from_secs(30), "an alert from the kept rules", || {
-        (canary_alerts(&server) == 2).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "an alert from the kept rules",
+        || (canary_alerts(&server) == 2).then_some(()),
+    );
 }

@@ -68,19 +68,22 @@ fn heartbeats_report_the_rate_lines_arrive_at() {
 
     // The first heartbeat that saw lines may cover the writer's start; take
     // one whose whole interval lies after it.
-    let first = eventually(Duration::from_secs(60), "a heartbeat counting lines", || {
-        let hb = heartbeat();
-        (hb["events_total"].as_u64() > Some(0)).then_some(hb)
-    });
+    let first = eventually(
+        Duration::from_secs(60),
+        "a heartbeat counting lines",
+        || {
+            let hb = heartbeat();
+            (hb["events_total"].as_u64() > Some(0)).then_some(hb)
+        },
+    );
     let after = first["uptime_s"].as_u64().unwrap() + 2;
     let hb = eventually(
         Duration::from_secs(60),
         "a heartbeat over a whole interval of writing",
         || {
             let hb = heartbeat();
-            (hb["uptime_s"].as_u64() >= Some(after + 2)
-                && hb["lines_per_sec"].as_f64() > Some(0.0))
-            .then_some(hb)
+            (hb["uptime_s"].as_u64() >= Some(after + 2) && hb["lines_per_sec"].as_f64() > Some(0.0))
+                .then_some(hb)
         },
     );
     let table = server.ward(&["agents", "list"]);
@@ -90,7 +93,10 @@ fn heartbeats_report_the_rate_lines_arrive_at() {
     let lines = hb["lines_per_sec"].as_f64().unwrap();
     let events = hb["events_per_sec"].as_f64().unwrap();
     eprintln!("written {written:.1}/s; heartbeat lines {lines}/s, events {events}/s: {hb}");
-    assert!((written - RATE).abs() < RATE * 0.5, "the writer kept its rate: {written}");
+    assert!(
+        (written - RATE).abs() < RATE * 0.5,
+        "the writer kept its rate: {written}"
+    );
     for (what, r) in [("lines", lines), ("events", events)] {
         assert!(
             (0.3 * written..=3.0 * written).contains(&r),

@@ -7,7 +7,8 @@ use chrono::{Duration, Utc};
 use serde::Deserialize;
 use ward_agent::wire::{
     Alert, AlertBatch, EnrollRequest, EnrollResponse, EnrollToken, Gap, Heartbeat, IngestAck,
-    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_GAPS, MAX_GAP_DETAIL, Severity, packet_bytes,
+    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_GAPS, MAX_GAP_DETAIL, Severity,
+    packet_bytes,
 };
 
 use super::{Agent, ApiError, ApiJson, ApiPath, ApiQuery, AppState, MaybeGzipJson, Peer, User};

@@ -55,10 +55,7 @@ fn served(state: &AppState) -> Result<std::sync::Arc<Bundles>, ApiError> {
         .ok_or_else(|| ApiError::NotFound("this coordinator serves no rule bundle".into()))
 }
 
-async fn status(
-    State(state): State<AppState>,
-    user: User,
-) -> Result<Json<RulesStatus>, ApiError> {
+async fn status(State(state): State<AppState>, user: User) -> Result<Json<RulesStatus>, ApiError> {
     user.require(&["admin", "responder", "viewer"])?;
     Ok(Json(describe(&*served(&state)?, None)))
 }

@@ -428,7 +428,15 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
             }
             println!(
                 "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} LAST SEEN",
-                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "LOST", "EV/S ALERT/S", "RULES", "FILES/YARA"
+                "ID",
+                "HOST",
+                "AGENCY",
+                "VERSION",
+                "HEALTH",
+                "LOST",
+                "EV/S ALERT/S",
+                "RULES",
+                "FILES/YARA"
             );
             for a in agents {
                 println!(
@@ -505,7 +513,10 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
             }
             println!("rules     {}", v["rules"]);
             println!("signed at {}", s("signed_at"));
-            println!("dir       {}", v["dir"].as_str().unwrap_or("(shipped pack)"));
+            println!(
+                "dir       {}",
+                v["dir"].as_str().unwrap_or("(shipped pack)")
+            );
             if let Some(e) = v["last_error"].as_str() {
                 println!("last reload failed: {e}");
             }
@@ -846,7 +857,11 @@ fn print_detail(d: &IncidentDetail) {
 /// the agent watches no files (or has not reported yet).
 /// Events and alerts per second over the agent's last heartbeat interval.
 fn rates_column(heartbeat: Option<&serde_json::Value>) -> String {
-    let f = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(serde_json::Value::as_f64);
+    let f = |k: &str| {
+        heartbeat
+            .and_then(|h| h.get(k))
+            .and_then(serde_json::Value::as_f64)
+    };
     match (f("events_per_sec"), f("alerts_per_sec")) {
         (Some(e), Some(a)) => format!("{e:.1} {a:.2}"),
         _ => "-".into(),
