@@ -434,8 +434,9 @@ pub struct Heartbeat {
     /// after three of them without contact. 0 (older agents): never.
     #[serde(default)]
     pub heartbeat_interval_s: u64,
-    /// Batches the coordinator refused with a non-transient error since start
-    /// (they stay in the spool and are retried).
+    /// Batches (and halves of batches) the coordinator refused as invalid
+    /// since start; each refused entry was isolated and delivered as a
+    /// `rejected` gap record.
     #[serde(default)]
     pub delivery_rejected_total: u64,
     /// Files the `[[files]]` watcher read, hashed and YARA-scanned since start.
