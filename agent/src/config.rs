@@ -52,6 +52,11 @@ pub struct AgentConfig {
     /// How often the agent reports its health, in seconds. Default 30.
     #[serde(default = "default_heartbeat_s")]
     pub heartbeat_interval_s: u64,
+    /// How often the agent asks the coordinator for a newer signed rule
+    /// bundle, in seconds (0: only at start). Default 300. Ignored with
+    /// local `rules`.
+    #[serde(default = "default_bundle_refresh_secs")]
+    pub bundle_refresh_secs: u64,
     /// Log files to tail.
     #[serde(default)]
     pub logs: Vec<LogInput>,
@@ -214,6 +219,9 @@ fn default_poll_ms() -> u64 {
 }
 fn default_heartbeat_s() -> u64 {
     30
+}
+fn default_bundle_refresh_secs() -> u64 {
+    300
 }
 fn default_files_rescan_s() -> u64 {
     3600

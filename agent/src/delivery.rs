@@ -3,12 +3,12 @@
 //!
 //! Failures back off exponentially with jitter (200 ms doubling to 60 s).
 //! Rejected credentials (401/403) end the task, and the agent, with an
-//! error: only re-enrollment helps. A batch the coordinator refuses with
-//! another non-transient error (a 4xx other than 429) is kept in the spool, reported (an
-//! error log line and `delivery_rejected_total` in heartbeats), and retried
-//! at the longest backoff: nothing is deleted without an ack, and a fixed
-//! or upgraded coordinator takes the batch without the agent's help.
-
+//! error: only re-enrollment helps. A batch the coordinator refuses as
+//! invalid (a 4xx other than 401/403/429) is split in halves until the
+//! refused entries are isolated: the good ones are delivered, and each
+//! refused one becomes a `rejected` gap record carrying the coordinator's
+//! message, spooled (fsync) before the entry is deleted, so one bad entry
+//! neither blocks the queue nor disappears silently.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +18,10 @@ use tracing::{debug, error, warn};
 
 use crate::spool::{Spool, SpoolItem};
 use crate::uplink::{Uplink, UplinkError};
-use crate::wire::{AlertBatch, MAX_BATCH_ALERTS, MAX_BATCH_GAPS, MAX_BATCH_PACKET_BYTES};
+use crate::wire::{
+    AlertBatch, GAP_REJECTED, Gap, MAX_BATCH_ALERTS, MAX_BATCH_GAPS, MAX_BATCH_PACKET_BYTES,
+    SpoolEntryRef,
+};
 
 /// First retry delay.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -70,7 +73,7 @@ fn jitter(d: Duration) -> Duration {
 /// Counters of the uplink task.
 #[derive(Debug, Default)]
 pub struct DeliveryStats {
-    /// Batches the coordinator refused with a non-transient error.
+    /// Batches (and halves of them) the coordinator refused as invalid.
     pub rejected: AtomicU64,
     /// Alerts acknowledged.
     pub delivered: AtomicU64,
@@ -113,17 +116,32 @@ pub async fn run(
             }
             continue;
         }
-        let seqs: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
-        let mut body = AlertBatch {
-            alerts: Vec::new(),
-            gaps: Vec::new(),
-        };
-        for (_, item) in batch {
-            match item {
-                SpoolItem::Alert(a) => body.alerts.push(a),
-                SpoolItem::Gap(g) => body.gaps.push(g),
+        match deliver(&spool, &uplink, batch, &stats).await {
+            Ok(()) => backoff.reset(),
+            Err(e @ UplinkError::Unauthorized(_)) => return e,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "could not deliver alerts; retrying");
+                tokio::time::sleep(delay).await;
             }
         }
+    }
+}
+
+/// Sends `batch`; on a refusal as invalid, splits it in halves until the
+/// refused entries are isolated and turns each into a `rejected` gap. Every
+/// entry is acknowledged (deleted) or released before returning; an error
+/// means a transient failure (or rejected credentials) left some released.
+async fn deliver(
+    spool: &Mutex<Spool>,
+    uplink: &Uplink,
+    batch: Vec<(u64, SpoolItem)>,
+    stats: &DeliveryStats,
+) -> Result<(), UplinkError> {
+    let mut pending = vec![batch];
+    while let Some(part) = pending.pop() {
+        let seqs: Vec<u64> = part.iter().map(|(s, _)| *s).collect();
+        let body = to_batch(&part);
         match uplink.send_alerts(&body).await {
             Ok(ack) => {
                 debug!(
@@ -135,42 +153,91 @@ pub async fn run(
                 stats
                     .delivered
                     .fetch_add(body.alerts.len() as u64, Ordering::Relaxed);
-                let done = tokio::task::block_in_place(|| lock(&spool).ack(&seqs));
-                if let Err(e) = done {
+                if let Err(e) = tokio::task::block_in_place(|| lock(spool).ack(&seqs)) {
                     // The coordinator has them; a re-send is deduplicated.
                     error!(error = %e, "cannot delete delivered entries from the spool");
-                    lock(&spool).release(&seqs);
-                    tokio::time::sleep(backoff.next_delay()).await;
-                } else {
-                    backoff.reset();
+                    release_all(spool, &seqs, &pending);
+                    return Err(UplinkError::Unreachable(format!("spool: {e}")));
                 }
             }
-            Err(e @ UplinkError::Unauthorized(_)) => {
-                lock(&spool).release(&seqs);
-                return e;
+            Err(UplinkError::Rejected { status, message }) if is_refusal(status) => {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+                if part.len() > 1 {
+                    debug!(entries = part.len(), %status, "coordinator refused a batch; splitting it");
+                    let mut left = part;
+                    let right = left.split_off(left.len() / 2);
+                    pending.push(right);
+                    pending.push(left);
+                    continue;
+                }
+                let (seq, item) = &part[0];
+                if let Err(e) =
+                    tokio::task::block_in_place(|| record_refusal(spool, *seq, item, &message))
+                {
+                    error!(error = %e, "cannot record a refused entry in the spool");
+                    release_all(spool, &seqs, &pending);
+                    return Err(UplinkError::Unreachable(format!("spool: {e}")));
+                }
             }
             Err(e) => {
-                lock(&spool).release(&seqs);
-                if e.is_transient() {
-                    let delay = backoff.next_delay();
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "could not deliver alerts; retrying");
-                    tokio::time::sleep(delay).await;
-                } else {
-                    stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    backoff.max_out();
-                    let delay = backoff.next_delay();
-                    error!(
-                        error = %e,
-                        alerts = body.alerts.len(),
-                        gaps = body.gaps.len(),
-                        retry_in_s = delay.as_secs(),
-                        "coordinator refused a batch; it stays in the spool"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
+                release_all(spool, &seqs, &pending);
+                return Err(e);
             }
         }
     }
+    Ok(())
+}
+
+/// A refusal of the content: a 4xx other than credentials (401/403) and
+/// rate limiting (429).
+fn is_refusal(status: reqwest::StatusCode) -> bool {
+    status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 429)
+}
+
+fn to_batch(part: &[(u64, SpoolItem)]) -> AlertBatch {
+    let mut body = AlertBatch {
+        alerts: Vec::new(),
+        gaps: Vec::new(),
+    };
+    for (_, item) in part {
+        match item {
+            SpoolItem::Alert(a) => body.alerts.push(a.clone()),
+            SpoolItem::Gap(g) => body.gaps.push(g.clone()),
+        }
+    }
+    body
+}
+
+fn release_all(spool: &Mutex<Spool>, seqs: &[u64], pending: &[Vec<(u64, SpoolItem)>]) {
+    let mut s = lock(spool);
+    s.release(seqs);
+    for part in pending {
+        s.release(&part.iter().map(|(q, _)| *q).collect::<Vec<_>>());
+    }
+}
+
+/// The coordinator refused this one entry: spool a `rejected` gap about it
+/// (fsync), then delete it. A refused `rejected` gap itself is deleted with
+/// an error log only (another gap about it would be refused the same way).
+fn record_refusal(
+    spool: &Mutex<Spool>,
+    seq: u64,
+    item: &SpoolItem,
+    message: &str,
+) -> std::io::Result<()> {
+    let mut s = lock(spool);
+    let entry = match item {
+        SpoolItem::Alert(a) => SpoolEntryRef::Alert(a),
+        SpoolItem::Gap(g) => SpoolEntryRef::Gap(g),
+    };
+    if matches!(item, SpoolItem::Gap(g) if g.reason == GAP_REJECTED) {
+        error!(id = %entry.id(), %message, "coordinator refused a rejection record; deleting it");
+    } else {
+        let gap = Gap::rejected(s.host(), &entry, message);
+        error!(id = %entry.id(), %message, gap = %gap.id, "coordinator refused an entry; recorded as a gap");
+        s.append(vec![SpoolItem::Gap(gap)])?;
+    }
+    s.ack(&[seq])
 }
 
 #[cfg(test)]

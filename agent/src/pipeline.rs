@@ -19,6 +19,8 @@ use crate::delivery::DeliveryStats;
 use crate::engine::{Detector, RulePack, SigmaDetector, Suppressions, YaraRules};
 use crate::event::Event;
 use crate::identity::Identity;
+use crate::rates::{RateMeter, Totals};
+use crate::rules_refresh::{NewRules, RulesStatus, SharedStatus};
 use crate::sources::capture::{Capture, CaptureStats};
 use crate::sources::journal::{self, Journal, JournalBatch};
 use crate::sources::tail::{Chunk, Tailer};
@@ -39,6 +41,8 @@ pub struct Stats {
     pub suppressed: AtomicU64,
     /// Open correlation groups dropped at the engine's state cap.
     pub state_evicted: AtomicU64,
+    /// Log lines and journal entries read (decodable or not).
+    pub lines: AtomicU64,
 }
 
 /// Capacity of the queue from push sources to the engine.
@@ -149,6 +153,9 @@ pub fn detect_chunks(
         stats
             .malformed
             .fetch_add(chunk.oversized, Ordering::Relaxed);
+        stats
+            .lines
+            .fetch_add(chunk.lines.len() as u64, Ordering::Relaxed);
         for line in &chunk.lines {
             match decoder.decode(&line.text, line.origin.clone()) {
                 Ok(event) => {
@@ -202,6 +209,9 @@ pub fn detect_journal(
         stats
             .malformed
             .fetch_add(batch.oversized + batch.malformed, Ordering::Relaxed);
+        stats
+            .lines
+            .fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
         for entry in &batch.entries {
             match decoder.decode(entry) {
                 Ok(event) => {
@@ -259,6 +269,15 @@ impl LossWatch {
     }
 }
 
+/// Aborts a background task when dropped (the agent stopping).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn delivery_ended(r: Result<crate::uplink::UplinkError, tokio::task::JoinError>) -> anyhow::Error {
     match r {
         Ok(e) => anyhow::Error::new(e).context("delivering alerts"),
@@ -275,6 +294,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let suppressions = Suppressions::new(&config.suppress).map_err(|e| anyhow::anyhow!(e))?;
     let host = config.host_name();
     let rules_version = pack.version.clone();
+    let rules_status: SharedStatus = Arc::new(Mutex::new(RulesStatus {
+        version: rules_version.clone(),
+        source: rules_source,
+        error: bundle_error,
+    }));
     info!(
         agent_id = %identity.agent_id,
         server = %identity.server_url,
@@ -341,32 +365,45 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         let interval_s = config.heartbeat_interval_s.max(1);
         let interval = Duration::from_secs(interval_s);
         let watch_stats = watch_stats.clone();
-        let rules_version = rules_version.clone();
+        let rules_status = rules_status.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
+            let mut meter = RateMeter::new(started);
             loop {
                 tick.tick().await;
                 let (spool_entries, spool_bytes) = crate::delivery::lock(&spool).depth();
                 let (rss_bytes, cpu_seconds) = process_usage();
+                let rules = crate::rules_refresh::lock(&rules_status).clone();
+                let totals = Totals {
+                    events: stats.events.load(Ordering::Relaxed),
+                    alerts: stats.alerts.load(Ordering::Relaxed),
+                    lines: stats.lines.load(Ordering::Relaxed),
+                    packets: capture_stats.packets.load(Ordering::Relaxed),
+                };
+                let rates = meter.sample(Instant::now(), totals);
                 let mut hb = Heartbeat {
                     version: crate::VERSION.to_string(),
-                    rules_version: rules_version.clone(),
+                    rules_version: rules.version,
                     uptime_s: started.elapsed().as_secs(),
-                    events_total: stats.events.load(Ordering::Relaxed),
-                    alerts_total: stats.alerts.load(Ordering::Relaxed),
+                    events_total: totals.events,
+                    alerts_total: totals.alerts,
                     malformed_total: stats.malformed.load(Ordering::Relaxed),
                     suppressed_total: stats.suppressed.load(Ordering::Relaxed),
-                    packets_total: capture_stats.packets.load(Ordering::Relaxed),
+                    packets_total: totals.packets,
                     dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
                     state_evicted_total: stats.state_evicted.load(Ordering::Relaxed),
-                    rules_source: rules_source.to_string(),
-                    bundle_error: bundle_error.clone(),
+                    rules_source: rules.source.to_string(),
+                    bundle_error: rules.error,
                     spool_entries,
                     spool_bytes,
                     rss_bytes,
                     cpu_seconds,
                     heartbeat_interval_s: interval_s,
                     delivery_rejected_total: delivery_stats.rejected.load(Ordering::Relaxed),
+                    events_per_sec: rates.events_per_sec,
+                    alerts_per_sec: rates.alerts_per_sec,
+                    lines_per_sec: rates.lines_per_sec,
+                    packets_per_sec: rates.packets_per_sec,
                     ..Heartbeat::default()
                 };
                 watch_stats.fill(&mut hb);
@@ -376,6 +413,24 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             }
         });
     }
+
+    // Newer signed bundles, verified and compiled off the detection path.
+    let (rules_tx, mut rules_rx) = mpsc::channel::<NewRules>(1);
+    let _refresh = match (&config.rules, identity.bundle_key.clone()) {
+        (None, Some(key)) if config.bundle_refresh_secs > 0 => {
+            Some(AbortOnDrop(crate::rules_refresh::spawn(
+                uplink.clone(),
+                key,
+                config.state_dir.clone(),
+                Duration::from_secs(config.bundle_refresh_secs),
+                rules_status.clone(),
+                rules_tx,
+            )))
+        }
+        _ => None,
+    };
+    // Open groups the detectors swapped out had dropped (the counter stays monotonic).
+    let mut evicted_before = 0u64;
 
     // Push sources (capture, file watching) send here; log files are polled.
     let (push_tx, mut push_rx) = mpsc::channel::<Pushed>(PUSH_QUEUE);
@@ -440,6 +495,19 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         if delivery.is_finished() {
             return Err(delivery_ended(delivery.await));
         }
+        // Between two rounds: every line so far was judged by the old rules,
+        // every line from here on is judged by the new ones.
+        while let Ok(new) = rules_rx.try_recv() {
+            evicted_before += detector.state_evicted();
+            detector = new.detector;
+            let mut s = crate::rules_refresh::lock(&rules_status);
+            info!(from = %s.version, to = %new.version, rules = detector.rule_count(), "now running the new rule bundle");
+            *s = RulesStatus {
+                version: new.version,
+                source: "bundle",
+                error: None,
+            };
+        }
         let chunks = tokio::task::block_in_place(|| tailer.poll());
         let entries = journal.poll();
         while pushed.len() < PUSH_BATCH {
@@ -481,7 +549,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         ));
         stats
             .state_evicted
-            .store(detector.state_evicted(), Ordering::Relaxed);
+            .store(evicted_before + detector.state_evicted(), Ordering::Relaxed);
         let before = alerts.len();
         alerts.retain(|a| !suppressions.suppresses(a));
         stats

@@ -437,6 +437,11 @@ impl Spool {
         Ok((spool, report))
     }
 
+    /// The host name gap records made here carry.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Entries waiting and their bytes.
     pub fn depth(&self) -> (u64, u64) {
         (self.entries.len() as u64, self.live_bytes)

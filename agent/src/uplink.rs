@@ -283,14 +283,33 @@ impl Uplink {
 
     /// The coordinator's signed rule bundle (verify it before use).
     pub async fn rule_bundle(&self) -> Result<crate::bundle::SignedBundle, UplinkError> {
+        self.rule_bundle_newer_than(None)
+            .await?
+            .ok_or_else(|| UplinkError::Unreachable("no bundle in the answer".into()))
+    }
+
+    /// The coordinator's signed rule bundle unless its version is `have`
+    /// (`None`: the coordinator answered 304 Not Modified).
+    pub async fn rule_bundle_newer_than(
+        &self,
+        have: Option<&str>,
+    ) -> Result<Option<crate::bundle::SignedBundle>, UplinkError> {
+        let mut url = reqwest::Url::parse(&self.url("agent/bundle"))
+            .map_err(|e| UplinkError::Unreachable(format!("bad coordinator URL: {e}")))?;
+        if let Some(v) = have {
+            url.query_pairs_mut().append_pair("have", v);
+        }
         let resp = self
             .client
-            .get(self.url("agent/bundle"))
+            .get(url)
             .bearer_auth(&self.identity.agent_token)
             .send()
             .await
             .map_err(|e| UplinkError::Unreachable(describe(&e)))?;
-        finish(resp).await
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        finish(resp).await.map(Some)
     }
 
     /// Reports health.

@@ -240,6 +240,10 @@ pub const GAP_CAPTURE_DROPPED: &str = "capture_dropped";
 pub const GAP_STATE_EVICTED: &str = "state_evicted";
 /// Gap reason: spooled entries failed their checksum on disk and were skipped.
 pub const GAP_SPOOL_DAMAGED: &str = "spool_damaged";
+/// Gap reason: the coordinator refused an entry as invalid (a 4xx other
+/// than credentials or rate limits); the entry was isolated from its batch,
+/// and the gap's `detail` carries its id and the coordinator's message.
+pub const GAP_REJECTED: &str = "rejected";
 
 /// A counted loss: what an agent could not detect or deliver, so that no
 /// loss is silent. Delivered like alerts, idempotent by `id`.
@@ -247,7 +251,7 @@ pub const GAP_SPOOL_DAMAGED: &str = "spool_damaged";
 pub struct Gap {
     /// Idempotency key, unique per gap.
     pub id: String,
-    /// Why: [`GAP_SPOOL_FULL`], [`GAP_CAPTURE_DROPPED`], [`GAP_STATE_EVICTED`], [`GAP_SPOOL_DAMAGED`].
+    /// Why: [`GAP_SPOOL_FULL`], [`GAP_CAPTURE_DROPPED`], [`GAP_STATE_EVICTED`], [`GAP_SPOOL_DAMAGED`], [`GAP_REJECTED`].
     pub reason: String,
     /// The host the agent runs on.
     pub host: String,
@@ -266,6 +270,10 @@ pub struct Gap {
     pub last_time: Option<DateTime<Utc>>,
     /// When the agent recorded the gap.
     pub detected_at: DateTime<Utc>,
+    /// What else is known: for [`GAP_REJECTED`], the refused entry's id and
+    /// the coordinator's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Gap {
@@ -291,6 +299,68 @@ impl Gap {
             first_time: None,
             last_time: None,
             detected_at,
+            detail: None,
+        }
+    }
+
+    /// The gap recording that the coordinator refused `entry` (an alert or a
+    /// gap record) with `message`. Its id derives from the host and the
+    /// entry's id, so recording the same refusal again is deduplicated.
+    pub fn rejected(host: &str, entry: &SpoolEntryRef<'_>, message: &str) -> Gap {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(host.as_bytes());
+        h.update([0x1f]);
+        h.update(GAP_REJECTED.as_bytes());
+        h.update([0x1f]);
+        h.update(entry.id().as_bytes());
+        let digest = hex::encode(h.finalize());
+        let mut gap = Gap::new(GAP_REJECTED, host, 1, 0);
+        gap.id = format!("gap-{}", &digest[..32]);
+        let (what, id) = match entry {
+            SpoolEntryRef::Alert(a) => {
+                gap.by_severity.insert(a.severity.as_str().to_string(), 1);
+                gap.first_time = Some(a.time);
+                gap.last_time = Some(a.time);
+                ("alert", a.id.as_str())
+            }
+            SpoolEntryRef::Gap(g) => {
+                gap.first_time = g.first_time;
+                gap.last_time = g.last_time;
+                ("gap record", g.id.as_str())
+            }
+        };
+        let mut detail = format!("{what} {id} refused: {message}");
+        if detail.len() > MAX_GAP_DETAIL {
+            let mut end = MAX_GAP_DETAIL;
+            while !detail.is_char_boundary(end) {
+                end -= 1;
+            }
+            detail.truncate(end);
+        }
+        gap.detail = Some(detail);
+        gap
+    }
+}
+
+/// Longest `detail` a gap record carries (the coordinator refuses longer).
+pub const MAX_GAP_DETAIL: usize = 1024;
+
+/// An entry of the delivery spool, borrowed: an alert or a gap record.
+#[derive(Debug, Clone, Copy)]
+pub enum SpoolEntryRef<'a> {
+    /// An alert.
+    Alert(&'a Alert),
+    /// A gap record.
+    Gap(&'a Gap),
+}
+
+impl SpoolEntryRef<'_> {
+    /// The entry's idempotency id.
+    pub fn id(&self) -> &str {
+        match self {
+            SpoolEntryRef::Alert(a) => &a.id,
+            SpoolEntryRef::Gap(g) => &g.id,
         }
     }
 }
@@ -364,8 +434,9 @@ pub struct Heartbeat {
     /// after three of them without contact. 0 (older agents): never.
     #[serde(default)]
     pub heartbeat_interval_s: u64,
-    /// Batches the coordinator refused with a non-transient error since start
-    /// (they stay in the spool and are retried).
+    /// Batches (and halves of batches) the coordinator refused as invalid
+    /// since start; each refused entry was isolated and delivered as a
+    /// `rejected` gap record.
     #[serde(default)]
     pub delivery_rejected_total: u64,
     /// Files the `[[files]]` watcher read, hashed and YARA-scanned since start.
@@ -390,6 +461,18 @@ pub struct Heartbeat {
     /// Times file notifications overflowed (or failed) and a full pass stood in.
     #[serde(default)]
     pub files_notify_overflows_total: u64,
+    /// Events judged per second over the last heartbeat interval.
+    #[serde(default)]
+    pub events_per_sec: f64,
+    /// Alerts produced per second over the last heartbeat interval.
+    #[serde(default)]
+    pub alerts_per_sec: f64,
+    /// Log lines and journal entries read per second over the last interval.
+    #[serde(default)]
+    pub lines_per_sec: f64,
+    /// Frames captured per second over the last interval.
+    #[serde(default)]
+    pub packets_per_sec: f64,
 }
 
 /// Files the watcher skipped since start, by reason.

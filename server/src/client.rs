@@ -223,6 +223,17 @@ impl ApiClient {
             .await
     }
 
+    /// The rule bundle the coordinator serves (`GET /rules`).
+    pub async fn rules(&self) -> anyhow::Result<serde_json::Value> {
+        self.call::<(), _>(Method::GET, "rules", None).await
+    }
+
+    /// Reads the coordinator's rules directory again and re-signs it
+    /// (`POST /rules/reload`, admins).
+    pub async fn reload_rules(&self) -> anyhow::Result<serde_json::Value> {
+        self.call::<(), _>(Method::POST, "rules/reload", None).await
+    }
+
     /// Adds a user; the answer holds their first API token.
     pub async fn add_user(&self, req: &NewUserRequest) -> anyhow::Result<NewTokenResponse> {
         self.call(Method::POST, "users", Some(req)).await

@@ -281,6 +281,9 @@ pub struct GapRecord {
     pub detected_at: String,
     /// When the coordinator stored it (RFC 3339).
     pub received_at: String,
+    /// What else is known (for `rejected`: the refused entry and the coordinator's message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Body of `POST /api/v1/enroll-tokens`.

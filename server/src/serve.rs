@@ -79,53 +79,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is too long"))
 }
 
-/// File in the data dir holding the Ed25519 key that signs rule bundles.
-pub const BUNDLE_KEY_FILE: &str = "bundle-signing.pk8";
-
-/// The signed rule bundle agents fetch, and the public key that checks it.
-#[derive(Debug, Clone)]
-pub struct ServedBundle {
-    /// The bundle and its signature.
-    pub signed: ward_agent::bundle::SignedBundle,
-    /// The pack's version.
-    pub version: String,
-    /// The signing key's public half (base64), handed to agents at enrollment.
-    pub public_key: String,
-}
-
-/// Loads (or at first start makes, mode 0600) the bundle signing key and
-/// signs the rule pack agents will run: `--rules DIR` or the shipped pack.
-/// Rules that do not load stop the coordinator with their diagnostics: it
-/// never signs a pack agents cannot compile.
-pub fn rule_bundle(opts: &ServeOptions) -> anyhow::Result<ServedBundle> {
-    let path = opts.data.join(BUNDLE_KEY_FILE);
-    let pkcs8 = match std::fs::read(&path) {
-        Ok(k) => k,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let k = ward_agent::bundle::generate_key()?;
-            ward_agent::sources::write_atomically(&path, &k, 0o600)?;
-            info!(path = %path.display(), "first start: made the rule-bundle signing key");
-            k
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let key = ward_agent::bundle::key_pair(&pkcs8)?;
-    let built = match &opts.rules {
-        Some(dir) => ward_agent::engine::RulePack::read_sources(std::slice::from_ref(dir))
-            .and_then(|(sigma, ioc)| ward_agent::bundle::RuleBundle::from_sources(sigma, ioc)),
-        None => ward_agent::bundle::RuleBundle::shipped(),
-    };
-    let (bundle, _) = built.map_err(|diags| {
-        let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("the rules to serve do not load:\n{}", list.join("\n"))
-    })?;
-    info!(version = %bundle.version, rules = bundle.sigma.len(), "serving the rule bundle");
-    Ok(ServedBundle {
-        signed: bundle.sign(&key),
-        version: bundle.version.clone(),
-        public_key: ward_agent::bundle::public_key(&key),
-    })
-}
+pub use crate::bundles::{BUNDLE_KEY_FILE, Bundles, ServedBundle};
 
 /// Opens the store named by the options.
 pub async fn open_store(opts: &ServeOptions) -> anyhow::Result<Store> {
@@ -215,15 +169,18 @@ pub async fn serve(
     if tls.is_some() && public_url.starts_with("http://") {
         anyhow::bail!("--public-url {public_url} is plain http:// but the coordinator serves TLS");
     }
+    let bundles = Arc::new(Bundles::open(&opts.data, opts.rules.clone())?);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
     let state = AppState {
         cert_sha256: tls.as_ref().map(|t| Arc::from(t.pin().as_str())),
         metrics,
-        bundle: Some(Arc::new(rule_bundle(&opts)?)),
+        bundle: Some(bundles.clone()),
         ..AppState::new(store, &public_url)
     };
+    // Changes to `--rules DIR` are re-signed and served (audited).
+    let _rules_watcher = crate::bundles::watch(bundles, state.store.clone())?;
     {
         // Silent agents become incidents (and resolve when they are back).
         let store = state.store.clone();

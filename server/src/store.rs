@@ -400,8 +400,8 @@ impl Store {
         for g in gaps {
             let done = sqlx::query(
                 "INSERT INTO gaps (id, agent_id, host, agency, reason, count, by_severity,
-                     first_time, last_time, detected_at, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     first_time, last_time, detected_at, received_at, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(&g.id)
@@ -415,6 +415,7 @@ impl Store {
             .bind(g.last_time.map(ts))
             .bind(ts(g.detected_at))
             .bind(&now)
+            .bind(g.detail.as_deref())
             .execute(&mut *tx)
             .await?;
             ack.gaps_accepted += done.rows_affected();
@@ -607,7 +608,7 @@ impl Store {
     pub async fn gaps(&self, agent_id: Option<&str>, limit: i64) -> Result<Vec<GapRecord>> {
         let rows = sqlx::query(
             "SELECT id, agent_id, host, agency, reason, count, by_severity, first_time, last_time,
-                    detected_at, received_at
+                    detected_at, received_at, detail
              FROM gaps WHERE ($1 IS NULL OR agent_id = $1)
              ORDER BY detected_at DESC, id LIMIT $2",
         )
@@ -629,6 +630,7 @@ impl Store {
                     last_time: r.get(8),
                     detected_at: r.get(9),
                     received_at: r.get(10),
+                    detail: r.get(11),
                 })
             })
             .collect()

@@ -193,6 +193,11 @@ impl Server {
         Server::spawn(data, netns, "127.0.0.1:0", extra)
     }
 
+    /// Starts `ward-server serve --listen LISTEN` with extra arguments.
+    pub fn start_at_with(data: &Path, netns: Option<&str>, listen: &str, extra: &[&str]) -> Server {
+        Server::spawn(data, netns, listen, extra)
+    }
+
     fn spawn(data: &Path, netns: Option<&str>, listen: &str, extra: &[&str]) -> Server {
         let mut cmd = command_in(netns, &bin("ward-server"));
         cmd.args(["serve", "--listen", listen, "--data"])

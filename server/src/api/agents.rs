@@ -7,7 +7,8 @@ use chrono::{Duration, Utc};
 use serde::Deserialize;
 use ward_agent::wire::{
     Alert, AlertBatch, EnrollRequest, EnrollResponse, EnrollToken, Gap, Heartbeat, IngestAck,
-    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_GAPS, Severity, packet_bytes,
+    MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS, MAX_BATCH_GAPS, MAX_GAP_DETAIL, Severity,
+    packet_bytes,
 };
 
 use super::{Agent, ApiError, ApiJson, ApiPath, ApiQuery, AppState, MaybeGzipJson, Peer, User};
@@ -147,21 +148,35 @@ async fn enroll(
         agent_id,
         agent_token,
         agency,
-        bundle_key: state.bundle.as_ref().map(|b| b.public_key.clone()),
+        bundle_key: state.bundle.as_ref().map(|b| b.public_key().to_string()),
     }))
 }
 
-/// `GET /api/v1/agent/bundle`: the signed rule bundle, for enrolled agents.
+/// Query of `GET /api/v1/agent/bundle`.
+#[derive(Debug, Deserialize)]
+struct BundleQuery {
+    /// The version the agent runs: 304 Not Modified when it is current.
+    have: Option<String>,
+}
+
+/// `GET /api/v1/agent/bundle[?have=VERSION]`: the signed rule bundle, for
+/// enrolled agents; 304 with no body when the agent has it already.
 async fn rule_bundle(
     State(state): State<AppState>,
     Agent(_agent): Agent,
-) -> Result<Json<ward_agent::bundle::SignedBundle>, ApiError> {
-    match &state.bundle {
-        Some(b) => Ok(Json(b.signed.clone())),
-        None => Err(ApiError::NotFound(
+    ApiQuery(q): ApiQuery<BundleQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let Some(bundles) = &state.bundle else {
+        return Err(ApiError::NotFound(
             "this coordinator serves no rule bundle".into(),
-        )),
+        ));
+    };
+    let current = bundles.current();
+    if q.have.as_deref() == Some(current.version.as_str()) {
+        return Ok(axum::http::StatusCode::NOT_MODIFIED.into_response());
     }
+    Ok(Json(current.signed.clone()).into_response())
 }
 
 async fn list_agents(
@@ -285,6 +300,11 @@ fn check_gap(g: &Gap) -> Result<(), ApiError> {
     }
     for k in g.by_severity.keys() {
         k.parse::<Severity>().map_err(ApiError::Unprocessable)?;
+    }
+    if g.detail.as_ref().is_some_and(|d| d.len() > MAX_GAP_DETAIL) {
+        return Err(ApiError::Unprocessable(format!(
+            "gap detail is over {MAX_GAP_DETAIL} bytes"
+        )));
     }
     Ok(())
 }

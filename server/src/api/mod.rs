@@ -7,6 +7,7 @@ mod drills;
 mod error;
 mod incidents;
 mod limits;
+mod rules;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -46,7 +47,7 @@ pub struct AppState {
     /// Batch sizes and per-agent rate limits.
     pub limits: Arc<Limits>,
     /// The signed rule bundle agents fetch (`None`: agents keep their own).
-    pub bundle: Option<Arc<crate::serve::ServedBundle>>,
+    pub bundle: Option<Arc<crate::bundles::Bundles>>,
 }
 
 impl AppState {
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(incidents::routes())
                 .merge(admin::routes())
                 .merge(drills::routes())
+                .merge(rules::routes())
                 .merge(webhooks::routes()),
         )
         .route("/healthz", get(healthz))

@@ -55,6 +55,9 @@ enum Command {
     /// Users and their roles (admins).
     #[command(subcommand)]
     Users(UsersCmd),
+    /// The signed rule bundle served to agents.
+    #[command(subcommand)]
+    Rules(RulesCmd),
     /// API tokens (admins).
     #[command(subcommand)]
     Tokens(TokensCmd),
@@ -127,6 +130,21 @@ enum GapsCmd {
         /// Only this agent's.
         #[arg(long)]
         agent: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// The served bundle: version, rule count, rules directory, last reload error.
+    Show {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Read the rules directory again and serve it re-signed (admins);
+    /// rules that do not load leave the served bundle in place.
+    Reload {
         #[command(flatten)]
         out: Output,
     },
@@ -518,18 +536,27 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 return print_json(&agents).map(|()| None);
             }
             println!(
-                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {:<14} LAST SEEN",
-                "ID", "HOST", "AGENCY", "VERSION", "HEALTH", "LOST", "RULES", "FILES/YARA"
+                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} LAST SEEN",
+                "ID",
+                "HOST",
+                "AGENCY",
+                "VERSION",
+                "HEALTH",
+                "LOST",
+                "EV/S ALERT/S",
+                "RULES",
+                "FILES/YARA"
             );
             for a in agents {
                 println!(
-                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:<17} {:<14} {}",
+                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} {}",
                     a.id,
                     a.hostname,
                     a.agency,
                     a.version,
                     a.health,
                     a.gaps.lost,
+                    rates_column(a.heartbeat.as_ref()),
                     a.rules_version.as_deref().unwrap_or("-"),
                     files_column(a.heartbeat.as_ref()),
                     a.last_seen.as_deref().unwrap_or("never")
@@ -575,6 +602,32 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                     g.first_time.as_deref().unwrap_or("-"),
                     g.last_time.as_deref().unwrap_or("-")
                 );
+                if let Some(d) = &g.detail {
+                    println!("    {d}");
+                }
+            }
+        }
+        Command::Rules(cmd) => {
+            let (v, out) = match cmd {
+                RulesCmd::Show { out } => (api.rules().await?, out),
+                RulesCmd::Reload { out } => (api.reload_rules().await?, out),
+            };
+            if out.json {
+                return print_json(&v).map(|()| None);
+            }
+            let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+            println!("version   {}", s("version"));
+            if let Some(p) = v["previous"].as_str() {
+                println!("previous  {p}");
+            }
+            println!("rules     {}", v["rules"]);
+            println!("signed at {}", s("signed_at"));
+            println!(
+                "dir       {}",
+                v["dir"].as_str().unwrap_or("(shipped pack)")
+            );
+            if let Some(e) = v["last_error"].as_str() {
+                println!("last reload failed: {e}");
             }
         }
         Command::Users(UsersCmd::Add {
@@ -959,6 +1012,19 @@ fn print_detail(d: &IncidentDetail) {
 
 /// `scanned/matches` from the watcher's counters in a heartbeat, `-` when
 /// the agent watches no files (or has not reported yet).
+/// Events and alerts per second over the agent's last heartbeat interval.
+fn rates_column(heartbeat: Option<&serde_json::Value>) -> String {
+    let f = |k: &str| {
+        heartbeat
+            .and_then(|h| h.get(k))
+            .and_then(serde_json::Value::as_f64)
+    };
+    match (f("events_per_sec"), f("alerts_per_sec")) {
+        (Some(e), Some(a)) => format!("{e:.1} {a:.2}"),
+        _ => "-".into(),
+    }
+}
+
 fn files_column(heartbeat: Option<&serde_json::Value>) -> String {
     let n = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(|v| v.as_u64());
     match (n("files_scanned_total"), n("yara_matches_total")) {
