@@ -7,6 +7,7 @@ mod drills;
 mod error;
 mod incidents;
 mod limits;
+mod reports;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,7 +97,8 @@ pub fn router(state: AppState) -> Router {
             agents::routes()
                 .merge(incidents::routes())
                 .merge(admin::routes())
-                .merge(drills::routes()),
+                .merge(drills::routes())
+                .merge(reports::routes()),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
