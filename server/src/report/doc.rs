@@ -59,9 +59,16 @@ fn value_or_blank(v: Option<&str>) -> &str {
 
 /// Markdown-escapes a value that goes into running text or a table cell.
 fn md(s: &str) -> String {
+    md_except(s, &[])
+}
+
+/// Markdown-escapes all but the characters in `keep` (the subject keeps
+/// its `[TBSC]` as typed: brackets alone make no link).
+fn md_except(s: &str, keep: &[char]) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            c if keep.contains(&c) => out.push(c),
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' => {
                 out.push('\\');
                 out.push(c);
@@ -101,7 +108,11 @@ impl Doc {
     /// The report as Markdown.
     pub fn to_markdown(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "**Tiêu đề thư điện tử:** {}\n", md(&self.subject));
+        let _ = writeln!(
+            o,
+            "**Tiêu đề thư điện tử:** {}\n",
+            md_except(&self.subject, &['[', ']'])
+        );
         let _ = writeln!(o, "---\n");
         for l in &self.issuer {
             let _ = writeln!(o, "**{}**  ", md(l));
