@@ -529,9 +529,7 @@ async fn forms_03_and_04_fill_what_the_data_gives_and_leave_the_rest_blank() {
     assert!(html.contains(&format!(
         "<span class=\"label\">Phạm vi, mức độ ảnh hưởng, thiệt hại:</span> <span class=\"blank\">{BLANK}</span>"
     )));
-    assert!(!html.contains(&format!(
-        "<span class=\"label\">Địa chỉ:</span> <span class=\"blank\">"
-    )));
+    assert!(!html.contains("<span class=\"label\">Địa chỉ:</span> <span class=\"blank\">"));
 
     // Form 04 of an open incident says it is not over.
     let (_, _, open04) = report(&h, ADMIN, id, "form=04").await;

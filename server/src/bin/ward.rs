@@ -101,7 +101,7 @@ enum AgenciesCmd {
     },
     /// Set fields of an agency's profile (admins); fields not given keep
     /// their value, an empty value clears one.
-    Set(SetProfile),
+    Set(Box<SetProfile>),
 }
 
 #[derive(Args)]

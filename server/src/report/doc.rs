@@ -342,6 +342,7 @@ body { margin: 0; font-family: "Times New Roman", "Liberation Serif", "DejaVu Se
 .masthead { width: 100%; border-collapse: collapse; margin-bottom: 1em; }
 .masthead td { vertical-align: top; text-align: center; width: 50%; }
 .issuer { font-weight: bold; text-transform: uppercase; font-size: 12pt; }
+.issuer:last-child { font-weight: normal; text-transform: none; }
 .motto { font-style: italic; }
 .motto.strong { font-weight: bold; font-style: normal; text-transform: uppercase; font-size: 12pt; }
 .form-ref { text-align: right; font-style: italic; font-size: 11pt; }
