@@ -836,6 +836,7 @@ fn stix2_validator(bundle: &str) {
                 o.status.success(),
                 "stix2_validator refused the bundle:\n{text}"
             );
+            assert!(text.contains("STIX JSON: Valid"), "{text}");
         }
     }
 }
