@@ -115,13 +115,22 @@ impl ApiClient {
         })
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
-        let resp = req
-            .bearer_auth(&self.token)
+    /// Sends with the token; any answer is returned, whatever its status.
+    async fn transmit(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        req.bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
-            .with_context(|| format!("cannot reach the coordinator at {}", self.base))?;
+            .with_context(|| format!("cannot reach the coordinator at {}", self.base))
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let resp = self.transmit(req).await?;
+        self.check(resp).await
+    }
+
+    /// The response when it is a success, else its error as a message.
+    async fn check(&self, resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -382,6 +391,61 @@ impl ApiClient {
     pub async fn drill(&self, id: &str) -> anyhow::Result<DrillRecord> {
         self.call::<(), _>(Method::GET, &format!("drills/{id}"), None)
             .await
+    }
+
+    /// Agencies seen in agents or incidents or given a profile.
+    pub async fn agencies(&self) -> anyhow::Result<Vec<crate::agency::AgencyInfo>> {
+        self.call::<(), _>(Method::GET, "agencies", None).await
+    }
+
+    /// An agency's profile; `None` when none is set yet.
+    pub async fn agency_profile(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<crate::agency::AgencyProfile>> {
+        let url = format!("{}/api/v1/agencies/{}/profile", self.base, seg(name));
+        let resp = self.transmit(self.http.get(&url)).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            // A known agency without a profile; unknown ones look the same.
+            return Ok(None);
+        }
+        let resp = self.check(resp).await?;
+        Ok(Some(
+            resp.json()
+                .await
+                .context("reading the coordinator's answer")?,
+        ))
+    }
+
+    /// Sets (replaces) an agency's profile (admins).
+    pub async fn put_agency_profile(
+        &self,
+        name: &str,
+        fields: &crate::agency::ProfileFields,
+    ) -> anyhow::Result<crate::agency::AgencyProfile> {
+        self.call(
+            Method::PUT,
+            &format!("agencies/{}/profile", seg(name)),
+            Some(fields),
+        )
+        .await
+    }
+
+    /// An incident's report: `form` is 03, 04, json or stix; `html` asks
+    /// forms 03/04 as printable HTML instead of Markdown.
+    pub async fn incident_report(&self, id: i64, form: &str, html: bool) -> anyhow::Result<String> {
+        let mut url = format!(
+            "{}/api/v1/incidents/{id}/report?form={}",
+            self.base,
+            seg(form)
+        );
+        if html {
+            url.push_str("&format=html");
+        }
+        let resp = self.send(self.http.get(&url)).await?;
+        resp.text()
+            .await
+            .context("reading the report from the coordinator")
     }
 
     /// A drill's after-action report (Markdown).

@@ -21,6 +21,7 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 /// Heartbeat intervals without contact after which an agent is silent.
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
+mod agencies;
 mod security;
 mod webhooks;
 mod workflow;

@@ -7,6 +7,7 @@ mod drills;
 mod error;
 mod incidents;
 mod limits;
+mod reports;
 mod rules;
 pub mod webhooks;
 
@@ -100,7 +101,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(admin::routes())
                 .merge(drills::routes())
                 .merge(rules::routes())
-                .merge(webhooks::routes()),
+                .merge(webhooks::routes())
+                .merge(reports::routes()),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -74,6 +74,86 @@ enum Command {
     /// Webhooks on new incidents and status changes (admins).
     #[command(subcommand)]
     Webhooks(WebhooksCmd),
+    /// Agencies and their profiles (what the regulatory reports need).
+    #[command(subcommand)]
+    Agencies(AgenciesCmd),
+    /// An incident's report: Circular 20/2017 form 03 (initial) or 04
+    /// (end of response) as Markdown or printable HTML, or the incident as
+    /// JSON or a STIX 2.1 bundle.
+    Report {
+        /// Incident id.
+        id: i64,
+        /// 03, 04, json or stix.
+        #[arg(long, value_parser = ["03", "04", "json", "stix"])]
+        form: String,
+        /// Forms 03/04 as a self-contained HTML page that prints on A4.
+        #[arg(long)]
+        html: bool,
+        /// Write it to a file instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgenciesCmd {
+    /// Agencies seen in agents or incidents or given a profile.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// An agency's profile.
+    Show {
+        /// The agency's name (as agents and incidents carry it).
+        name: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Set fields of an agency's profile (admins); fields not given keep
+    /// their value, an empty value clears one.
+    Set(Box<SetProfile>),
+}
+
+#[derive(Args)]
+struct SetProfile {
+    /// The agency's name (as agents and incidents carry it).
+    name: String,
+    /// Official name of the unit operating the system.
+    #[arg(long)]
+    full_name: Option<String>,
+    /// The governing body (cơ quan chủ quản).
+    #[arg(long)]
+    governing_body: Option<String>,
+    /// Postal address.
+    #[arg(long)]
+    address: Option<String>,
+    /// Contact person's name.
+    #[arg(long)]
+    contact_name: Option<String>,
+    /// Contact person's position.
+    #[arg(long)]
+    contact_role: Option<String>,
+    /// Contact person's phone.
+    #[arg(long)]
+    contact_phone: Option<String>,
+    /// Contact person's e-mail.
+    #[arg(long)]
+    contact_email: Option<String>,
+    /// The information system's name.
+    #[arg(long)]
+    system_name: Option<String>,
+    /// Security level 1 to 5 (Decree 85/2016/NĐ-CP); 0 clears it.
+    #[arg(long)]
+    security_level: Option<u8>,
+    /// Public IP addresses and domains, comma-separated (replaces the list;
+    /// empty clears it).
+    #[arg(long, value_delimiter = ',')]
+    public_assets: Option<Vec<String>>,
+    /// Report recipients' e-mails, comma-separated (replaces the list).
+    #[arg(long, value_delimiter = ',')]
+    report_to: Option<Vec<String>>,
+    #[command(flatten)]
+    out: Output,
 }
 
 #[derive(Subcommand)]
@@ -723,6 +803,29 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
         Command::Drill(cmd) => return drill(&api, cmd).await.map(Some),
         Command::Campaigns(cmd) => campaigns(&api, cmd).await?,
         Command::Webhooks(cmd) => webhooks(&api, cmd).await?,
+        Command::Agencies(cmd) => agencies(&api, cmd).await?,
+        Command::Report {
+            id,
+            form,
+            html,
+            output,
+        } => {
+            if html && (form == "json" || form == "stix") {
+                anyhow::bail!("--html applies to forms 03 and 04 only");
+            }
+            let text = api.incident_report(id, &form, html).await?;
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, &text)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!(
+                        "wrote the form {form} report of incident {id} to {}",
+                        p.display()
+                    );
+                }
+                None => println!("{}", text.trim_end_matches('\n')),
+            }
+        }
     }
     Ok(None)
 }
@@ -1320,4 +1423,114 @@ async fn act(api: &ApiClient, action: &str, a: Action) -> anyhow::Result<(Incide
         ..ActionRequest::default()
     };
     Ok((api.act(a.id, action, &req).await?, a.out))
+}
+
+async fn agencies(api: &ApiClient, cmd: AgenciesCmd) -> anyhow::Result<()> {
+    match cmd {
+        AgenciesCmd::List { out } => {
+            let list = api.agencies().await?;
+            if out.json {
+                return print_json(&list);
+            }
+            println!(
+                "{:<28} {:>6} {:>9} {:>6}  {:<5}  SYSTEM",
+                "AGENCY", "AGENTS", "INCIDENTS", "OPEN", "LEVEL"
+            );
+            for a in list {
+                let p = a.profile.as_ref().map(|p| &p.fields);
+                println!(
+                    "{:<28} {:>6} {:>9} {:>6}  {:<5}  {}",
+                    truncate(&a.name, 28),
+                    a.agents,
+                    a.incidents,
+                    a.open_incidents,
+                    p.and_then(|p| p.security_level)
+                        .map_or("-".to_string(), |l| l.to_string()),
+                    p.and_then(|p| p.system_name.as_deref())
+                        .unwrap_or(if a.profile.is_some() {
+                            "-"
+                        } else {
+                            "(no profile)"
+                        })
+                );
+            }
+            Ok(())
+        }
+        AgenciesCmd::Show { name, out } => {
+            let profile = api.agency_profile(&name).await?.with_context(|| {
+                format!("agency '{name}' has no profile (set one with: ward agencies set '{name}' --full-name ...)")
+            })?;
+            if out.json {
+                return print_json(&profile);
+            }
+            print_profile(&profile);
+            Ok(())
+        }
+        AgenciesCmd::Set(set) => {
+            let mut f = api
+                .agency_profile(&set.name)
+                .await?
+                .map(|p| p.fields)
+                .unwrap_or_default();
+            let text = |new: Option<String>, old: &mut Option<String>| {
+                if let Some(v) = new {
+                    *old = Some(v).filter(|v| !v.trim().is_empty());
+                }
+            };
+            text(set.full_name, &mut f.full_name);
+            text(set.governing_body, &mut f.governing_body);
+            text(set.address, &mut f.address);
+            text(set.contact_name, &mut f.contact_name);
+            text(set.contact_role, &mut f.contact_role);
+            text(set.contact_phone, &mut f.contact_phone);
+            text(set.contact_email, &mut f.contact_email);
+            text(set.system_name, &mut f.system_name);
+            if let Some(l) = set.security_level {
+                f.security_level = (l != 0).then_some(l);
+            }
+            if let Some(a) = set.public_assets {
+                f.public_assets = a;
+            }
+            if let Some(r) = set.report_to {
+                f.report_to = r;
+            }
+            let stored = api.put_agency_profile(&set.name, &f).await?;
+            if set.out.json {
+                return print_json(&stored);
+            }
+            print_profile(&stored);
+            Ok(())
+        }
+    }
+}
+
+fn print_profile(p: &ward_server::agency::AgencyProfile) {
+    let f = &p.fields;
+    let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "-".into());
+    let list = |x: &[String]| {
+        if x.is_empty() {
+            "-".to_string()
+        } else {
+            x.join(", ")
+        }
+    };
+    println!("Agency {}", p.agency);
+    println!("  full name       {}", v(&f.full_name));
+    println!("  governing body  {}", v(&f.governing_body));
+    println!("  address         {}", v(&f.address));
+    println!(
+        "  contact         {} ({}), {}, {}",
+        v(&f.contact_name),
+        v(&f.contact_role),
+        v(&f.contact_phone),
+        v(&f.contact_email)
+    );
+    println!("  system          {}", v(&f.system_name));
+    println!(
+        "  security level  {}",
+        f.security_level.map_or("-".to_string(), |l| l.to_string())
+    );
+    println!("  public assets   {}", list(&f.public_assets));
+    println!("  report to       {}", list(&f.report_to));
+    println!("  updated         {} by {}", p.updated_at, p.updated_by);
 }
