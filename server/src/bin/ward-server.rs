@@ -28,7 +28,9 @@ enum Command {
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8443", env = "WARD_LISTEN")]
         listen: SocketAddr,
-        /// Database URL (default: the embedded SQLite file in the data dir).
+        /// Database URL: sqlite:PATH, or postgres://USER:PASSWORD@HOST/DB for
+        /// several replicas on one database (default: the embedded SQLite
+        /// file in the data dir).
         #[arg(long, env = "WARD_DATABASE")]
         database: Option<String>,
         /// Base URL agents use to reach this coordinator (default: from --listen).
@@ -49,6 +51,11 @@ enum Command {
         /// bundle; default: the pack shipped in the binary.
         #[arg(long, env = "WARD_RULES")]
         rules: Option<PathBuf>,
+        /// Prune alerts (and their captured frames) received more than this
+        /// many days ago, except those of open incidents (default: keep
+        /// everything).
+        #[arg(long, env = "WARD_RETAIN_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        retain_days: Option<u32>,
     },
 }
 
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
         tls_key,
         insecure_http,
         rules,
+        retain_days,
     } = cli.command;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -88,6 +96,7 @@ fn main() -> ExitCode {
         tls_key,
         insecure_http,
         rules,
+        retain_days,
     };
     match rt.block_on(serve(opts, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
