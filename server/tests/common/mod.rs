@@ -46,16 +46,32 @@ impl Drop for PostgresDb {
                 .build()
                 .unwrap()
                 .block_on(async move {
-                    let pool = connect(&url).await?;
                     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await?;
-                    pool.close().await;
-                    Ok::<_, sqlx::Error>(())
+                    let mut tries = 0;
+                    loop {
+                        let done = match connect(&url).await {
+                            Ok(pool) => {
+                                let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                                    .execute(&pool)
+                                    .await;
+                                pool.close().await;
+                                done.map(|_| ())
+                            }
+                            Err(e) => Err(e),
+                        };
+                        tries += 1;
+                        if done.is_ok() || tries == 3 {
+                            return done;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    }
                 })
         })
         .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.name);
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: could not drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("warning: could not drop test database {}", self.name),
         }
     }
 }
