@@ -9,11 +9,14 @@ use tracing::{info, warn};
 
 use crate::api::{AppState, router};
 use crate::auth::{API_TOKEN_PREFIX, hash_secret, random_secret};
-use crate::store::Store;
+use crate::store::{Retention, Store};
 use crate::tls;
 
 /// File in the data dir holding the first admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// How often the coordinator prunes alerts past their retention.
+pub const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How often the coordinator looks for silent agents.
 pub const SILENT_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
@@ -40,6 +43,8 @@ pub struct ServeOptions {
     /// How long an open incident collects its group's alerts after its
     /// last one (default [`crate::store::DEFAULT_GROUP_WINDOW`]).
     pub group_window: Option<chrono::Duration>,
+    /// Days alerts of closed incidents are kept (default: forever).
+    pub retain_days: Option<u32>,
 }
 
 impl ServeOptions {
@@ -55,6 +60,7 @@ impl ServeOptions {
             insecure_http: false,
             rules: None,
             group_window: None,
+            retain_days: None,
         }
     }
 }
@@ -81,21 +87,30 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 
 pub use crate::bundles::{BUNDLE_KEY_FILE, Bundles, ServedBundle};
 
-/// Opens the store named by the options.
+/// Opens the store named by the options: `DATA/ward.db` (SQLite) by
+/// default, or a `sqlite:` or `postgres://` URL.
 pub async fn open_store(opts: &ServeOptions) -> anyhow::Result<Store> {
     match opts.database.as_deref() {
         None => Store::open_sqlite(&opts.data.join("ward.db"))
             .await
             .context("opening the embedded SQLite database"),
-        Some(url) if url.starts_with("sqlite:") => Store::open_url(url)
+        Some(url) => Store::open_url(url)
             .await
-            .with_context(|| format!("opening {url}")),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            anyhow::bail!(
-                "PostgreSQL is not supported by this build yet; use the embedded SQLite default"
-            )
+            .with_context(|| format!("opening {}", redact_password(url))),
+    }
+}
+
+/// A database URL fit for logs: any password replaced by `***`.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
         }
-        Some(url) => anyhow::bail!("unsupported --database URL '{url}' (expected sqlite:PATH)"),
+        _ => url.to_string(),
     }
 }
 
@@ -110,17 +125,22 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Creates the first admin token when the store has none, and writes it to
-/// `DATA/admin.token` (mode 0600).
+/// `DATA/admin.token` (mode 0600). Of replicas starting together on one
+/// database only the one whose token the store took writes the file.
 async fn ensure_admin_token(store: &Store, data: &Path) -> anyhow::Result<()> {
     if store.api_token_count().await? > 0 {
         return Ok(());
     }
     let token = format!("{API_TOKEN_PREFIX}{}", random_secret());
+    if !store
+        .add_first_api_token("admin", "admin", &hash_secret(&token))
+        .await?
+    {
+        info!("another replica made the first admin API token");
+        return Ok(());
+    }
     let path = data.join(ADMIN_TOKEN_FILE);
     ward_agent::sources::write_atomically(&path, format!("{token}\n").as_bytes(), 0o600)?;
-    store
-        .add_api_token("admin", "admin", &hash_secret(&token))
-        .await?;
     info!(path = %path.display(), "first start: wrote the admin API token");
     Ok(())
 }
@@ -145,6 +165,43 @@ fn tls_material(opts: &ServeOptions) -> anyhow::Result<Option<tls::TlsMaterial>>
             Ok(Some(material))
         }
     }
+}
+
+/// Prunes alerts past `retention` at start and every [`RETENTION_EVERY`].
+async fn keep_pruning(store: Store, retention: Retention) {
+    info!(
+        days = retention.days,
+        "retention: alerts of closed incidents are pruned after {} days", retention.days
+    );
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = prune_once(&store, &retention).await {
+            warn!(error = %e, "retention: pruning failed");
+        }
+    }
+}
+
+/// One retention pass: prunes, logs and counts what it deleted
+/// (`ward_pruned_alerts_total`, `ward_pruned_packets_total` on `/metrics`).
+pub async fn prune_once(
+    store: &Store,
+    retention: &Retention,
+) -> Result<crate::store::PruneReport, crate::store::StoreError> {
+    let report = store
+        .prune_alerts(retention.cutoff(chrono::Utc::now()), retention)
+        .await?;
+    metrics::counter!("ward_pruned_alerts_total").increment(report.alerts);
+    metrics::counter!("ward_pruned_packets_total").increment(report.packets);
+    if report.alerts > 0 {
+        info!(
+            alerts = report.alerts,
+            packets = report.packets,
+            batches = report.batches,
+            "retention: pruned alerts of closed incidents"
+        );
+    }
+    Ok(report)
 }
 
 /// Runs the coordinator until `shutdown` resolves.
@@ -195,6 +252,9 @@ pub async fn serve(
         });
     }
     tokio::spawn(crate::webhook::run(state.store.clone()));
+    if let Some(days) = opts.retain_days {
+        tokio::spawn(keep_pruning(state.store.clone(), Retention::days(days)));
+    }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(material) => {

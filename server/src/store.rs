@@ -1,6 +1,12 @@
-//! The coordinator's store: an embedded SQLite file (sqlx), one writer.
+//! The coordinator's store: an embedded SQLite file (one writer, WAL) or a
+//! PostgreSQL database shared by several coordinator replicas.
 //!
-//! All SQL lives here. Callers get typed results and [`StoreError`]s.
+//! All SQL lives here, written once in the subset both dialects accept
+//! (`$1` binds, `ON CONFLICT`, `RETURNING`, RFC 3339 TEXT times, integer
+//! booleans) and run through sqlx's `Any` driver. Each schema migration
+//! exists in both dialects (`migrations/sqlite/`, `migrations/postgres/`)
+//! with the same number and name. Callers get typed results and
+//! [`StoreError`]s.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,8 +14,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 use ward_agent::wire::{Alert, EvidencePacket, Gap, Heartbeat, IngestAck, Severity};
 
 use crate::model::{
@@ -22,9 +29,11 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod agencies;
+mod retention;
 mod security;
 mod webhooks;
 mod workflow;
+pub use retention::{PruneReport, Retention};
 use security::scope_param;
 pub use security::{AuditRecord, Scope};
 pub use webhooks::{
@@ -121,13 +130,27 @@ pub struct AgentPrincipal {
     pub agency: String,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file: one coordinator process.
+    Sqlite,
+    /// A PostgreSQL database: any number of coordinator replicas.
+    Postgres,
+}
+
+/// Connections to a PostgreSQL store per coordinator process.
+const POSTGRES_CONNECTIONS: u32 = 8;
 
 /// The store.
 #[derive(Clone)]
 pub struct Store {
-    read: SqlitePool,
-    write: SqlitePool,
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
     group_window: chrono::Duration,
 }
 
@@ -138,14 +161,7 @@ pub const DEFAULT_GROUP_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Self> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        Self::open_with(opts).await
+        Self::open_sqlite_with(SqliteConnectOptions::new().filename(path)).await
     }
 
     /// The same store grouping alerts into an open incident only while its
@@ -155,31 +171,67 @@ impl Store {
         self
     }
 
-    /// Opens a database from a `sqlite:` URL.
+    /// Opens and migrates the database at a `sqlite:` or `postgres://`
+    /// (`postgresql://`) URL. `Conflict` names an unsupported scheme.
     pub async fn open_url(url: &str) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        Self::open_with(opts).await
+        if url.starts_with("sqlite:") {
+            Self::open_sqlite_with(SqliteConnectOptions::from_str(url)?).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url).await
+        } else {
+            Err(StoreError::Conflict(format!(
+                "unsupported database URL '{url}' (expected sqlite:PATH or postgres://...)"
+            )))
+        }
     }
 
-    async fn open_with(opts: SqliteConnectOptions) -> Result<Self> {
-        let write = SqlitePoolOptions::new()
+    /// SQLite: one writer connection (WAL, so readers never wait for it)
+    /// and a few read-only ones.
+    async fn open_sqlite_with(opts: SqliteConnectOptions) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let url = |o: SqliteConnectOptions| o.to_url_lossy().to_string();
+        let write = AnyPoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+            .connect(&url(opts.clone().create_if_missing(true)))
             .await?;
-        MIGRATOR.run(&write).await?;
-        let read = SqlitePoolOptions::new()
+        // Persistent in the file: set once, before anything else runs.
+        write.execute("PRAGMA journal_mode = WAL").await?;
+        SQLITE_MIGRATOR.run(&write).await?;
+        let read = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(opts.read_only(true))
+            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+            .connect(&url(opts.read_only(true)))
             .await?;
         Ok(Store {
             read,
             write,
+            backend: Backend::Sqlite,
             group_window: DEFAULT_GROUP_WINDOW,
         })
+    }
+
+    /// PostgreSQL: one pool for reads and writes; concurrent writers
+    /// (here and in other replicas) are ordered by the database's locks.
+    async fn open_postgres(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        POSTGRES_MIGRATOR.run(&pool).await?;
+        Ok(Store {
+            read: pool.clone(),
+            write: pool,
+            backend: Backend::Postgres,
+            group_window: DEFAULT_GROUP_WINDOW,
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     // ---- API tokens -------------------------------------------------------
@@ -189,6 +241,36 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
             .fetch_one(&self.read)
             .await?)
+    }
+
+    /// Stores the first API token's hash, only when the store has none:
+    /// of replicas starting on one fresh database exactly one succeeds.
+    /// Returns whether it was stored.
+    pub async fn add_first_api_token(
+        &self,
+        name: &str,
+        role: &str,
+        token_hash: &str,
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Readers go on; a second replica's check waits for this one.
+            sqlx::query("LOCK TABLE api_tokens IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query(
+            "INSERT INTO api_tokens (name, role, token_hash, created_at)
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM api_tokens)",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(token_hash)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Stores an API token's hash.
@@ -342,7 +424,7 @@ impl Store {
         let online_after = ts(Utc::now() - chrono::Duration::seconds(90));
         let mut totals: BTreeMap<String, GapTotals> = BTreeMap::new();
         for r in sqlx::query(
-            "SELECT agent_id, reason, COUNT(*), SUM(count) FROM gaps GROUP BY agent_id, reason",
+            "SELECT agent_id, reason, COUNT(*), CAST(SUM(count) AS BIGINT) FROM gaps GROUP BY agent_id, reason",
         )
         .fetch_all(&self.read)
         .await?
@@ -383,12 +465,42 @@ impl Store {
 
     /// Stores a batch of alerts from one agent and groups them into
     /// incidents, in one transaction. Alerts whose id is already stored are
-    /// counted as duplicates and change nothing.
+    /// counted as duplicates and change nothing, also when two replicas
+    /// store the same alert at once: the alert's primary key decides, and
+    /// the loser's grouping is rolled back to a savepoint.
+    ///
+    /// Rows are locked in one order (gap ids, then group keys), so
+    /// concurrent batches on PostgreSQL wait for each other but never
+    /// deadlock; a deadlock or serialization failure reported anyway is
+    /// retried a few times.
     pub async fn ingest(
         &self,
         agent: &AgentPrincipal,
         alerts: &[Alert],
         gaps: &[Gap],
+    ) -> Result<IngestAck> {
+        let mut gaps: Vec<&Gap> = gaps.iter().collect();
+        gaps.sort_by(|x, y| x.id.cmp(&y.id));
+        let mut alerts: Vec<(String, &Alert)> = alerts.iter().map(|a| (group_key(a), a)).collect();
+        // Stable: alerts of one group keep their order.
+        alerts.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut attempt = 0;
+        loop {
+            match self.ingest_once(agent, &alerts, &gaps).await {
+                Err(StoreError::Db(e)) if is_transient(&e) && attempt < INGEST_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "ingest transaction retried");
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn ingest_once(
+        &self,
+        agent: &AgentPrincipal,
+        alerts: &[(String, &Alert)],
+        gaps: &[&Gap],
     ) -> Result<IngestAck> {
         let mut tx = self.write.begin().await?;
         let now = now();
@@ -421,7 +533,7 @@ impl Store {
             .await?;
             ack.gaps_accepted += done.rows_affected();
         }
-        for a in alerts {
+        for (group_key, a) in alerts {
             let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM alerts WHERE id = $1")
                 .bind(&a.id)
                 .fetch_optional(&mut *tx)
@@ -430,121 +542,22 @@ impl Store {
                 ack.duplicates += 1;
                 continue;
             }
-            let group_key = group_key(a);
-            let time = ts(a.time);
-            // The group's open incident, or the open one it was merged into,
-            // while its last alert is within the grouping window.
-            let window_start = ts(a.time - self.group_window);
-            // An open incident quiet for longer than the window gives its
-            // group key up (it stays open under a retired key) to a new one.
-            let open = match sqlx::query(
-                "SELECT id, severity, entities, alert_count, last_seen FROM incidents
-                 WHERE group_key = $1 AND status NOT IN ('resolved', 'false_positive')
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(&group_key)
-            .fetch_optional(&mut *tx)
-            .await?
-            {
-                Some(row) if row.get::<&str, _>(4) >= window_start.as_str() => Some(row),
-                Some(stale) => {
-                    sqlx::query(
-                        "UPDATE incidents SET group_key = group_key || '#' || id WHERE id = $1",
-                    )
-                    .bind(stale.get::<i64, _>(0))
-                    .execute(&mut *tx)
-                    .await?;
-                    None
-                }
-                None => {
-                    sqlx::query(
-                        "SELECT i.id, i.severity, i.entities, i.alert_count
-                         FROM incident_group_aliases g JOIN incidents i ON i.id = g.incident_id
-                         WHERE g.group_key = $1 AND i.status NOT IN ('resolved', 'false_positive')
-                           AND i.last_seen >= $2",
-                    )
-                    .bind(&group_key)
-                    .bind(&window_start)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                }
-            };
-            let incident_id: i64 = match open {
-                Some(row) => {
-                    let id: i64 = row.get(0);
-                    let sev: String = row.get(1);
-                    let sev = Severity::from_str(&sev)
-                        .unwrap_or(Severity::Low)
-                        .max(a.severity);
-                    let mut entities: BTreeMap<String, String> =
-                        serde_json::from_str(row.get::<&str, _>(2)).unwrap_or_default();
-                    for (k, v) in &a.entities {
-                        entities.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                    sqlx::query(
-                        "UPDATE incidents SET alert_count = alert_count + 1,
-                             first_seen = MIN(first_seen, $1), last_seen = MAX(last_seen, $1),
-                             severity = $2, entities = $3, updated_at = $4
-                         WHERE id = $5",
-                    )
-                    .bind(&time)
-                    .bind(sev.as_str())
-                    .bind(to_json(&entities))
-                    .bind(&now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if row.get::<i64, _>(3) + 1 >= workflow::VOLUME_ESCALATION {
-                        workflow::escalate(
-                            &mut tx,
-                            id,
-                            "volume",
-                            &format!("{} alerts or more", workflow::VOLUME_ESCALATION),
-                            &now,
-                        )
-                        .await?;
-                    }
-                    id
-                }
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
-                             entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at,
-                             drill_id)
-                         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, 1, $9, $9, $11, $10, $10, $12)
-                         RETURNING id",
-                    )
-                    .bind(&a.title)
-                    .bind(&a.rule_id)
-                    .bind(a.severity.as_str())
-                    .bind(&a.host)
-                    .bind(&agent.agency)
-                    .bind(&group_key)
-                    .bind(to_json(&a.entities))
-                    .bind(to_json(&a.tags))
-                    .bind(&time)
-                    .bind(&now)
-                    .bind(i64::from(a.drill_id.is_some()))
-                    .bind(&a.drill_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
-                         VALUES ($1, $2, $3, 'created', $4)",
-                    )
-                    .bind(id)
-                    .bind(&now)
-                    .bind(format!("agent:{}", agent.id))
-                    .bind(format!("first alert {}", a.id))
-                    .execute(&mut *tx)
-                    .await?;
-                    created.push(id);
-                    id
-                }
-            };
+            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+            let (incident_id, alert_count, new) =
+                group_into_incident(&mut sp, agent, a, group_key, &now, self.group_window).await?;
+            if alert_count >= workflow::VOLUME_ESCALATION {
+                workflow::escalate(
+                    &mut sp,
+                    incident_id,
+                    "volume",
+                    &format!("{} alerts or more", workflow::VOLUME_ESCALATION),
+                    &now,
+                )
+                .await?;
+            }
             let realm = a.drill_id.as_deref().unwrap_or_default();
             if workflow::index_attackers(
-                &mut tx,
+                &mut sp,
                 incident_id,
                 realm,
                 &a.host,
@@ -554,12 +567,13 @@ impl Store {
             )
             .await?
             {
-                workflow::escalate_for_spread(&mut tx, incident_id, &now).await?;
+                workflow::escalate_for_spread(&mut sp, incident_id, &now).await?;
             }
-            sqlx::query(
+            let stored = sqlx::query(
                 "INSERT INTO alerts (id, agent_id, incident_id, rule_id, title, severity, time, host,
                      entities, evidence, tags, source, received_at, drill_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(&a.id)
             .bind(&agent.id)
@@ -567,7 +581,7 @@ impl Store {
             .bind(&a.rule_id)
             .bind(&a.title)
             .bind(a.severity.as_str())
-            .bind(&time)
+            .bind(ts(a.time))
             .bind(&a.host)
             .bind(to_json(&a.entities))
             .bind(to_json(&a.evidence))
@@ -575,8 +589,14 @@ impl Store {
             .bind(&a.source)
             .bind(&now)
             .bind(&a.drill_id)
-            .execute(&mut *tx)
+            .execute(&mut *sp)
             .await?;
+            if stored.rows_affected() == 0 {
+                // Another writer stored it meanwhile: undo this grouping.
+                sp.rollback().await?;
+                ack.duplicates += 1;
+                continue;
+            }
             for (seq, p) in a.packets.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO alert_packets (alert_id, seq, ts_ns, linktype, orig_len, data)
@@ -588,8 +608,12 @@ impl Store {
                 .bind(i64::from(p.linktype))
                 .bind(i64::from(p.wire_len()))
                 .bind(&p.data[..])
-                .execute(&mut *tx)
+                .execute(&mut *sp)
                 .await?;
+            }
+            sp.commit().await?;
+            if new {
+                created.push(incident_id);
             }
             ack.accepted += 1;
         }
@@ -667,22 +691,16 @@ impl Store {
             let mut tx = self.write.begin().await?;
             let stamp = ts(now);
             if silent {
-                // One incident per silence: keyed by the last contact.
-                let known: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM incidents WHERE group_key = $1 AND first_seen = $2",
-                )
-                .bind(&group_key)
-                .bind(&last_seen)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if known.is_some() {
-                    continue;
-                }
+                // One incident per silence, keyed by the last contact; the
+                // unique index of open incidents per group makes a
+                // replica that checks at the same moment insert nothing.
                 let entities = BTreeMap::from([("agent_id".to_string(), id.clone())]);
-                let incident: i64 = sqlx::query_scalar(
+                let incident: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
                          entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at)
-                     VALUES ($1, $2, 'high', 'new', $3, $4, $5, $6, '[]', 0, $7, $7, 0, $8, $8)
+                     SELECT $1, $2, 'high', 'new', $3, $4, $5, $6, '[]', 0, $7, $7, 0, $8, $8
+                     WHERE NOT EXISTS (SELECT 1 FROM incidents WHERE group_key = $5 AND first_seen = $7)
+                     ON CONFLICT (group_key) WHERE status NOT IN ('resolved', 'false_positive') DO NOTHING
                      RETURNING id",
                 )
                 .bind(format!("Agent {host} is silent"))
@@ -693,8 +711,11 @@ impl Store {
                 .bind(to_json(&entities))
                 .bind(&last_seen)
                 .bind(&stamp)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let Some(incident) = incident else {
+                    continue;
+                };
                 sqlx::query(
                     "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
                      VALUES ($1, $2, 'ward', 'created', $3)",
@@ -710,22 +731,19 @@ impl Store {
                 tracing::warn!(agent_id = %id, %host, incident, "agent is silent; incident raised");
                 raised += 1;
             } else {
-                let open: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM incidents WHERE group_key = $1
-                     AND status NOT IN ('resolved', 'false_positive')",
+                // Only the writer whose UPDATE changes the row resolves it
+                // (a concurrent replica's finds it resolved).
+                let closed: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE incidents SET status = 'resolved', last_seen = $1, updated_at = $2
+                     WHERE group_key = $3 AND status NOT IN ('resolved', 'false_positive')
+                     RETURNING id",
                 )
+                .bind(&last_seen)
+                .bind(&stamp)
                 .bind(&group_key)
                 .fetch_all(&mut *tx)
                 .await?;
-                for incident in open {
-                    sqlx::query(
-                        "UPDATE incidents SET status = 'resolved', last_seen = $1, updated_at = $2 WHERE id = $3",
-                    )
-                    .bind(&last_seen)
-                    .bind(&stamp)
-                    .bind(incident)
-                    .execute(&mut *tx)
-                    .await?;
+                for incident in closed {
                     sqlx::query(
                         "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
                          VALUES ($1, $2, 'ward', 'resolved', $3)",
@@ -863,14 +881,15 @@ impl Store {
         exists.ok_or(StoreError::NotFound)?;
         let rows = sqlx::query(
             "SELECT ts_ns, linktype, orig_len, data, total FROM (
-                 SELECT ts_ns, linktype, orig_len, data, first,
-                        SUM(LENGTH(data)) OVER (ORDER BY ts_ns, first ROWS UNBOUNDED PRECEDING) AS total
+                 SELECT ts_ns, linktype, orig_len, data, first_at, first_seq,
+                        SUM(LENGTH(data)) OVER (ORDER BY ts_ns, first_at, first_seq
+                                                ROWS UNBOUNDED PRECEDING) AS total
                  FROM (SELECT p.ts_ns, p.linktype, MAX(p.orig_len) AS orig_len, p.data,
-                              MIN(p.rowid) AS first
+                              MIN(a.received_at) AS first_at, MIN(p.seq) AS first_seq
                        FROM alert_packets p JOIN alerts a ON a.id = p.alert_id
                        WHERE a.incident_id = $1
-                       GROUP BY p.ts_ns, p.linktype, p.data))
-             ORDER BY ts_ns, first",
+                       GROUP BY p.ts_ns, p.linktype, p.data) AS frames) AS running
+             ORDER BY ts_ns, first_at, first_seq",
         )
         .bind(id)
         .fetch_all(&self.read)
@@ -1114,7 +1133,139 @@ impl Store {
     }
 }
 
-fn drill_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<crate::model::DrillRecord> {
+/// How often an ingest transaction is retried after a deadlock or a
+/// serialization failure.
+const INGEST_RETRIES: u32 = 5;
+
+/// Whether a database error is a transient conflict between concurrent
+/// transactions (PostgreSQL deadlock or serialization failure) worth
+/// retrying.
+fn is_transient(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+/// Adds alert `a` to the open incident of its group, or opens one, and
+/// returns the incident's id.
+///
+/// The UPDATE comes first: on PostgreSQL it locks the open incident's row
+/// until commit, so concurrent writers of one group queue behind it and
+/// each sees the others' counts. When there is none, the INSERT names the
+/// partial unique index of open incidents per group: a writer that lost
+/// the race to open it inserts nothing and updates the winner's instead.
+async fn group_into_incident(
+    conn: &mut sqlx::AnyConnection,
+    agent: &AgentPrincipal,
+    a: &Alert,
+    group_key: &str,
+    now: &str,
+    window: chrono::Duration,
+) -> Result<(i64, i64, bool)> {
+    let time = ts(a.time);
+    let window_start = ts(a.time - window);
+    // An open incident quiet for longer than the window gives its group key
+    // up (it stays open under a retired key) so a new one starts.
+    sqlx::query(
+        "UPDATE incidents SET group_key = group_key || '#' || CAST(id AS TEXT)
+         WHERE group_key = $1 AND status NOT IN ('resolved', 'false_positive') AND last_seen < $2",
+    )
+    .bind(group_key)
+    .bind(&window_start)
+    .execute(&mut *conn)
+    .await?;
+    loop {
+        let mut open = sqlx::query(
+            "UPDATE incidents SET alert_count = alert_count + 1,
+                 first_seen = CASE WHEN $1 < first_seen THEN $1 ELSE first_seen END,
+                 last_seen = CASE WHEN $1 > last_seen THEN $1 ELSE last_seen END,
+                 updated_at = $2
+             WHERE group_key = $3 AND status NOT IN ('resolved', 'false_positive')
+             RETURNING id, severity, entities, alert_count",
+        )
+        .bind(&time)
+        .bind(now)
+        .bind(group_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if open.is_none() {
+            // The group of an incident merged into another follows it while
+            // that one is open and within the window.
+            open = sqlx::query(
+                "UPDATE incidents SET alert_count = alert_count + 1,
+                     first_seen = CASE WHEN $1 < first_seen THEN $1 ELSE first_seen END,
+                     last_seen = CASE WHEN $1 > last_seen THEN $1 ELSE last_seen END,
+                     updated_at = $2
+                 WHERE id = (SELECT incident_id FROM incident_group_aliases WHERE group_key = $3)
+                   AND status NOT IN ('resolved', 'false_positive') AND last_seen >= $4
+                 RETURNING id, severity, entities, alert_count",
+            )
+            .bind(&time)
+            .bind(now)
+            .bind(group_key)
+            .bind(&window_start)
+            .fetch_optional(&mut *conn)
+            .await?;
+        }
+        if let Some(row) = open {
+            let id: i64 = row.get(0);
+            let stored_sev = Severity::from_str(row.get::<&str, _>(1)).unwrap_or(Severity::Low);
+            let sev = stored_sev.max(a.severity);
+            let mut entities: BTreeMap<String, String> =
+                serde_json::from_str(row.get::<&str, _>(2)).unwrap_or_default();
+            let before = entities.len();
+            for (k, v) in &a.entities {
+                entities.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            if sev != stored_sev || entities.len() != before {
+                sqlx::query("UPDATE incidents SET severity = $1, entities = $2 WHERE id = $3")
+                    .bind(sev.as_str())
+                    .bind(to_json(&entities))
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            return Ok((id, row.get(3), false));
+        }
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
+                 entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at,
+                 drill_id)
+             VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, 1, $9, $9, $11, $10, $10, $12)
+             ON CONFLICT (group_key) WHERE status NOT IN ('resolved', 'false_positive') DO NOTHING
+             RETURNING id",
+        )
+        .bind(&a.title)
+        .bind(&a.rule_id)
+        .bind(a.severity.as_str())
+        .bind(&a.host)
+        .bind(&agent.agency)
+        .bind(group_key)
+        .bind(to_json(&a.entities))
+        .bind(to_json(&a.tags))
+        .bind(&time)
+        .bind(now)
+        .bind(i64::from(a.drill_id.is_some()))
+        .bind(&a.drill_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = created {
+            sqlx::query(
+                "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
+                 VALUES ($1, $2, $3, 'created', $4)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(format!("agent:{}", agent.id))
+            .bind(format!("first alert {}", a.id))
+            .execute(&mut *conn)
+            .await?;
+            return Ok((id, 1, true));
+        }
+    }
+}
+
+fn drill_from_row(r: &AnyRow) -> Result<crate::model::DrillRecord> {
     let scorecard: Option<String> = r.get(7);
     Ok(crate::model::DrillRecord {
         id: r.get(0),
@@ -1176,6 +1327,15 @@ fn group_key(a: &Alert) -> String {
     }
 }
 
+/// Per-connection SQLite settings (the driver's defaults already enforce
+/// foreign keys).
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> std::result::Result<(), sqlx::Error> {
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    Ok(())
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
@@ -1188,7 +1348,7 @@ fn parse_severity(s: &str) -> Result<Severity> {
     Severity::from_str(s).map_err(StoreError::Damaged)
 }
 
-fn packet_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<EvidencePacket> {
+fn packet_from_row(r: &AnyRow) -> Result<EvidencePacket> {
     let int = |i: usize| -> Result<u32> {
         u32::try_from(r.get::<i64, _>(i))
             .map_err(|_| StoreError::Damaged("packet field out of range".into()))
@@ -1201,7 +1361,7 @@ fn packet_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<EvidencePacket> {
     })
 }
 
-fn incident_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Incident> {
+fn incident_from_row(r: &AnyRow) -> Result<Incident> {
     Ok(Incident {
         id: r.get(0),
         title: r.get(1),
@@ -1234,4 +1394,29 @@ fn report_due(created_at: &str) -> String {
             ts(t.with_timezone(&Utc) + chrono::Duration::days(crate::model::REPORT_DEADLINE_DAYS))
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The migration files of a dialect, by name.
+    fn migrations(dialect: &str) -> Vec<String> {
+        let dir = format!("{}/migrations/{dialect}", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn every_migration_exists_in_both_dialects_with_one_name() {
+        let sqlite = migrations("sqlite");
+        assert!(sqlite.iter().any(|n| n == "0001_init.sql"), "{sqlite:?}");
+        assert_eq!(
+            sqlite,
+            migrations("postgres"),
+            "migrations/sqlite and migrations/postgres must hold the same file names"
+        );
+    }
 }

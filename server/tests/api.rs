@@ -4,44 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use ward_agent::wire::{Alert, EnrollToken, EvidencePacket, Severity};
-use ward_server::api::{AppState, router};
-use ward_server::auth::hash_secret;
-use ward_server::store::Store;
 
-struct Harness {
-    app: Router,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ward.db"))
-        .await
-        .unwrap();
-    let admin = "ward_test_admin_token".to_string();
-    store
-        .add_api_token("admin", "admin", &hash_secret(&admin))
-        .await
-        .unwrap();
-    store
-        .add_api_token("viewer", "viewer", &hash_secret("ward_test_viewer"))
-        .await
-        .unwrap();
-    let app = router(AppState::new(store, "http://127.0.0.1:9"));
-    Harness {
-        app,
-        admin,
-        _dir: dir,
-    }
-}
+mod common;
+use common::{Harness, VIEWER, harness};
 
 impl Harness {
     async fn call(
@@ -191,12 +162,7 @@ async fn missing_or_wrong_credentials_are_401_with_json() {
 async fn viewers_cannot_triage_or_mint_tokens() {
     let h = harness().await;
     let (s, body) = h
-        .json(
-            "POST",
-            "/api/v1/enroll-tokens",
-            Some("ward_test_viewer"),
-            json!({}),
-        )
+        .json("POST", "/api/v1/enroll-tokens", Some(VIEWER), json!({}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(body["error"].as_str().unwrap().contains("viewer"));
@@ -538,10 +504,7 @@ async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
         .as_i64()
         .unwrap();
     let (s, headers, body) = h
-        .get_raw(
-            &format!("/api/v1/incidents/{incident}/pcap"),
-            Some("ward_test_viewer"),
-        )
+        .get_raw(&format!("/api/v1/incidents/{incident}/pcap"), Some(VIEWER))
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(

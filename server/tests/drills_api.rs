@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::Utc;
@@ -15,39 +14,9 @@ use tower::ServiceExt;
 use ward_agent::drill::Scenario;
 use ward_agent::drill::score::{Detection, score};
 use ward_agent::wire::{Alert, EnrollToken, Severity};
-use ward_server::api::{AppState, router};
-use ward_server::auth::hash_secret;
-use ward_server::store::Store;
 
-const ADMIN: &str = "ward_test_admin_token";
-const VIEWER: &str = "ward_test_viewer_token";
-
-struct Harness {
-    app: Router,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ward.db"))
-        .await
-        .unwrap();
-    store
-        .add_api_token("admin", "admin", &hash_secret(ADMIN))
-        .await
-        .unwrap();
-    store
-        .add_api_token("viewer", "viewer", &hash_secret(VIEWER))
-        .await
-        .unwrap();
-    let app = router(AppState::new(store.clone(), "http://127.0.0.1:9"));
-    Harness {
-        app,
-        store,
-        _dir: dir,
-    }
-}
+mod common;
+use common::{ADMIN, Harness, VIEWER, harness};
 
 impl Harness {
     async fn raw(

@@ -5,41 +5,17 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use ward_agent::wire::{Alert, EnrollToken, GAP_SPOOL_FULL, Gap, Severity};
-use ward_server::api::{AppState, MAX_BODY_BYTES, router};
-use ward_server::auth::hash_secret;
-use ward_server::store::{SILENT_AGENT_RULE, Store};
+use ward_server::api::MAX_BODY_BYTES;
+use ward_server::store::SILENT_AGENT_RULE;
 
-const ADMIN: &str = "ward_test_admin_token";
-
-struct Harness {
-    app: Router,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ward.db"))
-        .await
-        .unwrap();
-    store
-        .add_api_token("admin", "admin", &hash_secret(ADMIN))
-        .await
-        .unwrap();
-    let app = router(AppState::new(store.clone(), "http://127.0.0.1:9"));
-    Harness {
-        app,
-        store,
-        _dir: dir,
-    }
-}
+mod common;
+use common::{ADMIN, Harness, harness};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
@@ -14,38 +13,20 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use ward_agent::wire::{Alert, EnrollToken, Severity};
-use ward_server::api::{AppState, Limits, RateLimiter, router};
+use ward_server::api::{AppState, Limits, RateLimiter};
 use ward_server::auth::hash_secret;
-use ward_server::store::Store;
 
-struct H {
-    app: Router,
-    store: Store,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Harness as H;
 
 async fn harness_with(limits: Limits) -> H {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ward.db"))
-        .await
-        .unwrap();
-    let admin = "ward_test_admin".to_string();
-    store
-        .add_api_token("admin", "admin", &hash_secret(&admin))
-        .await
-        .unwrap();
-    let app = router(AppState {
+    common::harness_with(|state| AppState {
         cert_sha256: Some(Arc::from("ab".repeat(32).as_str())),
         limits: Arc::new(limits),
-        ..AppState::new(store.clone(), "https://127.0.0.1:9")
-    });
-    H {
-        app,
-        store,
-        admin,
-        _dir: dir,
-    }
+        public_url: Arc::from("https://127.0.0.1:9"),
+        ..state
+    })
+    .await
 }
 
 async fn harness() -> H {
@@ -191,10 +172,7 @@ async fn enrollment_tokens_carry_the_pin_and_are_used_up_expire_and_stay_secret(
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // Expired: a token valid for a minute, enrolled with after its expiry.
     let t = h.enroll_token(json!({"ttl_seconds": 60})).await;
-    let db = h._dir.path().join("ward.db");
-    let conn = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
-        .await
-        .unwrap();
+    let conn = h.db.raw().await;
     sqlx::query("UPDATE enroll_tokens SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE secret_hash = $1")
         .bind(hash_secret(&t.secret))
         .execute(&conn)
@@ -578,10 +556,7 @@ async fn the_audit_log_is_append_only() {
     let h = harness().await;
     h.user("u", "viewer", &[]).await;
     assert!(!h.audit().await.is_empty());
-    let db = h._dir.path().join("ward.db");
-    let conn = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
-        .await
-        .unwrap();
+    let conn = h.db.raw().await;
     let upd = sqlx::query("UPDATE audit SET actor = 'someone else'")
         .execute(&conn)
         .await;

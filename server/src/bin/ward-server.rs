@@ -28,7 +28,9 @@ enum Command {
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8443", env = "WARD_LISTEN")]
         listen: SocketAddr,
-        /// Database URL (default: the embedded SQLite file in the data dir).
+        /// Database URL: sqlite:PATH, or postgres://USER:PASSWORD@HOST/DB for
+        /// several replicas on one database (default: the embedded SQLite
+        /// file in the data dir).
         #[arg(long, env = "WARD_DATABASE")]
         database: Option<String>,
         /// Base URL agents use to reach this coordinator (default: from --listen).
@@ -53,6 +55,11 @@ enum Command {
         /// entity's alerts after the last one (`30m`, `24h`, `7d`).
         #[arg(long, env = "WARD_GROUP_WINDOW", value_parser = ward_server::serve::parse_duration)]
         group_window: Option<u64>,
+        /// Prune alerts (and their captured frames) received more than this
+        /// many days ago, except those of open incidents (default: keep
+        /// everything).
+        #[arg(long, env = "WARD_RETAIN_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        retain_days: Option<u32>,
     },
 }
 
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
         insecure_http,
         rules,
         group_window,
+        retain_days,
     } = cli.command;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -95,6 +103,7 @@ fn main() -> ExitCode {
         rules,
         group_window: group_window
             .map(|s| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))),
+        retain_days,
     };
     match rt.block_on(serve(opts, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,

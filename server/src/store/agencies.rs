@@ -1,7 +1,7 @@
 //! Agency profiles (`0008_agency_profiles.sql`) and the list of agencies.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{Result, Scope, Store, from_json, now, scope_param};
 use crate::agency::{AgencyInfo, AgencyProfile, ProfileFields};
@@ -24,7 +24,7 @@ const PROFILE_BY_AGENCY: &str = concat!(
 );
 
 /// A profile from the columns of `profile_columns!` starting at `at`.
-fn profile_from_row(r: &SqliteRow, at: usize) -> Result<AgencyProfile> {
+fn profile_from_row(r: &AnyRow, at: usize) -> Result<AgencyProfile> {
     let level: Option<i64> = r.get(at + 9);
     Ok(AgencyProfile {
         agency: r.get(at),
@@ -111,7 +111,7 @@ impl Store {
                     (SELECT COUNT(*) FROM incidents i WHERE i.agency = n.agency AND i.drill = 0),
                     (SELECT COUNT(*) FROM incidents i WHERE i.agency = n.agency AND i.drill = 0
                         AND i.status NOT IN ('resolved', 'false_positive')),
-                    p.agency IS NOT NULL, ",
+                    CASE WHEN p.agency IS NULL THEN 0 ELSE 1 END, ",
             profile_columns!(),
             " FROM (SELECT agency FROM agents UNION SELECT agency FROM incidents
                    UNION SELECT agency FROM agency_profiles) n
@@ -124,7 +124,7 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let has_profile: bool = r.get(4);
+                let has_profile = r.get::<i64, _>(4) != 0;
                 Ok(AgencyInfo {
                     name: r.get(0),
                     agents: r.get(1),

@@ -66,7 +66,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         for agency in agencies {
-            sqlx::query("INSERT OR IGNORE INTO user_agencies (user_id, agency) VALUES ($1, $2)")
+            sqlx::query("INSERT INTO user_agencies (user_id, agency) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(user_id)
                 .bind(agency)
                 .execute(&mut *tx)
@@ -137,9 +137,9 @@ impl Store {
     /// All users.
     pub async fn users(&self) -> Result<Vec<UserInfo>> {
         let rows = sqlx::query(
-            "SELECT u.id, u.name, u.role, u.password_hash IS NOT NULL, u.created_by, u.created_at,
+            "SELECT u.id, u.name, u.role, CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END, u.created_by, u.created_at,
                     (SELECT json_group_array(agency) FROM
-                        (SELECT agency FROM user_agencies a WHERE a.user_id = u.id ORDER BY agency))
+                        (SELECT agency FROM user_agencies a WHERE a.user_id = u.id ORDER BY agency) AS s)
              FROM users u ORDER BY u.name",
         )
         .fetch_all(&self.read)

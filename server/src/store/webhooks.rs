@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 use ward_agent::wire::Severity;
 
 use super::{Result, Store, StoreError, from_json, incident_from_row, select_incidents, to_json};
@@ -121,13 +121,13 @@ fn sev_rank(s: Severity) -> u8 {
 }
 
 /// Queues `incident.created` for incident `id` to every matching webhook.
-pub(super) async fn enqueue_created(tx: &mut SqliteConnection, id: i64, now: &str) -> Result<()> {
+pub(super) async fn enqueue_created(tx: &mut AnyConnection, id: i64, now: &str) -> Result<()> {
     enqueue(tx, id, "incident.created", None, now).await
 }
 
 /// Queues `incident.status` (the incident moved to `status`, by `actor`).
 pub(super) async fn enqueue_status(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     id: i64,
     status: &str,
     actor: &str,
@@ -137,7 +137,7 @@ pub(super) async fn enqueue_status(
 }
 
 async fn enqueue(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     id: i64,
     event: &str,
     change: Option<(&str, &str)>,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 use ward_agent::wire::Severity;
 
 use super::security::scope_param;
@@ -507,7 +507,7 @@ impl Store {
 
 /// Adds (or with `add` false removes) a responder's label.
 pub(super) async fn set_label(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     id: i64,
     label: &str,
     add: bool,
@@ -564,7 +564,7 @@ struct MergeSide {
     merged_into: Option<i64>,
 }
 
-async fn merge_side(tx: &mut SqliteConnection, id: i64) -> Result<MergeSide> {
+async fn merge_side(tx: &mut AnyConnection, id: i64) -> Result<MergeSide> {
     let r = sqlx::query(
         "SELECT status, severity, group_key, labels, drill_id, merged_into FROM incidents WHERE id = $1",
     )
@@ -583,7 +583,7 @@ async fn merge_side(tx: &mut SqliteConnection, id: i64) -> Result<MergeSide> {
 }
 
 pub(super) async fn timeline(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     id: i64,
     at: &str,
     actor: &str,
@@ -605,7 +605,7 @@ pub(super) async fn timeline(
 
 /// Sets an incident's count, times, severity (at least `floor`) and
 /// entities from the alerts it now holds, and rebuilds its attacker index.
-async fn recompute(tx: &mut SqliteConnection, id: i64, floor: Severity, now: &str) -> Result<()> {
+async fn recompute(tx: &mut AnyConnection, id: i64, floor: Severity, now: &str) -> Result<()> {
     let facts = sqlx::query(
         "SELECT severity, time, entities FROM alerts WHERE incident_id = $1 ORDER BY time, id",
     )
@@ -668,7 +668,7 @@ async fn recompute(tx: &mut SqliteConnection, id: i64, floor: Severity, now: &st
 /// one. Returns whether any identity was new for this incident (so the
 /// caller re-checks spread).
 pub(super) async fn index_attackers(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     id: i64,
     realm: &str,
     host: &str,
@@ -725,11 +725,7 @@ pub(super) async fn index_attackers(
 /// Raises every open incident of the campaigns incident `id` belongs to by
 /// one level (once each) when a campaign has reached [`SPREAD_HOSTS`] hosts
 /// or [`SPREAD_AGENCIES`] agencies.
-pub(super) async fn escalate_for_spread(
-    tx: &mut SqliteConnection,
-    id: i64,
-    now: &str,
-) -> Result<()> {
+pub(super) async fn escalate_for_spread(tx: &mut AnyConnection, id: i64, now: &str) -> Result<()> {
     let spread = sqlx::query(
         "SELECT c.id, c.realm, c.kind, c.value, COUNT(DISTINCT x.host), COUNT(DISTINCT x.agency)
          FROM campaigns c JOIN incident_attackers x
@@ -783,7 +779,7 @@ pub(super) async fn escalate_for_spread(
 /// Raises incident `id` one level for `reason` unless it already was for
 /// that reason; the timeline says why.
 pub(super) async fn escalate(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     id: i64,
     reason: &str,
     why: &str,
