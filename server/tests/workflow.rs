@@ -18,20 +18,20 @@ use ward_server::api::{AppState, router};
 use ward_server::auth::hash_secret;
 use ward_server::store::Store;
 
-const ADMIN: &str = "ward_test_admin_token";
-const VIEWER: &str = "ward_test_viewer";
+mod common;
+use common::{ADMIN, TestDb, VIEWER};
 
 struct Harness {
     app: Router,
     store: Store,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
+/// The API over a fresh store (SQLite, or PostgreSQL when the suite runs on
+/// it) with an admin and a viewer token.
 async fn harness_with(window: Option<Duration>) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open_sqlite(&dir.path().join("ward.db"))
-        .await
-        .unwrap();
+    let db = TestDb::new().await;
+    let mut store = db.store.clone();
     if let Some(w) = window {
         store = store.with_group_window(w);
     }
@@ -46,7 +46,7 @@ async fn harness_with(window: Option<Duration>) -> Harness {
     Harness {
         app: router(AppState::new(store.clone(), "http://127.0.0.1:9")),
         store,
-        _dir: dir,
+        _db: db,
     }
 }
 
