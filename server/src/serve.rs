@@ -67,6 +67,8 @@ pub struct ServedBundle {
     pub version: String,
     /// The signing key's public half (base64), handed to agents at enrollment.
     pub public_key: String,
+    /// Its rules, for the rules page.
+    pub rules: Vec<crate::model::RuleInfo>,
 }
 
 /// Loads (or at first start makes, mode 0600) the bundle signing key and
@@ -91,7 +93,7 @@ pub fn rule_bundle(opts: &ServeOptions) -> anyhow::Result<ServedBundle> {
             .and_then(|(sigma, ioc)| ward_agent::bundle::RuleBundle::from_sources(sigma, ioc)),
         None => ward_agent::bundle::RuleBundle::shipped(),
     };
-    let (bundle, _) = built.map_err(|diags| {
+    let (bundle, pack) = built.map_err(|diags| {
         let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the rules to serve do not load:\n{}", list.join("\n"))
     })?;
@@ -100,6 +102,7 @@ pub fn rule_bundle(opts: &ServeOptions) -> anyhow::Result<ServedBundle> {
         signed: bundle.sign(&key),
         version: bundle.version.clone(),
         public_key: ward_agent::bundle::public_key(&key),
+        rules: crate::api::catalogue(&pack),
     })
 }
 

@@ -22,8 +22,10 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod security;
+mod sessions;
 use security::scope_param;
 pub use security::{AuditRecord, Scope};
+pub use sessions::{LoginUser, RuleHits};
 
 /// Store failures. Only `NotFound` and `Conflict` are the caller's fault.
 #[derive(Debug, thiserror::Error)]
