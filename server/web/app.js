@@ -36,7 +36,7 @@ async function loadLanguage(lang) {
   document.documentElement.lang = lang;
   document.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = tr(e.dataset.i18n); });
   document.querySelectorAll("[data-i18n-title]").forEach((e) => { e.title = tr(e.dataset.i18nTitle); });
-  document.getElementById("lang").textContent = lang === "vi" ? "EN" : "VI";
+  document.getElementById("lang").textContent = tr("lang.other_short");
   document.title = tr("app.title");
 }
 
@@ -193,7 +193,7 @@ function viewLogin() {
     err,
     h("button", { type: "submit", id: "login-submit" }, tr("login.submit")),
     h("button", { type: "button", class: "link", id: "login-lang", "on:click": switchLanguage },
-      state.lang === "vi" ? "English" : "Tiếng Việt"));
+      tr("lang.other")));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     err.textContent = "";
@@ -406,8 +406,10 @@ async function viewIncident(id) {
         table([h("th", {}, tr("col.name")), h("th", {}, tr("col.value"))],
           Object.entries(inc.entities || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "mono" }, v)))),
         h("h2", {}, tr("incident.packets")),
-        h("p", { id: "packet-summary" }, tr("incident.packet_summary", { n: packets, a: inc.alerts.filter((a) => a.packet_count).length }), " ",
-          packets ? h("button", { type: "button", id: "pcap", "on:click": () => download(`/incidents/${id}/pcap`, `ward-incident-${id}.pcap`) }, tr("incident.pcap")) : null))),
+        h("p", { id: "packet-summary" }, packets
+          ? [tr("incident.packet_summary", { n: packets, a: inc.alerts.filter((a) => a.packet_count).length }), " ",
+            h("button", { type: "button", id: "pcap", "on:click": () => download(`/incidents/${id}/pcap`, `ward-incident-${id}.pcap`) }, tr("incident.pcap"))]
+          : tr("incident.no_packets")))),
     h("h2", {}, tr("incident.alerts", { n: inc.alert_count })),
     h("div", { id: "alerts" }, inc.alerts.map(alertCard)),
     h("h2", {}, tr("incident.timeline")),

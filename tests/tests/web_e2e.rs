@@ -237,8 +237,11 @@ fn diff_fraction(a: &[u8], b: &[u8]) -> f64 {
 /// Compares a screenshot with `tests/screenshots/NAME.png`, or writes the
 /// baseline when `WARD_UPDATE_SCREENSHOTS` is set.
 async fn check_screenshot(c: &Client, name: &str) {
-    // Let fonts and the last refresh settle.
+    // Let fonts and the last refresh settle; the transient toast is no part of the layout.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    c.execute("document.getElementById('toast').hidden = true", vec![])
+        .await
+        .expect("hiding the toast");
     let shot = c.screenshot().await.expect("a screenshot");
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/screenshots"));
     let baseline = dir.join(format!("{name}.png"));
