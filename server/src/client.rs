@@ -7,11 +7,65 @@ use reqwest::{Client, Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::webhooks::NewWebhookResponse;
 use crate::model::{
-    ActionRequest, AgentInfo, AuditEntry, DrillRecord, EnrollTokenRequest, EnrollTokenResponse,
-    FinishDrill, GapRecord, Incident, IncidentDetail, NewDrill, NewTokenResponse, NewUserRequest,
-    TokenInfo, UserInfo,
+    ActionRequest, AgentInfo, AuditEntry, Campaign, CampaignDetail, DrillRecord,
+    EnrollTokenRequest, EnrollTokenResponse, FinishDrill, GapRecord, Incident, IncidentDetail,
+    NewDrill, NewTokenResponse, NewUserRequest, TokenInfo, UserInfo,
 };
+use crate::store::{NewWebhook, WebhookDelivery, WebhookInfo};
+
+/// Filters and order of `GET /api/v1/incidents` (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// Status.
+    pub status: Option<String>,
+    /// Least severity.
+    pub severity: Option<String>,
+    /// Agency.
+    pub agency: Option<String>,
+    /// Host.
+    pub host: Option<String>,
+    /// Rule id.
+    pub rule: Option<String>,
+    /// Active since (RFC 3339).
+    pub since: Option<String>,
+    /// Active until (RFC 3339).
+    pub until: Option<String>,
+    /// A drill id or `all`.
+    pub drill: Option<String>,
+    /// `last_seen`, `deadline`, `severity` or `created`.
+    pub sort: Option<String>,
+    /// Most rows.
+    pub limit: Option<i64>,
+}
+
+impl IncidentFilter {
+    fn path(&self) -> String {
+        let limit = self.limit.map(|l| l.to_string());
+        let params = [
+            ("status", &self.status),
+            ("severity", &self.severity),
+            ("agency", &self.agency),
+            ("host", &self.host),
+            ("rule", &self.rule),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("drill", &self.drill),
+            ("sort", &self.sort),
+            ("limit", &limit),
+        ];
+        let query: Vec<String> = params
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={}", seg(v))))
+            .collect();
+        if query.is_empty() {
+            "incidents".to_string()
+        } else {
+            format!("incidents?{}", query.join("&"))
+        }
+    }
+}
 
 /// A capture file downloaded from the coordinator.
 #[derive(Debug)]
@@ -208,11 +262,53 @@ impl ApiClient {
 
     /// Lists incidents, optionally of one status.
     pub async fn incidents(&self, status: Option<&str>) -> anyhow::Result<Vec<Incident>> {
-        let path = match status {
-            Some(s) => format!("incidents?status={s}"),
-            None => "incidents".to_string(),
+        let f = IncidentFilter {
+            status: status.map(str::to_string),
+            ..IncidentFilter::default()
+        };
+        self.list_incidents(&f).await
+    }
+
+    /// The incident queue with filters and order.
+    pub async fn list_incidents(&self, f: &IncidentFilter) -> anyhow::Result<Vec<Incident>> {
+        self.call::<(), _>(Method::GET, &f.path(), None).await
+    }
+
+    /// Campaigns: attackers seen on several hosts (of one drill, or `all`).
+    pub async fn campaigns(&self, drill: Option<&str>) -> anyhow::Result<Vec<Campaign>> {
+        let path = match drill {
+            Some(d) => format!("campaigns?drill={}", seg(d)),
+            None => "campaigns".to_string(),
         };
         self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// One campaign with its incidents.
+    pub async fn campaign(&self, id: i64) -> anyhow::Result<CampaignDetail> {
+        self.call::<(), _>(Method::GET, &format!("campaigns/{id}"), None)
+            .await
+    }
+
+    /// Adds a webhook; the answer holds its signing secret (shown once).
+    pub async fn add_webhook(&self, hook: &NewWebhook) -> anyhow::Result<NewWebhookResponse> {
+        self.call(Method::POST, "webhooks", Some(hook)).await
+    }
+
+    /// Lists webhooks with their delivery counts.
+    pub async fn webhooks(&self) -> anyhow::Result<Vec<WebhookInfo>> {
+        self.call::<(), _>(Method::GET, "webhooks", None).await
+    }
+
+    /// Stops a webhook.
+    pub async fn disable_webhook(&self, id: i64) -> anyhow::Result<Vec<WebhookInfo>> {
+        self.call::<(), _>(Method::POST, &format!("webhooks/{id}/disable"), None)
+            .await
+    }
+
+    /// A webhook's latest deliveries.
+    pub async fn webhook_deliveries(&self, id: i64) -> anyhow::Result<Vec<WebhookDelivery>> {
+        self.call::<(), _>(Method::GET, &format!("webhooks/{id}/deliveries"), None)
+            .await
     }
 
     /// One incident.

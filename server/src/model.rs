@@ -99,6 +99,62 @@ pub struct Incident {
     pub created_at: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// Labels responders put on it (the rule's own are in `tags`).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The campaign it belongs to: its attacker was seen on other hosts.
+    #[serde(default)]
+    pub campaign_id: Option<i64>,
+    /// The incident it was merged into (then it is closed and empty).
+    #[serde(default)]
+    pub merged_into: Option<i64>,
+    /// The Circular 20/2017 reporting deadline: detection plus
+    /// [`REPORT_DEADLINE_DAYS`] days (RFC 3339).
+    #[serde(default)]
+    pub report_due: String,
+}
+
+/// Days from detection within which Circular 20/2017 wants the incident reported.
+pub const REPORT_DEADLINE_DAYS: i64 = 5;
+
+/// One attacker identity seen on several hosts, and its incidents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Campaign {
+    /// Its number.
+    pub id: i64,
+    /// `ip`, `domain` or `sha256`.
+    pub kind: String,
+    /// The address, domain or file hash.
+    pub value: String,
+    /// The drill it belongs to (drill campaigns never mix with real ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_id: Option<String>,
+    /// Its incidents (visible to the caller), oldest first.
+    pub incident_ids: Vec<i64>,
+    /// Hosts it touched.
+    pub hosts: Vec<String>,
+    /// Agencies it touched.
+    pub agencies: Vec<String>,
+    /// Highest severity of its incidents.
+    pub severity: Severity,
+    /// Whether any of its incidents is open.
+    pub open: bool,
+    /// Earliest event of its incidents (RFC 3339).
+    pub first_seen: String,
+    /// Latest event of its incidents (RFC 3339).
+    pub last_seen: String,
+    /// When the coordinator linked it (RFC 3339).
+    pub created_at: String,
+}
+
+/// A campaign with its incidents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignDetail {
+    /// The campaign.
+    #[serde(flatten)]
+    pub campaign: Campaign,
+    /// Its incidents.
+    pub incidents: Vec<Incident>,
 }
 
 /// One stored alert.
@@ -154,6 +210,10 @@ pub struct IncidentDetail {
     pub alerts: Vec<AlertRecord>,
     /// Its timeline, oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// For a false positive: the agent `[[suppress]]` entry that would keep
+    /// the rule quiet about this entity (for an admin to add to the config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<String>,
 }
 
 /// An enrolled agent as admins see it.
@@ -259,9 +319,15 @@ pub struct ActionRequest {
     /// The assignee, for `assign`.
     #[serde(default)]
     pub assignee: Option<String>,
-    /// A note or reason.
+    /// A note or reason; the label for `tag` and `untag`.
     #[serde(default)]
     pub text: Option<String>,
+    /// The incident to merge into, for `merge`.
+    #[serde(default)]
+    pub into: Option<i64>,
+    /// The alerts that move to a new incident, for `split`.
+    #[serde(default)]
+    pub alert_ids: Vec<String>,
 }
 
 /// Body of `POST /api/v1/users`.

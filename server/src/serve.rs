@@ -37,6 +37,9 @@ pub struct ServeOptions {
     pub insecure_http: bool,
     /// Rule pack served to agents as a signed bundle (default: the shipped one).
     pub rules: Option<PathBuf>,
+    /// How long an open incident collects its group's alerts after its
+    /// last one (default [`crate::store::DEFAULT_GROUP_WINDOW`]).
+    pub group_window: Option<chrono::Duration>,
 }
 
 impl ServeOptions {
@@ -51,8 +54,29 @@ impl ServeOptions {
             tls_key: None,
             insecure_http: false,
             rules: None,
+            group_window: None,
         }
     }
+}
+
+/// `90s`, `30m`, `24h`, `7d` (or plain seconds) into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 30m, 24h or 7d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{s}': the unit is s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too long"))
 }
 
 /// File in the data dir holding the Ed25519 key that signs rule bundles.
@@ -178,7 +202,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     create_private_dir(&opts.data)?;
-    let store = open_store(&opts).await?;
+    let mut store = open_store(&opts).await?;
+    if let Some(w) = opts.group_window {
+        store = store.with_group_window(w);
+    }
     ensure_admin_token(&store, &opts.data).await?;
     let tls = tls_material(&opts)?;
     let listener = std::net::TcpListener::bind(opts.listen)
@@ -213,6 +240,7 @@ pub async fn serve(
             }
         });
     }
+    tokio::spawn(crate::webhook::run(state.store.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(material) => {

@@ -26,6 +26,32 @@ mod sessions;
 use security::scope_param;
 pub use security::{AuditRecord, Scope};
 pub use sessions::{LoginUser, RuleHits};
+mod webhooks;
+mod workflow;
+use security::scope_param;
+pub use security::{AuditRecord, Scope};
+pub use webhooks::{
+    DueDelivery, MAX_ATTEMPTS, NewWebhook, WEBHOOK_EVENTS, WebhookDelivery, WebhookInfo,
+};
+pub use workflow::{IncidentQuery, QueueSort, attacker_identities, suppression_proposal};
+
+/// `SELECT` of the columns [`incident_from_row`] reads, in its order, then
+/// the rest of the statement (a literal, so the SQL stays static).
+macro_rules! select_incidents {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
+                last_seen, entities, tags, drill, assignee, created_at, updated_at, drill_id, labels,
+                merged_into,
+                (SELECT MIN(c.id) FROM incident_attackers x JOIN campaigns c
+                   ON c.realm = x.realm AND c.kind = x.kind AND c.value = x.value
+                 WHERE x.incident_id = incidents.id)
+             FROM incidents ",
+            $rest
+        )
+    };
+}
+use select_incidents;
 
 /// Store failures. Only `NotFound` and `Conflict` are the caller's fault.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +62,9 @@ pub enum StoreError {
     /// The request contradicts the stored state.
     #[error("{0}")]
     Conflict(String),
+    /// The request is malformed (a bad label, an empty split, ...).
+    #[error("{0}")]
+    Invalid(String),
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
@@ -102,7 +131,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct Store {
     read: SqlitePool,
     write: SqlitePool,
+    group_window: chrono::Duration,
 }
+
+/// How long an open incident keeps collecting its group's alerts after its
+/// last one, unless the coordinator is told otherwise.
+pub const DEFAULT_GROUP_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.
@@ -115,6 +149,13 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         Self::open_with(opts).await
+    }
+
+    /// The same store grouping alerts into an open incident only while its
+    /// last alert is at most `window` older (at least a second).
+    pub fn with_group_window(mut self, window: chrono::Duration) -> Self {
+        self.group_window = window.max(chrono::Duration::seconds(1));
+        self
     }
 
     /// Opens a database from a `sqlite:` URL.
@@ -137,7 +178,11 @@ impl Store {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Store { read, write })
+        Ok(Store {
+            read,
+            write,
+            group_window: DEFAULT_GROUP_WINDOW,
+        })
     }
 
     // ---- API tokens -------------------------------------------------------
@@ -355,6 +400,7 @@ impl Store {
             duplicates: 0,
             gaps_accepted: 0,
         };
+        let mut created = Vec::new();
         for g in gaps {
             let done = sqlx::query(
                 "INSERT INTO gaps (id, agent_id, host, agency, reason, count, by_severity,
@@ -388,14 +434,43 @@ impl Store {
             }
             let group_key = group_key(a);
             let time = ts(a.time);
-            let open = sqlx::query(
-                "SELECT id, severity, entities FROM incidents
+            // The group's open incident, or the open one it was merged into,
+            // while its last alert is within the grouping window.
+            let window_start = ts(a.time - self.group_window);
+            // An open incident quiet for longer than the window gives its
+            // group key up (it stays open under a retired key) to a new one.
+            let open = match sqlx::query(
+                "SELECT id, severity, entities, alert_count, last_seen FROM incidents
                  WHERE group_key = $1 AND status NOT IN ('resolved', 'false_positive')
                  ORDER BY id DESC LIMIT 1",
             )
             .bind(&group_key)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await?
+            {
+                Some(row) if row.get::<&str, _>(4) >= window_start.as_str() => Some(row),
+                Some(stale) => {
+                    sqlx::query(
+                        "UPDATE incidents SET group_key = group_key || '#' || id WHERE id = $1",
+                    )
+                    .bind(stale.get::<i64, _>(0))
+                    .execute(&mut *tx)
+                    .await?;
+                    None
+                }
+                None => {
+                    sqlx::query(
+                        "SELECT i.id, i.severity, i.entities, i.alert_count
+                         FROM incident_group_aliases g JOIN incidents i ON i.id = g.incident_id
+                         WHERE g.group_key = $1 AND i.status NOT IN ('resolved', 'false_positive')
+                           AND i.last_seen >= $2",
+                    )
+                    .bind(&group_key)
+                    .bind(&window_start)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+            };
             let incident_id: i64 = match open {
                 Some(row) => {
                     let id: i64 = row.get(0);
@@ -421,6 +496,16 @@ impl Store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                    if row.get::<i64, _>(3) + 1 >= workflow::VOLUME_ESCALATION {
+                        workflow::escalate(
+                            &mut tx,
+                            id,
+                            "volume",
+                            &format!("{} alerts or more", workflow::VOLUME_ESCALATION),
+                            &now,
+                        )
+                        .await?;
+                    }
                     id
                 }
                 None => {
@@ -455,9 +540,24 @@ impl Store {
                     .bind(format!("first alert {}", a.id))
                     .execute(&mut *tx)
                     .await?;
+                    created.push(id);
                     id
                 }
             };
+            let realm = a.drill_id.as_deref().unwrap_or_default();
+            if workflow::index_attackers(
+                &mut tx,
+                incident_id,
+                realm,
+                &a.host,
+                &agent.agency,
+                &a.entities,
+                &now,
+            )
+            .await?
+            {
+                workflow::escalate_for_spread(&mut tx, incident_id, &now).await?;
+            }
             sqlx::query(
                 "INSERT INTO alerts (id, agent_id, incident_id, rule_id, title, severity, time, host,
                      entities, evidence, tags, source, received_at, drill_id)
@@ -494,6 +594,9 @@ impl Store {
                 .await?;
             }
             ack.accepted += 1;
+        }
+        for id in created {
+            webhooks::enqueue_created(&mut tx, id, &now).await?;
         }
         sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
             .bind(&now)
@@ -604,6 +707,7 @@ impl Store {
                 ))
                 .execute(&mut *tx)
                 .await?;
+                webhooks::enqueue_created(&mut tx, incident, &stamp).await?;
                 tracing::warn!(agent_id = %id, %host, incident, "agent is silent; incident raised");
                 raised += 1;
             } else {
@@ -632,6 +736,7 @@ impl Store {
                     .bind(format!("the agent is back: heartbeat at {last_seen}"))
                     .execute(&mut *tx)
                     .await?;
+                    webhooks::enqueue_status(&mut tx, incident, "resolved", "ward", &stamp).await?;
                     tracing::info!(agent_id = %id, %host, incident, "silent agent is back; incident resolved");
                     resolved += 1;
                 }
@@ -661,40 +766,22 @@ impl Store {
         limit: i64,
         scope: Scope<'_>,
     ) -> Result<Vec<Incident>> {
-        let (mode, id) = match drill {
-            DrillFilter::Real => (0i64, None),
-            DrillFilter::One(d) => (1, Some(d.as_str())),
-            DrillFilter::All => (2, None),
+        let q = IncidentQuery {
+            status,
+            drill: drill.clone(),
+            limit,
+            ..IncidentQuery::default()
         };
-        let rows = sqlx::query(
-            "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
-                    last_seen, entities, tags, drill, assignee, created_at, updated_at, drill_id
-             FROM incidents WHERE ($1 IS NULL OR status = $1)
-               AND ($3 IS NULL OR agency IN (SELECT value FROM json_each($3)))
-               AND (($4 = 0 AND drill = 0) OR ($4 = 1 AND drill_id = $5) OR $4 = 2)
-             ORDER BY last_seen DESC, id DESC LIMIT $2",
-        )
-        .bind(status.map(Status::as_str))
-        .bind(limit)
-        .bind(scope_param(scope))
-        .bind(mode)
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(incident_from_row).collect()
+        self.incident_queue(&q, scope).await
     }
 
     /// One incident with its alerts and timeline.
     pub async fn incident(&self, id: i64) -> Result<IncidentDetail> {
-        let row = sqlx::query(
-            "SELECT id, title, rule_id, severity, status, host, agency, alert_count, first_seen,
-                    last_seen, entities, tags, drill, assignee, created_at, updated_at, drill_id
-             FROM incidents WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(select_incidents!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let incident = incident_from_row(&row)?;
         let alerts = sqlx::query(
             "SELECT id, agent_id, rule_id, title, severity, time, host, entities, evidence, source, received_at,
@@ -737,6 +824,7 @@ impl Store {
         })
         .collect();
         Ok(IncidentDetail {
+            suppression: suppression_proposal(&incident),
             incident,
             alerts,
             timeline,
@@ -855,6 +943,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 let kind = if reopen { "reopened" } else { new.as_str() };
+                webhooks::enqueue_status(&mut tx, id, kind, actor, &now).await?;
                 (kind.to_string(), note.unwrap_or_default().to_string())
             }
             TriageAction::Assign(who) => {
@@ -865,6 +954,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 ("assigned".to_string(), who.to_string())
+            }
+            TriageAction::Tag(label) | TriageAction::Untag(label) => {
+                let add = matches!(action, TriageAction::Tag(_));
+                workflow::set_label(&mut tx, id, label, add, &now).await?;
+                let kind = if add { "labelled" } else { "unlabelled" };
+                (kind.to_string(), label.trim().to_string())
             }
             TriageAction::Note(text) => {
                 sqlx::query("UPDATE incidents SET updated_at = $1 WHERE id = $2")
@@ -1038,9 +1133,10 @@ fn drill_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<crate::model::DrillReco
 }
 
 /// Which incidents a listing shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum DrillFilter {
     /// Real incidents only (the default: drills never mix with them).
+    #[default]
     Real,
     /// The incidents of one drill.
     One(String),
@@ -1059,6 +1155,10 @@ pub enum TriageAction<'a> {
     Assign(&'a str),
     /// Add a note.
     Note(&'a str),
+    /// Put a label on it.
+    Tag(&'a str),
+    /// Take a label off.
+    Untag(&'a str),
 }
 
 /// Alerts of the same rule, host and primary entity share an open incident.
@@ -1119,7 +1219,20 @@ fn incident_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Incident> {
         drill: r.get::<i64, _>(12) != 0,
         drill_id: r.get(16),
         assignee: r.get(13),
+        report_due: report_due(r.get(14)),
         created_at: r.get(14),
         updated_at: r.get(15),
+        labels: from_json(r.get(17))?,
+        merged_into: r.get(18),
+        campaign_id: r.get(19),
     })
+}
+
+/// Detection time plus the reporting period, or "" for an unreadable time.
+fn report_due(created_at: &str) -> String {
+    DateTime::parse_from_rfc3339(created_at)
+        .map(|t| {
+            ts(t.with_timezone(&Utc) + chrono::Duration::days(crate::model::REPORT_DEADLINE_DAYS))
+        })
+        .unwrap_or_default()
 }

@@ -17,6 +17,7 @@ const state = {
   me: null,
   timer: null,
   queue: { sort: "deadline", dir: 1 },
+  seen: { agency: new Map(), host: new Map(), rule: new Map() },
 };
 
 // ---- text, dates ----------------------------------------------------------
@@ -268,9 +269,9 @@ function setQueueParams(f) {
 function matches(inc, f) {
   if (f.status && inc.status !== f.status) return false;
   if (f.severity && SEVERITIES.indexOf(inc.severity) < SEVERITIES.indexOf(f.severity)) return false;
-  if (f.agency && !inc.agency.toLowerCase().includes(f.agency.toLowerCase())) return false;
-  if (f.host && !inc.host.toLowerCase().includes(f.host.toLowerCase())) return false;
-  if (f.rule && !(inc.rule_id + " " + inc.title).toLowerCase().includes(f.rule.toLowerCase())) return false;
+  if (f.agency && inc.agency !== f.agency) return false;
+  if (f.host && inc.host !== f.host) return false;
+  if (f.rule && inc.rule_id !== f.rule) return false;
   if (f.since && new Date(inc.last_seen) < new Date(f.since)) return false;
   if (f.until && new Date(inc.first_seen) > new Date(f.until)) return false;
   return true;
@@ -293,9 +294,9 @@ function viewQueue() {
   const inputs = {
     status: select("f-status", f.status || "", [["", tr("filter.any_status")], ...STATUSES.map((s) => [s, statusLabel(s)])]),
     severity: select("f-severity", f.severity || "", [["", tr("filter.any_severity")], ...SEVERITIES.map((s) => [s, tr("filter.at_least", { s: severityLabel(s) })])]),
-    agency: h("input", { id: "f-agency", value: f.agency || "", placeholder: tr("filter.agency") }),
-    host: h("input", { id: "f-host", value: f.host || "", placeholder: tr("filter.host") }),
-    rule: h("input", { id: "f-rule", value: f.rule || "", placeholder: tr("filter.rule") }),
+    agency: h("input", { id: "f-agency", list: "dl-agency", value: f.agency || "", placeholder: tr("filter.agency") }),
+    host: h("input", { id: "f-host", list: "dl-host", value: f.host || "", placeholder: tr("filter.host") }),
+    rule: h("input", { id: "f-rule", list: "dl-rule", value: f.rule || "", placeholder: tr("filter.rule") }),
     since: h("input", { id: "f-since", type: "datetime-local", value: f.since || "", title: tr("filter.since") }),
     until: h("input", { id: "f-until", type: "datetime-local", value: f.until || "", title: tr("filter.until") }),
     drill: select("f-drill", f.drill || "", [["", tr("filter.real")], ["all", tr("filter.all_incl_drills")]]),
@@ -317,20 +318,34 @@ function viewQueue() {
     }
     try {
       const list = (await api("/incidents?" + q)).filter((i) => matches(i, cur));
+      rememberValues(lists, list);
       renderQueue(body, list);
       stamp.textContent = tr("queue.updated", { at: fmtTime(new Date().toISOString()), n: list.length });
     } catch (e) {
       body.replaceChildren(h("p", { class: "error" }, e.message));
     }
   };
+  const lists = { agency: h("datalist", { id: "dl-agency" }), host: h("datalist", { id: "dl-host" }), rule: h("datalist", { id: "dl-rule" }) };
   show(
     h("h1", {}, tr("queue.title")),
-    h("div", { class: "filters", id: "filters" }, Object.values(inputs),
+    h("div", { class: "filters", id: "filters" }, Object.values(inputs), Object.values(lists),
       h("button", { type: "button", class: "link", "on:click": () => { setQueueParams({}); viewQueue(); } }, tr("filter.clear"))),
     h("p", {}, stamp),
     body);
   refresh();
   state.timer = setInterval(refresh, REFRESH_MS);
+}
+
+/** Agencies, hosts and rules seen so far, offered as the filters' exact values. */
+function rememberValues(lists, incidents) {
+  for (const i of incidents) {
+    state.seen.agency.set(i.agency, i.agency);
+    state.seen.host.set(i.host, i.host);
+    state.seen.rule.set(i.rule_id, i.title);
+  }
+  for (const [k, dl] of Object.entries(lists)) {
+    dl.replaceChildren(...[...state.seen[k]].sort().map(([v, label]) => h("option", { value: v }, label === v ? null : label)));
+  }
 }
 
 function renderQueue(body, list) {

@@ -89,6 +89,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::Unprocessable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

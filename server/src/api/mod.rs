@@ -9,6 +9,7 @@ mod incidents;
 mod limits;
 mod rules;
 mod session;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,7 +116,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(admin::routes())
                 .merge(drills::routes())
                 .merge(session::routes())
-                .merge(rules::routes()),
+                .merge(rules::routes())
+                .merge(webhooks::routes()),
         )
         .merge(crate::web::routes())
         .route("/healthz", get(healthz))

@@ -49,6 +49,10 @@ enum Command {
         /// bundle; default: the pack shipped in the binary.
         #[arg(long, env = "WARD_RULES")]
         rules: Option<PathBuf>,
+        /// How long an open incident keeps collecting its rule, host and
+        /// entity's alerts after the last one (`30m`, `24h`, `7d`).
+        #[arg(long, env = "WARD_GROUP_WINDOW", value_parser = ward_server::serve::parse_duration)]
+        group_window: Option<u64>,
     },
 }
 
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         tls_key,
         insecure_http,
         rules,
+        group_window,
     } = cli.command;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -88,6 +93,8 @@ fn main() -> ExitCode {
         tls_key,
         insecure_http,
         rules,
+        group_window: group_window
+            .map(|s| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))),
     };
     match rt.block_on(serve(opts, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,

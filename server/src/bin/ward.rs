@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use ward_server::client::ApiClient;
+use ward_server::client::{ApiClient, IncidentFilter};
 use ward_server::model::{
     ActionRequest, EnrollTokenRequest, Incident, IncidentDetail, NewTokenResponse, NewUserRequest,
     Status,
 };
+use ward_server::store::NewWebhook;
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +65,12 @@ enum Command {
     /// what Ward saw.
     #[command(subcommand)]
     Drill(DrillCmd),
+    /// Campaigns: one attacker seen on several hosts or agencies.
+    #[command(subcommand)]
+    Campaigns(CampaignsCmd),
+    /// Webhooks on new incidents and status changes (admins).
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
 }
 
 #[derive(Subcommand)]
@@ -202,7 +209,7 @@ enum EnrollTokenCmd {
         #[arg(long, conflicts_with = "expires")]
         ttl_hours: Option<u32>,
         /// How long it stays valid: 30m, 24h, 7d (default 24h).
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = ward_server::serve::parse_duration)]
         expires: Option<u64>,
         #[command(flatten)]
         out: Output,
@@ -225,29 +232,9 @@ enum AgentsCmd {
     },
 }
 
-/// `90s`, `30m`, `24h`, `7d` (or plain seconds) into seconds.
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration like 30m, 24h or 7d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("'{s}': the unit is s, m, h or d")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too long"))
-}
-
 #[derive(Subcommand)]
 enum IncidentsCmd {
-    /// List incidents, most recently active first.
+    /// List incidents, most recently active first (see --sort).
     List {
         /// Only this status (new, acknowledged, contained, resolved, false_positive).
         #[arg(long)]
@@ -256,6 +243,31 @@ enum IncidentsCmd {
         /// without it only real incidents are listed.
         #[arg(long)]
         drill: Option<String>,
+        /// Only at least this severe (low, medium, high, critical).
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only this agency.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Only this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only this rule id.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only active at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only active at or before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Order: last_seen (default), deadline (nearest Circular 20
+        /// reporting deadline first), severity, created.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Most incidents listed.
+        #[arg(long)]
+        limit: Option<i64>,
         #[command(flatten)]
         out: Output,
     },
@@ -302,6 +314,103 @@ enum IncidentsCmd {
         id: i64,
         /// The note.
         text: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Put a label on an incident.
+    Tag {
+        /// Incident id.
+        id: i64,
+        /// The label.
+        label: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Take a label off an incident.
+    Untag {
+        /// Incident id.
+        id: i64,
+        /// The label.
+        label: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Merge an incident into another (its alerts move; later alerts of its
+    /// group follow).
+    Merge {
+        /// The incident merged away.
+        id: i64,
+        /// The incident that keeps everything.
+        #[arg(long)]
+        into: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Move some alerts of an incident into a new incident.
+    Split {
+        /// Incident id.
+        id: i64,
+        /// Ids of the alerts to move (see `ward incidents show ID --json`).
+        #[arg(long = "alert", required = true)]
+        alerts: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum CampaignsCmd {
+    /// Attackers (address, domain, file hash) seen on several hosts.
+    List {
+        /// A drill's campaigns (its id), or `all`.
+        #[arg(long)]
+        drill: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// One campaign with its incidents.
+    Show {
+        /// Campaign id.
+        id: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCmd {
+    /// Send new incidents and status changes to URL as signed JSON POSTs.
+    Add {
+        /// The receiver (http:// or https://).
+        url: String,
+        /// Least severity sent (low, medium, high, critical).
+        #[arg(long, default_value = "high")]
+        min_severity: String,
+        /// Only these events (incident.created, incident.status); default all.
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Send drill incidents too.
+        #[arg(long)]
+        drills: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Webhooks with delivery counts.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Stop a webhook.
+    Disable {
+        /// Webhook id.
+        id: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// A webhook's latest deliveries.
+    Deliveries {
+        /// Webhook id.
+        id: i64,
         #[command(flatten)]
         out: Output,
     },
@@ -559,6 +668,8 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
             }
         }
         Command::Drill(cmd) => return drill(&api, cmd).await.map(Some),
+        Command::Campaigns(cmd) => campaigns(&api, cmd).await?,
+        Command::Webhooks(cmd) => webhooks(&api, cmd).await?,
     }
     Ok(None)
 }
@@ -726,9 +837,10 @@ async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
 }
 
 fn print_incidents(list: &[Incident]) {
+    let now = chrono::Utc::now();
     println!(
-        "{:>5}  {:<8} {:<13} {:<32} {:<16} {:<22} {:>6}  LAST SEEN",
-        "ID", "SEVERITY", "STATUS", "TITLE", "HOST", "ENTITY", "ALERTS"
+        "{:>5}  {:<8} {:<13} {:<32} {:<16} {:<22} {:>6}  {:<12} LAST SEEN",
+        "ID", "SEVERITY", "STATUS", "TITLE", "HOST", "ENTITY", "ALERTS", "REPORT DUE"
     );
     for i in list {
         let entity = i
@@ -738,7 +850,7 @@ fn print_incidents(list: &[Incident]) {
             .cloned()
             .unwrap_or_default();
         println!(
-            "{:>5}  {:<8} {:<13} {:<32} {:<16} {:<22} {:>6}  {}",
+            "{:>5}  {:<8} {:<13} {:<32} {:<16} {:<22} {:>6}  {:<12} {}",
             i.id,
             i.severity.as_str(),
             i.status.as_str(),
@@ -746,8 +858,34 @@ fn print_incidents(list: &[Incident]) {
             truncate(&i.host, 16),
             truncate(&entity, 22),
             i.alert_count,
+            due_column(i, now),
             i.last_seen
         );
+    }
+}
+
+/// Time left to the Circular 20/2017 report (`4d 3h`, `overdue 2h`), `-`
+/// once the incident is closed.
+fn due_column(i: &Incident, now: chrono::DateTime<chrono::Utc>) -> String {
+    let Ok(due) = chrono::DateTime::parse_from_rfc3339(&i.report_due) else {
+        return "-".into();
+    };
+    if !i.status.is_open() {
+        return "-".into();
+    }
+    let left = due.with_timezone(&chrono::Utc) - now;
+    let span = |d: chrono::Duration| {
+        let h = d.num_hours().abs();
+        if h >= 24 {
+            format!("{}d {}h", h / 24, h % 24)
+        } else {
+            format!("{h}h {}m", d.num_minutes().abs() % 60)
+        }
+    };
+    if left < chrono::Duration::zero() {
+        format!("overdue {}", span(left))
+    } else {
+        span(left)
     }
 }
 
@@ -780,6 +918,22 @@ fn print_detail(d: &IncidentDetail) {
     if !i.tags.is_empty() {
         println!("  tags       {}", i.tags.join(", "));
     }
+    if !i.labels.is_empty() {
+        println!("  labels     {}", i.labels.join(", "));
+    }
+    if let Some(c) = i.campaign_id {
+        println!("  campaign   {c} (ward campaigns show {c})");
+    }
+    if let Some(m) = i.merged_into {
+        println!("  merged     into incident {m}");
+    }
+    if i.status.is_open() {
+        println!(
+            "  report due {} ({})",
+            i.report_due,
+            due_column(i, chrono::Utc::now())
+        );
+    }
     println!("\nEvidence (latest alert first):");
     for a in d.alerts.iter().take(5) {
         if a.packet_count > 0 {
@@ -797,6 +951,9 @@ fn print_detail(d: &IncidentDetail) {
     println!("\nTimeline:");
     for t in &d.timeline {
         println!("  {}  {:<14} {:<12} {}", t.at, t.actor, t.kind, t.detail);
+    }
+    if let Some(s) = &d.suppression {
+        println!("\nTo keep the rule quiet about this entity, add to the agents' config:\n{s}");
     }
 }
 
@@ -833,11 +990,32 @@ fn print_new_token(t: &NewTokenResponse, out: Output) -> anyhow::Result<()> {
 
 async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
     let (detail, out) = match cmd {
-        IncidentsCmd::List { status, drill, out } => {
-            let list = match &drill {
-                Some(d) => api.drill_incidents(d, status.map(Status::as_str)).await?,
-                None => api.incidents(status.map(Status::as_str)).await?,
+        IncidentsCmd::List {
+            status,
+            drill,
+            severity,
+            agency,
+            host,
+            rule,
+            since,
+            until,
+            sort,
+            limit,
+            out,
+        } => {
+            let filter = IncidentFilter {
+                status: status.map(|s| s.as_str().to_string()),
+                severity,
+                agency,
+                host,
+                rule,
+                since,
+                until,
+                drill,
+                sort,
+                limit,
             };
+            let list = api.list_incidents(&filter).await?;
             if out.json {
                 return print_json(&list);
             }
@@ -854,16 +1032,26 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
         IncidentsCmd::Assign { id, assignee, out } => {
             let req = ActionRequest {
                 assignee: Some(assignee),
-                text: None,
+                ..ActionRequest::default()
             };
             (api.act(id, "assign", &req).await?, out)
         }
-        IncidentsCmd::Note { id, text, out } => {
+        IncidentsCmd::Note { id, text, out } => (act_text(api, id, "note", text).await?, out),
+        IncidentsCmd::Tag { id, label, out } => (act_text(api, id, "tag", label).await?, out),
+        IncidentsCmd::Untag { id, label, out } => (act_text(api, id, "untag", label).await?, out),
+        IncidentsCmd::Merge { id, into, out } => {
             let req = ActionRequest {
-                assignee: None,
-                text: Some(text),
+                into: Some(into),
+                ..ActionRequest::default()
             };
-            (api.act(id, "note", &req).await?, out)
+            (api.act(id, "merge", &req).await?, out)
+        }
+        IncidentsCmd::Split { id, alerts, out } => {
+            let req = ActionRequest {
+                alert_ids: alerts,
+                ..ActionRequest::default()
+            };
+            (api.act(id, "split", &req).await?, out)
         }
     };
     if out.json {
@@ -914,10 +1102,156 @@ async fn pcap(api: &ApiClient, id: i64, output: Option<std::path::PathBuf>) -> a
     Ok(())
 }
 
+/// An action whose body is only `text` (a note, a label).
+async fn act_text(
+    api: &ApiClient,
+    id: i64,
+    action: &str,
+    text: String,
+) -> anyhow::Result<IncidentDetail> {
+    let req = ActionRequest {
+        text: Some(text),
+        ..ActionRequest::default()
+    };
+    api.act(id, action, &req).await
+}
+
+async fn campaigns(api: &ApiClient, cmd: CampaignsCmd) -> anyhow::Result<()> {
+    match cmd {
+        CampaignsCmd::List { drill, out } => {
+            let list = api.campaigns(drill.as_deref()).await?;
+            if out.json {
+                return print_json(&list);
+            }
+            println!(
+                "{:>5}  {:<7} {:<40} {:<8} {:>5} {:>8} {:>9}  LAST SEEN",
+                "ID", "KIND", "ATTACKER", "SEVERITY", "HOSTS", "AGENCIES", "INCIDENTS"
+            );
+            for c in list {
+                println!(
+                    "{:>5}  {:<7} {:<40} {:<8} {:>5} {:>8} {:>9}  {}",
+                    c.id,
+                    c.kind,
+                    truncate(&c.value, 40),
+                    c.severity.as_str(),
+                    c.hosts.len(),
+                    c.agencies.len(),
+                    c.incident_ids.len(),
+                    c.last_seen
+                );
+            }
+        }
+        CampaignsCmd::Show { id, out } => {
+            let d = api.campaign(id).await?;
+            if out.json {
+                return print_json(&d);
+            }
+            let c = &d.campaign;
+            println!("Campaign {} — {} {}", c.id, c.kind, c.value);
+            println!("  severity   {}", c.severity);
+            println!("  open       {}", if c.open { "yes" } else { "no" });
+            println!("  hosts      {}", c.hosts.join(", "));
+            println!("  agencies   {}", c.agencies.join(", "));
+            println!("  first seen {}", c.first_seen);
+            println!("  last seen  {}\n", c.last_seen);
+            print_incidents(&d.incidents);
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks(api: &ApiClient, cmd: WebhooksCmd) -> anyhow::Result<()> {
+    let list = match cmd {
+        WebhooksCmd::Add {
+            url,
+            min_severity,
+            events,
+            drills,
+            out,
+        } => {
+            let min_severity = min_severity
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!(e))?;
+            let w = api
+                .add_webhook(&NewWebhook {
+                    url,
+                    min_severity,
+                    events,
+                    drills,
+                })
+                .await?;
+            if out.json {
+                return print_json(&w);
+            }
+            println!("{}", w.secret);
+            eprintln!(
+                "webhook {} added for {}; the line above is its signing secret (shown once): \
+                 receivers check X-Ward-Signature = sha256=HMAC-SHA256(secret, X-Ward-Timestamp + \".\" + body)",
+                w.webhook.id, w.webhook.url
+            );
+            return Ok(());
+        }
+        WebhooksCmd::List { out } => (api.webhooks().await?, out),
+        WebhooksCmd::Disable { id, out } => (api.disable_webhook(id).await?, out),
+        WebhooksCmd::Deliveries { id, out } => {
+            let d = api.webhook_deliveries(id).await?;
+            if out.json {
+                return print_json(&d);
+            }
+            println!(
+                "{:>7}  {:<17} {:>8} {:>8}  {:<10} LAST ERROR",
+                "ID", "EVENT", "INCIDENT", "ATTEMPTS", "STATE"
+            );
+            for x in d {
+                let state = match (&x.delivered_at, &x.failed_at) {
+                    (Some(_), _) => "delivered",
+                    (_, Some(_)) => "failed",
+                    _ => "pending",
+                };
+                println!(
+                    "{:>7}  {:<17} {:>8} {:>8}  {:<10} {}",
+                    x.id,
+                    x.event,
+                    x.incident_id,
+                    x.attempts,
+                    state,
+                    x.last_error.as_deref().unwrap_or("")
+                );
+            }
+            return Ok(());
+        }
+    };
+    let (list, out) = list;
+    if out.json {
+        return print_json(&list);
+    }
+    println!(
+        "{:>4}  {:<48} {:<8} {:>7} {:>9} {:>6}  STATE",
+        "ID", "URL", "MIN SEV", "PENDING", "DELIVERED", "FAILED"
+    );
+    for w in list {
+        println!(
+            "{:>4}  {:<48} {:<8} {:>7} {:>9} {:>6}  {}",
+            w.id,
+            truncate(&w.url, 48),
+            w.min_severity.as_str(),
+            w.pending,
+            w.delivered,
+            w.failed,
+            if w.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "active"
+            }
+        );
+    }
+    Ok(())
+}
+
 async fn act(api: &ApiClient, action: &str, a: Action) -> anyhow::Result<(IncidentDetail, Output)> {
     let req = ActionRequest {
-        assignee: None,
         text: a.message,
+        ..ActionRequest::default()
     };
     Ok((api.act(a.id, action, &req).await?, a.out))
 }

@@ -1,0 +1,928 @@
+//! Incident work beyond status changes: the queue's filters and sorting,
+//! labels, merge and split, the attacker index that links incidents across
+//! hosts into campaigns, and severity that rises with spread and volume.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use sqlx::{Row, SqliteConnection};
+use ward_agent::wire::Severity;
+
+use super::security::scope_param;
+use super::{
+    DrillFilter, Result, Scope, Store, StoreError, from_json, incident_from_row, now,
+    parse_severity, select_incidents, to_json,
+};
+use crate::model::{Campaign, Incident, Status};
+
+/// Alert entities that name an attacker, and the kind of identity each is.
+/// The Host header and the log's own virtual host name the victim, so they
+/// are not here.
+const ATTACKER_ENTITIES: &[(&str, &str)] = &[
+    ("src_ip", "ip"),
+    ("query", "domain"),
+    ("sni", "domain"),
+    ("ioc_value", ""),
+    ("sha256", "sha256"),
+];
+
+/// An incident with this many alerts is raised one severity level.
+pub const VOLUME_ESCALATION: i64 = 100;
+/// A campaign on this many hosts raises its incidents one level.
+pub const SPREAD_HOSTS: i64 = 3;
+/// A campaign in this many agencies raises its incidents one level.
+pub const SPREAD_AGENCIES: i64 = 2;
+
+/// Most labels on one incident.
+pub const MAX_LABELS: usize = 32;
+/// Most bytes in one label.
+pub const MAX_LABEL_BYTES: usize = 64;
+/// Most alerts moved by one split.
+pub const MAX_SPLIT_ALERTS: usize = 10_000;
+
+/// The attacker identities (kind, value) among an alert's entities.
+pub fn attacker_identities(entities: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for (field, kind) in ATTACKER_ENTITIES {
+        let Some(v) = entities.get(*field) else {
+            continue;
+        };
+        let v = v.trim();
+        if v.is_empty() || v.len() > 512 {
+            continue;
+        }
+        let kind = match *kind {
+            // An indicator is an address or a domain.
+            "" if v.parse::<std::net::IpAddr>().is_ok() => "ip",
+            "" if v.contains('.') && !v.contains('/') => "domain",
+            "" => continue,
+            k => k,
+        };
+        let value = match kind {
+            "domain" => v.trim_end_matches('.').to_ascii_lowercase(),
+            "sha256" => v.to_ascii_lowercase(),
+            _ => v.to_string(),
+        };
+        if !out.iter().any(|(k, x)| *k == kind && *x == value) {
+            out.push((kind, value));
+        }
+    }
+    out
+}
+
+/// The level above `s` (critical stays critical).
+fn raised(s: Severity) -> Severity {
+    match s {
+        Severity::Low => Severity::Medium,
+        Severity::Medium => Severity::High,
+        Severity::High | Severity::Critical => Severity::Critical,
+    }
+}
+
+fn severity_rank_sql() -> &'static str {
+    "CASE severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2 ELSE 3 END"
+}
+
+fn rank(s: Severity) -> i64 {
+    match s {
+        Severity::Low => 0,
+        Severity::Medium => 1,
+        Severity::High => 2,
+        Severity::Critical => 3,
+    }
+}
+
+/// How the queue is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueSort {
+    /// Most recently active first.
+    #[default]
+    LastSeen,
+    /// Open incidents nearest their reporting deadline first.
+    Deadline,
+    /// Most severe first.
+    Severity,
+    /// Newest first.
+    Created,
+}
+
+impl FromStr for QueueSort {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "last_seen" => QueueSort::LastSeen,
+            "deadline" => QueueSort::Deadline,
+            "severity" => QueueSort::Severity,
+            "created" => QueueSort::Created,
+            other => {
+                return Err(format!(
+                    "sort '{other}' is not one of last_seen, deadline, severity, created"
+                ));
+            }
+        })
+    }
+}
+
+/// Filters and order of the incident queue. Times are RFC 3339 (as stored)
+/// and bound the incident's last activity.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentQuery {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only at least this severe.
+    pub min_severity: Option<Severity>,
+    /// Only this agency.
+    pub agency: Option<String>,
+    /// Only this host.
+    pub host: Option<String>,
+    /// Only this rule id.
+    pub rule: Option<String>,
+    /// Active at or after.
+    pub since: Option<String>,
+    /// Active at or before.
+    pub until: Option<String>,
+    /// Real, one drill's, or all.
+    pub drill: DrillFilter,
+    /// Order.
+    pub sort: QueueSort,
+    /// Most rows.
+    pub limit: i64,
+}
+
+/// One alert's share of an incident, for recomputing its totals.
+struct AlertFacts {
+    severity: Severity,
+    time: String,
+    entities: BTreeMap<String, String>,
+}
+
+impl Store {
+    /// The incident queue: incidents in `scope` matching `q`. Incidents
+    /// merged into another are left out (their alerts are in the other).
+    pub async fn incident_queue(
+        &self,
+        q: &IncidentQuery,
+        scope: Scope<'_>,
+    ) -> Result<Vec<Incident>> {
+        let (mode, drill_id) = match &q.drill {
+            DrillFilter::Real => (0i64, None),
+            DrillFilter::One(d) => (1, Some(d.as_str())),
+            DrillFilter::All => (2, None),
+        };
+        let order = match q.sort {
+            QueueSort::LastSeen => "last_seen DESC, id DESC".to_string(),
+            QueueSort::Deadline => {
+                "(status IN ('resolved', 'false_positive')) ASC, created_at ASC, id ASC".to_string()
+            }
+            QueueSort::Severity => format!("{} DESC, last_seen DESC, id DESC", severity_rank_sql()),
+            QueueSort::Created => "created_at DESC, id DESC".to_string(),
+        };
+        let sql = format!(
+            "{} WHERE merged_into IS NULL
+               AND ($1 IS NULL OR status = $1)
+               AND ($3 IS NULL OR agency IN (SELECT value FROM json_each($3)))
+               AND (($4 = 0 AND drill = 0) OR ($4 = 1 AND drill_id = $5) OR $4 = 2)
+               AND ($6 IS NULL OR {} >= $6)
+               AND ($7 IS NULL OR agency = $7)
+               AND ($8 IS NULL OR host = $8)
+               AND ($9 IS NULL OR rule_id = $9)
+               AND ($10 IS NULL OR last_seen >= $10)
+               AND ($11 IS NULL OR last_seen <= $11)
+             ORDER BY {order} LIMIT $2",
+            select_incidents!(""),
+            severity_rank_sql()
+        );
+        // The only text not bound is the fixed ORDER BY of `q.sort`.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(q.status.map(Status::as_str))
+            .bind(q.limit)
+            .bind(scope_param(scope))
+            .bind(mode)
+            .bind(drill_id)
+            .bind(q.min_severity.map(rank))
+            .bind(&q.agency)
+            .bind(&q.host)
+            .bind(&q.rule)
+            .bind(&q.since)
+            .bind(&q.until)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(incident_from_row).collect()
+    }
+
+    /// Moves every alert of incident `id` into incident `into`, closes `id`
+    /// as merged, and sends later alerts of `id`'s group to `into`.
+    pub async fn merge(&self, id: i64, into: i64, actor: &str) -> Result<()> {
+        if id == into {
+            return Err(StoreError::Invalid(
+                "an incident cannot be merged into itself".into(),
+            ));
+        }
+        let mut tx = self.write.begin().await?;
+        let now = now();
+        let (src, dst) = (
+            merge_side(&mut tx, id).await?,
+            merge_side(&mut tx, into).await?,
+        );
+        for (n, side) in [(id, &src), (into, &dst)] {
+            if let Some(m) = side.merged_into {
+                return Err(StoreError::Conflict(format!(
+                    "incident {n} was merged into incident {m}"
+                )));
+            }
+        }
+        if !dst.status.is_open() {
+            return Err(StoreError::Conflict(format!(
+                "incident {into} is {}; reopen it before merging into it",
+                dst.status
+            )));
+        }
+        if src.drill_id != dst.drill_id {
+            return Err(StoreError::Conflict(
+                "a drill's incidents merge only with incidents of the same drill".into(),
+            ));
+        }
+        let moved = sqlx::query("UPDATE alerts SET incident_id = $1 WHERE incident_id = $2")
+            .bind(into)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let mut labels = dst.labels.clone();
+        for l in &src.labels {
+            if !labels.contains(l) && labels.len() < MAX_LABELS {
+                labels.push(l.clone());
+            }
+        }
+        sqlx::query(
+            "UPDATE incidents SET status = 'resolved', merged_into = $1, alert_count = 0,
+                 updated_at = $2 WHERE id = $3",
+        )
+        .bind(into)
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM incident_attackers WHERE incident_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE incident_group_aliases SET incident_id = $1 WHERE incident_id = $2")
+            .bind(into)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO incident_group_aliases (group_key, incident_id) VALUES ($1, $2)
+             ON CONFLICT (group_key) DO UPDATE SET incident_id = excluded.incident_id",
+        )
+        .bind(&src.group_key)
+        .bind(into)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE incidents SET labels = $1 WHERE id = $2")
+            .bind(to_json(&labels))
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
+        recompute(&mut tx, into, src.severity.max(dst.severity), &now).await?;
+        timeline(
+            &mut tx,
+            id,
+            &now,
+            actor,
+            "merged",
+            &format!("merged into incident {into} ({moved} alerts moved)"),
+        )
+        .await?;
+        timeline(
+            &mut tx,
+            into,
+            &now,
+            actor,
+            "merged",
+            &format!("incident {id} merged in ({moved} alerts)"),
+        )
+        .await?;
+        escalate_for_spread(&mut tx, into, &now).await?;
+        super::webhooks::enqueue_status(&mut tx, id, "resolved", actor, &now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves `alert_ids` of incident `id` into a new incident and returns its
+    /// id. At least one alert must stay.
+    pub async fn split(&self, id: i64, alert_ids: &[String], actor: &str) -> Result<i64> {
+        let wanted: BTreeSet<&str> = alert_ids.iter().map(String::as_str).collect();
+        if wanted.is_empty() || wanted.len() > MAX_SPLIT_ALERTS {
+            return Err(StoreError::Invalid(format!(
+                "a split moves 1 to {MAX_SPLIT_ALERTS} alerts (alert_ids)"
+            )));
+        }
+        let mut tx = self.write.begin().await?;
+        let now = now();
+        let side = merge_side(&mut tx, id).await?;
+        if let Some(m) = side.merged_into {
+            return Err(StoreError::Conflict(format!(
+                "incident {id} was merged into incident {m}"
+            )));
+        }
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM alerts WHERE incident_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let have: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+        if let Some(missing) = wanted.iter().find(|a| !have.contains(**a)) {
+            return Err(StoreError::Invalid(format!(
+                "alert {missing} is not in incident {id}"
+            )));
+        }
+        if wanted.len() == have.len() {
+            return Err(StoreError::Invalid(
+                "a split must leave at least one alert in the incident".into(),
+            ));
+        }
+        let new_id: i64 = sqlx::query_scalar(
+            "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
+                 entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at,
+                 drill_id, labels)
+             SELECT title, rule_id, severity, 'new', host, agency, 'split:' || id || ':' || $2,
+                    entities, tags, 0, first_seen, last_seen, drill, $3, $3, drill_id, labels
+             FROM incidents WHERE id = $1
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(&now)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for a in &wanted {
+            sqlx::query("UPDATE alerts SET incident_id = $1 WHERE id = $2")
+                .bind(new_id)
+                .bind(*a)
+                .execute(&mut *tx)
+                .await?;
+        }
+        recompute(&mut tx, id, Severity::Low, &now).await?;
+        recompute(&mut tx, new_id, Severity::Low, &now).await?;
+        timeline(
+            &mut tx,
+            id,
+            &now,
+            actor,
+            "split",
+            &format!("{} alerts moved to incident {new_id}", wanted.len()),
+        )
+        .await?;
+        timeline(
+            &mut tx,
+            new_id,
+            &now,
+            actor,
+            "created",
+            &format!("split from incident {id} ({} alerts)", wanted.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(new_id)
+    }
+
+    /// Campaigns with at least one incident in `scope`, newest first; each
+    /// lists only the incidents in `scope`.
+    pub async fn campaigns(
+        &self,
+        drill: &DrillFilter,
+        limit: i64,
+        scope: Scope<'_>,
+    ) -> Result<Vec<Campaign>> {
+        let (mode, drill_id) = match drill {
+            DrillFilter::Real => (0i64, None),
+            DrillFilter::One(d) => (1, Some(d.as_str())),
+            DrillFilter::All => (2, None),
+        };
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM campaigns
+             WHERE ($1 = 0 AND realm = '') OR ($1 = 1 AND realm = $2) OR $1 = 2
+             ORDER BY id DESC",
+        )
+        .bind(mode)
+        .bind(drill_id)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            if out.len() as i64 >= limit {
+                break;
+            }
+            if let Some(c) = self.campaign_in(id, scope).await? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One campaign and its incidents in `scope`; `NotFound` when none of
+    /// its incidents is in `scope`.
+    pub async fn campaign(&self, id: i64, scope: Scope<'_>) -> Result<(Campaign, Vec<Incident>)> {
+        let c = self
+            .campaign_in(id, scope)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut incidents = Vec::with_capacity(c.incident_ids.len());
+        for i in &c.incident_ids {
+            let row = sqlx::query(select_incidents!("WHERE id = $1"))
+                .bind(i)
+                .fetch_one(&self.read)
+                .await?;
+            incidents.push(incident_from_row(&row)?);
+        }
+        Ok((c, incidents))
+    }
+
+    async fn campaign_in(&self, id: i64, scope: Scope<'_>) -> Result<Option<Campaign>> {
+        let Some(head) =
+            sqlx::query("SELECT realm, kind, value, created_at FROM campaigns WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let realm: String = head.get(0);
+        let members = sqlx::query(
+            "SELECT i.id, i.host, i.agency, i.severity, i.status, i.first_seen, i.last_seen
+             FROM incidents i
+             WHERE i.merged_into IS NULL
+               AND i.id IN (SELECT incident_id FROM incident_attackers
+                            WHERE realm = $1 AND kind = $2 AND value = $3)
+               AND ($4 IS NULL OR i.agency IN (SELECT value FROM json_each($4)))
+             ORDER BY i.first_seen, i.id",
+        )
+        .bind(&realm)
+        .bind(head.get::<String, _>(1))
+        .bind(head.get::<String, _>(2))
+        .bind(scope_param(scope))
+        .fetch_all(&self.read)
+        .await?;
+        if members.is_empty() {
+            return Ok(None);
+        }
+        let mut c = Campaign {
+            id,
+            kind: head.get(1),
+            value: head.get(2),
+            drill_id: (!realm.is_empty()).then_some(realm),
+            incident_ids: Vec::new(),
+            hosts: Vec::new(),
+            agencies: Vec::new(),
+            severity: Severity::Low,
+            open: false,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            created_at: head.get(3),
+        };
+        for m in &members {
+            c.incident_ids.push(m.get(0));
+            let host: String = m.get(1);
+            let agency: String = m.get(2);
+            if !c.hosts.contains(&host) {
+                c.hosts.push(host);
+            }
+            if !c.agencies.contains(&agency) {
+                c.agencies.push(agency);
+            }
+            c.severity = c.severity.max(parse_severity(m.get(3))?);
+            c.open |= Status::from_str(m.get(4)).is_ok_and(Status::is_open);
+            let (first, last): (String, String) = (m.get(5), m.get(6));
+            if c.first_seen.is_empty() || first < c.first_seen {
+                c.first_seen = first;
+            }
+            if last > c.last_seen {
+                c.last_seen = last;
+            }
+        }
+        Ok(Some(c))
+    }
+}
+
+/// Adds (or with `add` false removes) a responder's label.
+pub(super) async fn set_label(
+    tx: &mut SqliteConnection,
+    id: i64,
+    label: &str,
+    add: bool,
+    now: &str,
+) -> Result<()> {
+    let label = label.trim();
+    if label.is_empty() || label.len() > MAX_LABEL_BYTES || label.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "a label has 1 to {MAX_LABEL_BYTES} bytes and no control characters"
+        )));
+    }
+    let stored: String = sqlx::query_scalar("SELECT labels FROM incidents WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut labels: Vec<String> = from_json(&stored)?;
+    let present = labels.iter().any(|l| l == label);
+    match (add, present) {
+        (true, true) => {
+            return Err(StoreError::Conflict(format!(
+                "incident {id} is already labelled '{label}'"
+            )));
+        }
+        (false, false) => {
+            return Err(StoreError::Conflict(format!(
+                "incident {id} has no label '{label}'"
+            )));
+        }
+        (true, false) if labels.len() >= MAX_LABELS => {
+            return Err(StoreError::Invalid(format!(
+                "an incident has at most {MAX_LABELS} labels"
+            )));
+        }
+        (true, false) => labels.push(label.to_string()),
+        (false, true) => labels.retain(|l| l != label),
+    }
+    sqlx::query("UPDATE incidents SET labels = $1, updated_at = $2 WHERE id = $3")
+        .bind(to_json(&labels))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// What merge and split need to know of one incident.
+struct MergeSide {
+    status: Status,
+    severity: Severity,
+    group_key: String,
+    labels: Vec<String>,
+    drill_id: Option<String>,
+    merged_into: Option<i64>,
+}
+
+async fn merge_side(tx: &mut SqliteConnection, id: i64) -> Result<MergeSide> {
+    let r = sqlx::query(
+        "SELECT status, severity, group_key, labels, drill_id, merged_into FROM incidents WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok(MergeSide {
+        status: Status::from_str(r.get(0)).map_err(StoreError::Damaged)?,
+        severity: parse_severity(r.get(1))?,
+        group_key: r.get(2),
+        labels: from_json(r.get(3))?,
+        drill_id: r.get(4),
+        merged_into: r.get(5),
+    })
+}
+
+pub(super) async fn timeline(
+    tx: &mut SqliteConnection,
+    id: i64,
+    at: &str,
+    actor: &str,
+    kind: &str,
+    detail: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(actor)
+    .bind(kind)
+    .bind(detail)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets an incident's count, times, severity (at least `floor`) and
+/// entities from the alerts it now holds, and rebuilds its attacker index.
+async fn recompute(tx: &mut SqliteConnection, id: i64, floor: Severity, now: &str) -> Result<()> {
+    let facts = sqlx::query(
+        "SELECT severity, time, entities FROM alerts WHERE incident_id = $1 ORDER BY time, id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(AlertFacts {
+            severity: parse_severity(r.get(0))?,
+            time: r.get(1),
+            entities: from_json(r.get(2))?,
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let head = sqlx::query("SELECT host, agency, drill_id FROM incidents WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (host, agency, drill_id): (String, String, Option<String>) =
+        (head.get(0), head.get(1), head.get(2));
+    let mut severity = floor;
+    let mut entities = BTreeMap::new();
+    for f in &facts {
+        severity = severity.max(f.severity);
+        for (k, v) in &f.entities {
+            entities.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let (first, last) = match (facts.first(), facts.last()) {
+        (Some(f), Some(l)) => (f.time.clone(), l.time.clone()),
+        _ => (now.to_string(), now.to_string()),
+    };
+    sqlx::query(
+        "UPDATE incidents SET alert_count = $1, first_seen = $2, last_seen = $3, severity = $4,
+             entities = $5, updated_at = $6 WHERE id = $7",
+    )
+    .bind(facts.len() as i64)
+    .bind(first)
+    .bind(last)
+    .bind(severity.as_str())
+    .bind(to_json(&entities))
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM incident_attackers WHERE incident_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let realm = drill_id.unwrap_or_default();
+    for f in &facts {
+        index_attackers(tx, id, &realm, &host, &agency, &f.entities, now).await?;
+    }
+    Ok(())
+}
+
+/// Records the attacker identities of an alert of incident `id` and links
+/// the incident into campaigns: an identity seen on a second host starts
+/// one. Returns whether any identity was new for this incident (so the
+/// caller re-checks spread).
+pub(super) async fn index_attackers(
+    tx: &mut SqliteConnection,
+    id: i64,
+    realm: &str,
+    host: &str,
+    agency: &str,
+    entities: &BTreeMap<String, String>,
+    now: &str,
+) -> Result<bool> {
+    let mut any_new = false;
+    for (kind, value) in attacker_identities(entities) {
+        let added = sqlx::query(
+            "INSERT INTO incident_attackers (incident_id, realm, kind, value, host, agency)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(realm)
+        .bind(kind)
+        .bind(&value)
+        .bind(host)
+        .bind(agency)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if added == 0 {
+            continue;
+        }
+        any_new = true;
+        let hosts: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT host) FROM incident_attackers WHERE realm = $1 AND kind = $2 AND value = $3",
+        )
+        .bind(realm)
+        .bind(kind)
+        .bind(&value)
+        .fetch_one(&mut *tx)
+        .await?;
+        if hosts >= 2 {
+            let created: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO campaigns (realm, kind, value, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (realm, kind, value) DO NOTHING RETURNING id",
+            )
+            .bind(realm)
+            .bind(kind)
+            .bind(&value)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(c) = created {
+                tracing::info!(campaign = c, kind, value = %value, "campaign: one attacker on several hosts");
+            }
+        }
+    }
+    Ok(any_new)
+}
+
+/// Raises every open incident of the campaigns incident `id` belongs to by
+/// one level (once each) when a campaign has reached [`SPREAD_HOSTS`] hosts
+/// or [`SPREAD_AGENCIES`] agencies.
+pub(super) async fn escalate_for_spread(
+    tx: &mut SqliteConnection,
+    id: i64,
+    now: &str,
+) -> Result<()> {
+    let spread = sqlx::query(
+        "SELECT c.id, c.realm, c.kind, c.value, COUNT(DISTINCT x.host), COUNT(DISTINCT x.agency)
+         FROM campaigns c JOIN incident_attackers x
+              ON x.realm = c.realm AND x.kind = c.kind AND x.value = c.value
+         WHERE EXISTS (SELECT 1 FROM incident_attackers m
+                       WHERE m.incident_id = $1 AND m.realm = c.realm AND m.kind = c.kind
+                         AND m.value = c.value)
+         GROUP BY c.id, c.realm, c.kind, c.value",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in spread {
+        let (campaign, realm, kind, value, hosts, agencies): (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        if hosts < SPREAD_HOSTS && agencies < SPREAD_AGENCIES {
+            continue;
+        }
+        let members: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT x.incident_id FROM incident_attackers x JOIN incidents i ON i.id = x.incident_id
+             WHERE x.realm = $1 AND x.kind = $2 AND x.value = $3
+               AND i.status NOT IN ('resolved', 'false_positive')",
+        )
+        .bind(&realm)
+        .bind(&kind)
+        .bind(&value)
+        .fetch_all(&mut *tx)
+        .await?;
+        for m in members {
+            escalate(
+                tx,
+                m,
+                "spread",
+                &format!(
+                    "{kind} {value} seen on {hosts} hosts in {agencies} agencies (campaign {campaign})"
+                ),
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Raises incident `id` one level for `reason` unless it already was for
+/// that reason; the timeline says why.
+pub(super) async fn escalate(
+    tx: &mut SqliteConnection,
+    id: i64,
+    reason: &str,
+    why: &str,
+    now: &str,
+) -> Result<()> {
+    let done: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM incident_events WHERE incident_id = $1 AND kind = 'escalated' AND detail LIKE $2",
+    )
+    .bind(id)
+    .bind(format!("{reason}:%"))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let sev: String = sqlx::query_scalar("SELECT severity FROM incidents WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let old = parse_severity(&sev)?;
+    let new = raised(old);
+    if new == old {
+        return Ok(());
+    }
+    sqlx::query("UPDATE incidents SET severity = $1, updated_at = $2 WHERE id = $3")
+        .bind(new.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    timeline(
+        tx,
+        id,
+        now,
+        "ward",
+        "escalated",
+        &format!("{reason}: {why}; {old} → {new}"),
+    )
+    .await?;
+    tracing::info!(incident = id, %old, %new, reason, "incident escalated");
+    Ok(())
+}
+
+/// The `[[suppress]]` entry an admin could add to the agents' config after
+/// incident `i` was judged a false positive.
+pub fn suppression_proposal(i: &Incident) -> Option<String> {
+    if i.status != Status::FalsePositive {
+        return None;
+    }
+    let (entity, value) = ward_agent::wire::PRIMARY_ENTITY_ORDER
+        .iter()
+        .find_map(|k| i.entities.get(*k).map(|v| (*k, v.as_str())))?;
+    let quote = |s: &str| toml_string(s);
+    Some(format!(
+        "[[suppress]]\nrules = [{}]\nentity = {}\nvalues = [{}]\nreason = {}\n",
+        quote(&i.rule_id),
+        quote(entity),
+        quote(value),
+        quote(&format!("incident {} judged a false positive", i.id)),
+    ))
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ents(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn attackers_are_sources_domains_and_hashes_not_victims() {
+        let got = attacker_identities(&ents(&[
+            ("src_ip", "203.0.113.9"),
+            ("http_host", "portal.example.gov.vn"),
+            ("domain", "portal.example.gov.vn"),
+            ("query", "C2.Example.NET."),
+            ("sha256", "ABCDEF"),
+            ("user", "root"),
+        ]));
+        assert_eq!(
+            got,
+            vec![
+                ("ip", "203.0.113.9".to_string()),
+                ("domain", "c2.example.net".to_string()),
+                ("sha256", "abcdef".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn indicators_are_classified_and_deduplicated() {
+        let got = attacker_identities(&ents(&[
+            ("ioc_value", "198.51.100.7"),
+            ("src_ip", "198.51.100.7"),
+        ]));
+        assert_eq!(got, vec![("ip", "198.51.100.7".to_string())]);
+        let got = attacker_identities(&ents(&[("ioc_value", "evil.example.")]));
+        assert_eq!(got, vec![("domain", "evil.example".to_string())]);
+        assert!(attacker_identities(&ents(&[("ioc_value", "10.0.0.0/8")])).is_empty());
+    }
+
+    #[test]
+    fn severity_rises_one_level_and_stops_at_critical() {
+        assert_eq!(raised(Severity::Low), Severity::Medium);
+        assert_eq!(raised(Severity::High), Severity::Critical);
+        assert_eq!(raised(Severity::Critical), Severity::Critical);
+    }
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+    }
+
+    #[test]
+    fn sorts_parse_and_bad_ones_say_which_exist() {
+        assert_eq!("deadline".parse::<QueueSort>(), Ok(QueueSort::Deadline));
+        let e = "age".parse::<QueueSort>().unwrap_err();
+        assert!(e.contains("last_seen, deadline"), "{e}");
+    }
+}
