@@ -23,13 +23,11 @@ pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod security;
 mod sessions;
-use security::scope_param;
-pub use security::{AuditRecord, Scope};
-pub use sessions::{LoginUser, RuleHits};
 mod webhooks;
 mod workflow;
 use security::scope_param;
 pub use security::{AuditRecord, Scope};
+pub use sessions::{LoginUser, RuleHits};
 pub use webhooks::{
     DueDelivery, MAX_ATTEMPTS, NewWebhook, WEBHOOK_EVENTS, WebhookDelivery, WebhookInfo,
 };

@@ -326,12 +326,16 @@ async fn a_responder_triages_in_the_browser_and_the_cli_sees_it() {
     type_into(&c, "#note-input", note).await;
     click(&c, "#note-submit").await;
     wait_text(&c, "#timeline", note).await;
+    type_into(&c, "#tag-input", "brute-force").await;
+    click(&c, "#tag-submit").await;
+    wait_text(&c, "#inc-labels", "brute-force").await;
     check_screenshot(&c, "incident").await;
 
     // The CLI sees what the browser did, by the responder's name.
     let shown =
         tokio::task::block_in_place(|| server.ward_json(&["incidents", "show", &id.to_string()]));
     assert_eq!(shown["status"], "acknowledged", "{shown:#}");
+    assert_eq!(shown["labels"], json!(["brute-force"]), "{shown:#}");
     let timeline = shown["timeline"].as_array().unwrap();
     assert!(
         timeline
