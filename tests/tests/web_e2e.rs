@@ -388,3 +388,17 @@ async fn a_responder_triages_in_the_browser_and_the_cli_sees_it() {
     );
     c.close().await.unwrap();
 }
+
+/// The comparison itself: a baseline matches itself, and a different
+/// page (the queue against the incident page) is far past the tolerance.
+#[test]
+fn screenshot_comparison_passes_the_same_page_and_fails_another() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/screenshots"));
+    let (w1, h1, queue) = rgba(&std::fs::read(dir.join("queue.png")).unwrap());
+    let (w2, h2, incident) = rgba(&std::fs::read(dir.join("incident.png")).unwrap());
+    assert_eq!((w1, h1), (w2, h2));
+    assert_eq!(w1, WINDOW.0);
+    assert_eq!(diff_fraction(&queue, &queue), 0.0);
+    let other = diff_fraction(&queue, &incident);
+    assert!(other > 3.0 * MAX_DIFF_FRACTION, "{other}");
+}
