@@ -27,6 +27,8 @@ pub struct ServedBundle {
     pub rules: usize,
     /// When it was signed (RFC 3339).
     pub signed_at: String,
+    /// Its rules, for the rules page.
+    pub catalogue: Vec<crate::model::RuleInfo>,
 }
 
 /// What a reload did.
@@ -163,7 +165,7 @@ fn sign(key: &Ed25519KeyPair, rules: Option<&Path>) -> Result<ServedBundle, Stri
             .and_then(|(sigma, ioc)| RuleBundle::from_sources(sigma, ioc)),
         None => RuleBundle::shipped(),
     };
-    let (bundle, _) = built.map_err(|diags| {
+    let (bundle, pack) = built.map_err(|diags| {
         diags
             .iter()
             .map(ToString::to_string)
@@ -175,6 +177,7 @@ fn sign(key: &Ed25519KeyPair, rules: Option<&Path>) -> Result<ServedBundle, Stri
         version: bundle.version.clone(),
         rules: bundle.sigma.len(),
         signed_at: crate::store::ts(chrono::Utc::now()),
+        catalogue: crate::api::catalogue(&pack),
     })
 }
 

@@ -479,3 +479,75 @@ pub struct DrillRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
+
+/// Body of `POST /api/v1/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The user's name.
+    pub name: String,
+    /// Their password.
+    pub password: String,
+}
+
+/// Who is logged in: `GET /api/v1/me`, and with the token the answer of
+/// `POST /api/v1/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The user's (or the token's) name.
+    pub name: String,
+    /// admin, responder or viewer.
+    pub role: String,
+    /// Agencies they are limited to (empty: all).
+    pub agencies: Vec<String>,
+    /// When the session ends (RFC 3339); `None` for a token that never expires.
+    pub expires_at: Option<String>,
+    /// The session token (only in the answer of `POST /api/v1/login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// One rule the coordinator serves, with its hits (`GET /api/v1/rules`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleInfo {
+    /// The rule's id (as alerts carry it in `rule_id`).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Sigma level (`informational` to `critical`), if set.
+    pub level: Option<String>,
+    /// ATT&CK and other tags.
+    pub tags: Vec<String>,
+    /// The file it comes from.
+    pub file: String,
+    /// `detection` or `correlation`.
+    pub kind: String,
+    /// Alerts of it in real incidents.
+    pub hits: i64,
+    /// Event time of its latest alert (RFC 3339).
+    pub last_hit: Option<String>,
+}
+
+/// Answer of `GET /api/v1/rules`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RulesResponse {
+    /// The served bundle's version (`None`: the coordinator serves no bundle).
+    pub version: Option<String>,
+    /// When it was signed (RFC 3339).
+    #[serde(default)]
+    pub signed_at: Option<String>,
+    /// Sigma rule files in it.
+    #[serde(default)]
+    pub rule_files: usize,
+    /// The rules directory (absent: the shipped pack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// Why the last reload failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// For a reload: the version served before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Its rules, by id, with their hits.
+    pub rules: Vec<RuleInfo>,
+}

@@ -31,11 +31,13 @@ pub const SILENT_AFTER_INTERVALS: i64 = 3;
 mod agencies;
 mod retention;
 mod security;
+mod sessions;
 mod webhooks;
 mod workflow;
 pub use retention::{PruneReport, Retention};
 use security::scope_param;
 pub use security::{AuditRecord, Scope};
+pub use sessions::{LoginUser, RuleHits};
 pub use webhooks::{
     DueDelivery, MAX_ATTEMPTS, NewWebhook, WEBHOOK_EVENTS, WebhookDelivery, WebhookInfo,
 };

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 429; retry after this many seconds.
     #[error("too many requests from this agent; retry after {0} s")]
     RateLimited(u64),
+    /// 429 for login attempts; retry after this many seconds.
+    #[error("too many login attempts; retry after {0} s")]
+    TooManyLogins(u64),
     /// 422.
     #[error("{0}")]
     Unprocessable(String),
@@ -54,7 +57,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge | ApiError::TooMany(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::TooManyLogins(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -68,7 +71,7 @@ impl IntoResponse for ApiError {
         }
         let text = self.to_string();
         let mut resp = (self.status(), Json(json!({ "error": text }))).into_response();
-        if let ApiError::RateLimited(secs) = self {
+        if let ApiError::RateLimited(secs) | ApiError::TooManyLogins(secs) = self {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }

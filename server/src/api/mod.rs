@@ -9,6 +9,7 @@ mod incidents;
 mod limits;
 mod reports;
 mod rules;
+mod session;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -26,12 +27,24 @@ use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorText, MaybeGzipJson};
 pub use limits::{Limits, RateLimiter};
+pub use rules::catalogue;
 
 use crate::auth::hash_secret;
 use crate::store::{AgentPrincipal, AuditRecord, Principal, Store};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Login attempts allowed per second, per client address and per user name,
+/// after a burst of [`LOGIN_BURST`]: ten guesses a minute at most.
+pub const LOGIN_RATE: f64 = 1.0 / 6.0;
+/// Login attempts allowed at once.
+pub const LOGIN_BURST: f64 = 10.0;
+
+/// Marks a response whose handler wrote its own audit entry (the denials
+/// middleware then writes none).
+#[derive(Debug, Clone, Copy)]
+pub struct Audited;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -49,6 +62,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The signed rule bundle agents fetch (`None`: agents keep their own).
     pub bundle: Option<Arc<crate::bundles::Bundles>>,
+    /// Login attempts per client address and per user name.
+    pub logins: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -63,6 +78,7 @@ impl AppState {
             metrics: None,
             limits: Arc::default(),
             bundle: None,
+            logins: Arc::new(RateLimiter::new(LOGIN_RATE, LOGIN_BURST)),
         }
     }
 
@@ -100,10 +116,12 @@ pub fn router(state: AppState) -> Router {
                 .merge(incidents::routes())
                 .merge(admin::routes())
                 .merge(drills::routes())
+                .merge(session::routes())
                 .merge(rules::routes())
                 .merge(webhooks::routes())
                 .merge(reports::routes()),
         )
+        .merge(crate::web::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -151,7 +169,9 @@ async fn audit_denials(State(state): State<AppState>, req: Request, next: Next) 
         .filter(|t| !t.is_empty() && t.len() <= 512);
     let resp = next.run(req).await;
     let status = resp.status();
-    if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
+    if (status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN)
+        || resp.extensions().get::<Audited>().is_some()
+    {
         return resp;
     }
     let actor = match token {
@@ -230,12 +250,19 @@ impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        state
+        let principal = state
             .store
             .principal(&hash_secret(token))
             .await?
-            .map(User)
-            .ok_or(ApiError::Unauthorized("unknown or revoked API token"))
+            .ok_or(ApiError::Unauthorized("unknown or revoked API token"))?;
+        if let Some(expires_at) = state.store.token_expiry(principal.token_id).await?
+            && expires_at <= crate::store::ts(chrono::Utc::now())
+        {
+            return Err(ApiError::Unauthorized(
+                "the session has expired: log in again",
+            ));
+        }
+        Ok(User(principal))
     }
 }
 

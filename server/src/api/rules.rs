@@ -1,79 +1,130 @@
-//! The served rule bundle: `GET /rules` (what agents are handed) and
-//! `POST /rules/reload` (admins: read the rules directory again and
-//! re-sign; audited, failures included).
+//! The served rule bundle: `GET /rules` (what agents are handed, every rule
+//! with how often it fired in real incidents) and `POST /rules/reload`
+//! (admins: read the rules directory again and re-sign; audited, failures
+//! included).
+
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use ward_agent::engine::RulePack;
 
 use super::{ApiError, AppState, Peer, User};
 use crate::bundles::Bundles;
+use crate::model::{RuleInfo, RulesResponse};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/rules", get(status))
+        .route("/rules", get(list))
         .route("/rules/reload", post(reload))
 }
 
-/// What `GET /api/v1/rules` and a successful reload answer.
-#[derive(Debug, Serialize)]
-struct RulesStatus {
-    /// Version of the served bundle.
-    version: String,
-    /// Sigma rule files in it.
-    rules: usize,
-    /// When it was signed.
-    signed_at: String,
-    /// The rules directory (absent: the shipped pack).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dir: Option<String>,
-    /// Why the last reload failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
-    /// For a reload: the version served before it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous: Option<String>,
+/// Every detection and correlation rule of `pack`, without hits, by id.
+/// A rule without an id is named by its title, as its alerts are.
+pub fn catalogue(pack: &RulePack) -> Vec<RuleInfo> {
+    let mut out = Vec::new();
+    for (file, c) in &pack.collections {
+        let file = file.strip_prefix("shipped:").unwrap_or(file).to_string();
+        let info =
+            |id: &Option<String>, title: &str, level: Option<&str>, tags: &[String], kind| {
+                RuleInfo {
+                    id: id.clone().unwrap_or_else(|| title.to_string()),
+                    title: title.to_string(),
+                    level: level.map(str::to_string),
+                    tags: tags.to_vec(),
+                    file: file.clone(),
+                    kind: String::from(kind),
+                    hits: 0,
+                    last_hit: None,
+                }
+            };
+        for r in &c.rules {
+            let level = r.level.as_ref().map(|l| l.as_str());
+            out.push(info(&r.id, &r.title, level, &r.tags, "detection"));
+        }
+        for r in &c.correlations {
+            let level = r.level.as_ref().map(|l| l.as_str());
+            out.push(info(&r.id, &r.title, level, &r.tags, "correlation"));
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }
 
-fn describe(b: &Bundles, previous: Option<String>) -> RulesStatus {
+/// The served bundle and its rules with the hits `user` may see.
+async fn describe(
+    state: &AppState,
+    user: &User,
+    b: &Bundles,
+    previous: Option<String>,
+) -> Result<RulesResponse, ApiError> {
+    let hits: HashMap<String, (i64, Option<String>)> = state
+        .store
+        .rule_hits(user.0.scope())
+        .await?
+        .into_iter()
+        .map(|h| (h.rule_id, (h.alerts, h.last_hit)))
+        .collect();
     let cur = b.current();
-    RulesStatus {
-        version: cur.version.clone(),
-        rules: cur.rules,
-        signed_at: cur.signed_at.clone(),
+    let rules = cur
+        .catalogue
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some((n, last)) = hits.get(&r.id) {
+                r.hits = *n;
+                r.last_hit = last.clone();
+            }
+            r
+        })
+        .collect();
+    Ok(RulesResponse {
+        version: Some(cur.version.clone()),
+        signed_at: Some(cur.signed_at.clone()),
+        rule_files: cur.rules,
         dir: b.rules_dir().map(|d| d.display().to_string()),
         last_error: b.last_error(),
         previous,
-    }
+        rules,
+    })
 }
 
-fn served(state: &AppState) -> Result<std::sync::Arc<Bundles>, ApiError> {
-    state
-        .bundle
-        .clone()
-        .ok_or_else(|| ApiError::NotFound("this coordinator serves no rule bundle".into()))
-}
-
-async fn status(State(state): State<AppState>, user: User) -> Result<Json<RulesStatus>, ApiError> {
+async fn list(State(state): State<AppState>, user: User) -> Result<Json<RulesResponse>, ApiError> {
     user.require(&["admin", "responder", "viewer"])?;
-    Ok(Json(describe(&*served(&state)?, None)))
+    let Some(bundles) = state.bundle.clone() else {
+        return Ok(Json(RulesResponse {
+            version: None,
+            signed_at: None,
+            rule_files: 0,
+            dir: None,
+            last_error: None,
+            previous: None,
+            rules: Vec::new(),
+        }));
+    };
+    Ok(Json(describe(&state, &user, &bundles, None).await?))
 }
 
 async fn reload(
     State(state): State<AppState>,
     peer: Peer,
     user: User,
-) -> Result<Json<RulesStatus>, ApiError> {
+) -> Result<Json<RulesResponse>, ApiError> {
     user.require(&["admin"])?;
-    let bundles = served(&state)?;
+    let bundles = state
+        .bundle
+        .clone()
+        .ok_or_else(|| ApiError::NotFound("this coordinator serves no rule bundle".into()))?;
     let b = bundles.clone();
     let outcome = tokio::task::spawn_blocking(move || b.reload())
         .await
         .unwrap_or_else(|e| Err(format!("reloading the rules failed: {e}")));
     crate::bundles::audit_reload(&state.store, &user.0.name, &peer.0, &outcome).await;
     match outcome {
-        Ok(r) => Ok(Json(describe(&bundles, Some(r.previous)))),
+        Ok(r) => Ok(Json(
+            describe(&state, &user, &bundles, Some(r.previous)).await?,
+        )),
         Err(e) => Err(ApiError::Unprocessable(format!(
             "the rules do not load; still serving the previous bundle: {e}"
         ))),

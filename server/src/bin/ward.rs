@@ -700,7 +700,11 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
             if let Some(p) = v["previous"].as_str() {
                 println!("previous  {p}");
             }
-            println!("rules     {}", v["rules"]);
+            println!(
+                "rules     {} in {} files",
+                v["rules"].as_array().map_or(0, Vec::len),
+                v["rule_files"]
+            );
             println!("signed at {}", s("signed_at"));
             println!(
                 "dir       {}",
