@@ -1296,6 +1296,18 @@ pub enum DrillFilter {
     All,
 }
 
+impl DrillFilter {
+    /// The filter as the queries bind it: a mode (0 real, 1 one drill,
+    /// 2 all) and the drill's id for mode 1.
+    fn sql_params(&self) -> (i64, Option<&str>) {
+        match self {
+            DrillFilter::Real => (0, None),
+            DrillFilter::One(d) => (1, Some(d.as_str())),
+            DrillFilter::All => (2, None),
+        }
+    }
+}
+
 /// A change a responder makes to an incident.
 #[derive(Debug, Clone, Copy)]
 pub enum TriageAction<'a> {

@@ -111,15 +111,6 @@ pub struct DueDelivery {
     pub secret: String,
 }
 
-fn sev_rank(s: Severity) -> u8 {
-    match s {
-        Severity::Low => 0,
-        Severity::Medium => 1,
-        Severity::High => 2,
-        Severity::Critical => 3,
-    }
-}
-
 /// Queues `incident.created` for incident `id` to every matching webhook.
 pub(super) async fn enqueue_created(tx: &mut AnyConnection, id: i64, now: &str) -> Result<()> {
     enqueue(tx, id, "incident.created", None, now).await
@@ -169,7 +160,7 @@ async fn enqueue(
         let min = Severity::from_str(h.get(1)).map_err(StoreError::Damaged)?;
         let events: Vec<String> = from_json(h.get(2))?;
         let drills = h.get::<i64, _>(3) != 0;
-        if sev_rank(incident.severity) < sev_rank(min)
+        if incident.severity < min
             || (incident.drill && !drills)
             || !(events.is_empty() || events.iter().any(|e| e == event))
         {

@@ -164,11 +164,7 @@ impl Store {
         q: &IncidentQuery,
         scope: Scope<'_>,
     ) -> Result<Vec<Incident>> {
-        let (mode, drill_id) = match &q.drill {
-            DrillFilter::Real => (0i64, None),
-            DrillFilter::One(d) => (1, Some(d.as_str())),
-            DrillFilter::All => (2, None),
-        };
+        let (mode, drill_id) = q.drill.sql_params();
         let order = match q.sort {
             QueueSort::LastSeen => "last_seen DESC, id DESC".to_string(),
             QueueSort::Deadline => {
@@ -395,11 +391,7 @@ impl Store {
         limit: i64,
         scope: Scope<'_>,
     ) -> Result<Vec<Campaign>> {
-        let (mode, drill_id) = match drill {
-            DrillFilter::Real => (0i64, None),
-            DrillFilter::One(d) => (1, Some(d.as_str())),
-            DrillFilter::All => (2, None),
-        };
+        let (mode, drill_id) = drill.sql_params();
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM campaigns
              WHERE ($1 = 0 AND realm = '') OR ($1 = 1 AND realm = $2) OR $1 = 2
