@@ -10,9 +10,14 @@ cd "$(dirname "$0")/.."
 AGENTS="${1:-2000}"
 RATE="${2:-20000}"
 SECS="${3:-60}"
-TARGET="${CARGO_TARGET_DIR:-target}"
-cargo build --release -p ward-server -p ward-agent --bins >&2
-BIN="$TARGET/release"
+# WARD_BENCH_BIN: a directory with release ward-server, ward and ward-agent
+# already built (then nothing is built).
+if [ -n "${WARD_BENCH_BIN:-}" ]; then
+    BIN="$WARD_BENCH_BIN"
+else
+    cargo build --release -p ward-server -p ward-agent --bins >&2
+    BIN="${CARGO_TARGET_DIR:-target}/release"
+fi
 DATA="$(mktemp -d /tmp/ward-fleet.XXXXXX)"
 trap 'kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DATA"' EXIT
 PORT=$((20000 + RANDOM % 20000))

@@ -243,6 +243,12 @@ struct LossWatch {
 /// How often loss counters are turned into gap records.
 const GAP_CHECK: Duration = Duration::from_secs(2);
 
+/// After a file-change wake-up, the next round starts no sooner than this
+/// after the previous one began: a writer flushing every few milliseconds
+/// then costs one round (read, checkpoint fsync, spool fsync) per interval
+/// instead of one per write. Rounds with a backlog never wait.
+const ROUND_COALESCE: Duration = Duration::from_millis(50);
+
 impl LossWatch {
     fn new(reason: &'static str) -> Self {
         LossWatch {
@@ -491,6 +497,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut capture_loss = LossWatch::new(GAP_CAPTURE_DROPPED);
     let mut state_loss = LossWatch::new(GAP_STATE_EVICTED);
     let mut last_loss_check = Instant::now();
+    let mut round_started = Instant::now();
     loop {
         if delivery.is_finished() {
             return Err(delivery_ended(delivery.await));
@@ -529,12 +536,19 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             tokio::select! {
                 _ = &mut shutdown => break,
                 r = &mut delivery => return Err(delivery_ended(r)),
-                _ = wake.notified() => {}
+                _ = wake.notified() => {
+                    let until = round_started + ROUND_COALESCE;
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep_until(until.into()) => {}
+                    }
+                }
                 _ = tokio::time::sleep(config.poll_interval()) => {}
                 Some(p) = push_rx.recv() => pushed.push(p),
             }
             continue;
         }
+        round_started = Instant::now();
         let mut alerts = detect_chunks(&chunks, &mut decoders, &host, &mut detector, &stats);
         alerts.extend(detect_journal(
             &entries,

@@ -567,12 +567,27 @@ async fn one_attacker_across_hosts_and_agencies_is_a_campaign_and_raises_severit
         .ok("GET", &format!("/api/v1/campaigns/{id}"), Value::Null)
         .await;
     assert_eq!(c["hosts"].as_array().unwrap().len(), 4);
-    assert!(
-        c["incidents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["severity"] != "critical")
+    // A fourth host joining the spread campaign: its incident is raised
+    // (medium → high), the others are not raised again.
+    let sev: BTreeMap<String, String> = c["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["host"].as_str().unwrap().into(),
+                i["severity"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sev,
+        BTreeMap::from([
+            ("dns".to_string(), "high".to_string()),
+            ("hr".to_string(), "medium".to_string()),
+            ("mail".to_string(), "high".to_string()),
+            ("portal".to_string(), "high".to_string()),
+        ])
     );
 
     // A user of one agency sees the campaign with that agency's incidents only.

@@ -687,15 +687,7 @@ pub(super) async fn index_attackers(
             continue;
         }
         any_new = true;
-        let hosts: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT host) FROM incident_attackers WHERE realm = $1 AND kind = $2 AND value = $3",
-        )
-        .bind(realm)
-        .bind(kind)
-        .bind(&value)
-        .fetch_one(&mut *tx)
-        .await?;
-        if hosts >= 2 {
+        if distinct_up_to(tx, Reach::Hosts, realm, kind, &value, 2).await? >= 2 {
             let created: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO campaigns (realm, kind, value, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (realm, kind, value) DO NOTHING RETURNING id",
@@ -714,34 +706,60 @@ pub(super) async fn index_attackers(
     Ok(any_new)
 }
 
-/// Raises every open incident of the campaigns incident `id` belongs to by
-/// one level (once each) when a campaign has reached [`SPREAD_HOSTS`] hosts
-/// or [`SPREAD_AGENCIES`] agencies.
+/// Raises incident `id`, and every open incident of its campaigns, by one
+/// level (once each) when a campaign has reached [`SPREAD_HOSTS`] hosts or
+/// [`SPREAD_AGENCIES`] agencies.
+///
+/// The cost stays flat as a campaign grows: the campaign's members are
+/// raised once, when it first spreads (`campaigns.spread_at` is set then);
+/// an incident that joins a campaign that has spread is raised alone, and
+/// the hosts and agencies are counted only up to the thresholds. When two
+/// writers see a campaign spread at once, the one whose update sets
+/// `spread_at` raises the members and the other raises its own incident.
 pub(super) async fn escalate_for_spread(tx: &mut AnyConnection, id: i64, now: &str) -> Result<()> {
-    let spread = sqlx::query(
-        "SELECT c.id, c.realm, c.kind, c.value, COUNT(DISTINCT x.host), COUNT(DISTINCT x.agency)
-         FROM campaigns c JOIN incident_attackers x
-              ON x.realm = c.realm AND x.kind = c.kind AND x.value = c.value
-         WHERE EXISTS (SELECT 1 FROM incident_attackers m
-                       WHERE m.incident_id = $1 AND m.realm = c.realm AND m.kind = c.kind
-                         AND m.value = c.value)
-         GROUP BY c.id, c.realm, c.kind, c.value",
+    let campaigns = sqlx::query(
+        "SELECT c.id, c.realm, c.kind, c.value, c.spread_at
+         FROM campaigns c JOIN incident_attackers m
+              ON m.realm = c.realm AND m.kind = c.kind AND m.value = c.value
+         WHERE m.incident_id = $1",
     )
     .bind(id)
     .fetch_all(&mut *tx)
     .await?;
-    for r in spread {
-        let (campaign, realm, kind, value, hosts, agencies): (
+    for r in campaigns {
+        let (campaign, realm, kind, value, spread_at): (
             i64,
             String,
             String,
             String,
-            i64,
-            i64,
-        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            Option<String>,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        let why = format!(
+            "{kind} {value} seen on {SPREAD_HOSTS}+ hosts or in {SPREAD_AGENCIES}+ agencies (campaign {campaign})"
+        );
+        if spread_at.is_some() {
+            escalate(tx, id, "spread", &why, now).await?;
+            continue;
+        }
+        let hosts = distinct_up_to(tx, Reach::Hosts, &realm, &kind, &value, SPREAD_HOSTS).await?;
+        let agencies =
+            distinct_up_to(tx, Reach::Agencies, &realm, &kind, &value, SPREAD_AGENCIES).await?;
         if hosts < SPREAD_HOSTS && agencies < SPREAD_AGENCIES {
             continue;
         }
+        let first =
+            sqlx::query("UPDATE campaigns SET spread_at = $1 WHERE id = $2 AND spread_at IS NULL")
+                .bind(now)
+                .bind(campaign)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if !first {
+            escalate(tx, id, "spread", &why, now).await?;
+            continue;
+        }
+        tracing::info!(campaign, kind, value = %value, "campaign spread: its incidents are raised");
         let members: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT x.incident_id FROM incident_attackers x JOIN incidents i ON i.id = x.incident_id
              WHERE x.realm = $1 AND x.kind = $2 AND x.value = $3
@@ -753,19 +771,46 @@ pub(super) async fn escalate_for_spread(tx: &mut AnyConnection, id: i64, now: &s
         .fetch_all(&mut *tx)
         .await?;
         for m in members {
-            escalate(
-                tx,
-                m,
-                "spread",
-                &format!(
-                    "{kind} {value} seen on {hosts} hosts in {agencies} agencies (campaign {campaign})"
-                ),
-                now,
-            )
-            .await?;
+            escalate(tx, m, "spread", &why, now).await?;
         }
     }
     Ok(())
+}
+
+/// What [`distinct_up_to`] counts of one attacker.
+#[derive(Clone, Copy)]
+enum Reach {
+    Hosts,
+    Agencies,
+}
+
+/// How many distinct hosts or agencies one attacker was seen on, counted up
+/// to `cap` (so a campaign of thousands of incidents costs a few rows).
+async fn distinct_up_to(
+    tx: &mut AnyConnection,
+    reach: Reach,
+    realm: &str,
+    kind: &str,
+    value: &str,
+    cap: i64,
+) -> Result<i64> {
+    let sql = match reach {
+        Reach::Hosts => {
+            "SELECT COUNT(*) FROM (SELECT DISTINCT host FROM incident_attackers
+              WHERE realm = $1 AND kind = $2 AND value = $3 LIMIT $4) d"
+        }
+        Reach::Agencies => {
+            "SELECT COUNT(*) FROM (SELECT DISTINCT agency FROM incident_attackers
+              WHERE realm = $1 AND kind = $2 AND value = $3 LIMIT $4) d"
+        }
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(realm)
+        .bind(kind)
+        .bind(value)
+        .bind(cap)
+        .fetch_one(&mut *tx)
+        .await?)
 }
 
 /// Raises incident `id` one level for `reason` unless it already was for
