@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::api::webhooks::NewWebhookResponse;
 use crate::model::{
     ActionRequest, AgentInfo, AuditEntry, Campaign, CampaignDetail, DrillRecord,
-    EnrollTokenRequest, EnrollTokenResponse, FinishDrill, GapRecord, Incident, IncidentDetail,
-    NewDrill, NewTokenResponse, NewUserRequest, TokenInfo, UserInfo,
+    EnrollTokenRequest, EnrollTokenResponse, FederationStatus, FinishDrill, GapRecord, Incident,
+    IncidentDetail, NewDrill, NewProvince, NewProvinceResponse, NewTokenResponse, NewUserRequest,
+    ProvinceInfo, TokenInfo, UserInfo,
 };
 use crate::store::{NewWebhook, WebhookDelivery, WebhookInfo};
 
@@ -36,6 +37,8 @@ pub struct IncidentFilter {
     pub drill: Option<String>,
     /// `last_seen`, `deadline`, `severity` or `created`.
     pub sort: Option<String>,
+    /// Only incidents forwarded by this province.
+    pub province: Option<String>,
     /// Most rows.
     pub limit: Option<i64>,
 }
@@ -53,6 +56,7 @@ impl IncidentFilter {
             ("until", &self.until),
             ("drill", &self.drill),
             ("sort", &self.sort),
+            ("province", &self.province),
             ("limit", &limit),
         ];
         let query: Vec<String> = params
@@ -113,6 +117,11 @@ impl ApiClient {
             base: base.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),
         })
+    }
+
+    /// The coordinator's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Sends with the token; any answer is returned, whatever its status.
@@ -306,6 +315,36 @@ impl ApiClient {
     /// One campaign with its incidents.
     pub async fn campaign(&self, id: i64) -> anyhow::Result<CampaignDetail> {
         self.call::<(), _>(Method::GET, &format!("campaigns/{id}"), None)
+            .await
+    }
+
+    /// Adds a province (national coordinator); the answer holds its
+    /// credential (shown once).
+    pub async fn add_province(&self, name: &str) -> anyhow::Result<NewProvinceResponse> {
+        let req = NewProvince {
+            name: name.to_string(),
+        };
+        self.call(Method::POST, "provinces", Some(&req)).await
+    }
+
+    /// Lists provinces with their incident counts and latest forwards.
+    pub async fn provinces(&self) -> anyhow::Result<Vec<ProvinceInfo>> {
+        self.call::<(), _>(Method::GET, "provinces", None).await
+    }
+
+    /// Revokes a province's credential.
+    pub async fn revoke_province(&self, name: &str) -> anyhow::Result<Vec<ProvinceInfo>> {
+        self.call::<(), _>(
+            Method::POST,
+            &format!("provinces/{}/revoke", seg(name)),
+            None,
+        )
+        .await
+    }
+
+    /// The link to the upstream coordinator (provincial coordinator).
+    pub async fn federation_status(&self) -> anyhow::Result<FederationStatus> {
+        self.call::<(), _>(Method::GET, "federation/status", None)
             .await
     }
 

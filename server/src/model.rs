@@ -112,6 +112,14 @@ pub struct Incident {
     /// [`REPORT_DEADLINE_DAYS`] days (RFC 3339).
     #[serde(default)]
     pub report_due: String,
+    /// On a national coordinator: the province that forwarded it (`None`
+    /// for this coordinator's own incidents). It belongs to that province:
+    /// only the province changes its status.
+    #[serde(default)]
+    pub province: Option<String>,
+    /// The incident's number at its province.
+    #[serde(default)]
+    pub remote_id: Option<i64>,
 }
 
 /// Days from detection within which Circular 20/2017 wants the incident reported.
@@ -550,4 +558,139 @@ pub struct RulesResponse {
     pub previous: Option<String>,
     /// Its rules, by id, with their hits.
     pub rules: Vec<RuleInfo>,
+}
+
+/// One attacker identity of an incident (what campaigns link on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attacker {
+    /// `ip`, `domain` or `sha256`.
+    pub kind: String,
+    /// The address, domain or file hash.
+    pub value: String,
+}
+
+/// An incident as a provincial coordinator forwards it to its national
+/// one: the incident's state, never its raw alerts. Unknown fields are
+/// ignored, so coordinators of different versions federate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IncidentSnapshot {
+    /// Its number at the province.
+    pub id: i64,
+    /// Raised by every change at the province: a snapshot with a revision
+    /// not above the one already applied is ignored.
+    pub revision: i64,
+    /// The rule's title.
+    pub title: String,
+    /// The rule's id.
+    pub rule_id: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Workflow state at the province.
+    pub status: Status,
+    /// The host.
+    pub host: String,
+    /// The host's agency.
+    pub agency: String,
+    /// Number of alerts.
+    pub alert_count: i64,
+    /// Event time of the first alert (RFC 3339).
+    pub first_seen: String,
+    /// Event time of the latest alert (RFC 3339).
+    pub last_seen: String,
+    /// Entities of its alerts.
+    #[serde(default)]
+    pub entities: BTreeMap<String, String>,
+    /// The rule's tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Responders' labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The responder assigned at the province.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// Responders' notes so far.
+    #[serde(default)]
+    pub notes: i64,
+    /// The province's incident it was merged into.
+    #[serde(default)]
+    pub merged_into: Option<i64>,
+    /// Detection time at the province (RFC 3339).
+    pub created_at: String,
+    /// Last change at the province (RFC 3339).
+    pub updated_at: String,
+    /// Attacker identities of its alerts, for campaigns across provinces.
+    #[serde(default)]
+    pub attackers: Vec<Attacker>,
+}
+
+/// The body of `POST /api/v1/federation/incidents`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardBatch {
+    /// Snapshots, any order; duplicates and older revisions are harmless.
+    pub incidents: Vec<IncidentSnapshot>,
+}
+
+/// The national coordinator's answer to a forwarded batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardAck {
+    /// Snapshots stored (new incidents or newer revisions).
+    pub applied: u64,
+    /// Snapshots not newer than what was stored (duplicates, reordering).
+    pub ignored: u64,
+}
+
+/// The body of `POST /api/v1/provinces`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProvince {
+    /// The province's name (the tenant of its incidents here).
+    pub name: String,
+}
+
+/// A province as the national coordinator's admins see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProvinceInfo {
+    /// Its name.
+    pub name: String,
+    /// Who added it.
+    pub created_by: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// The latest forward received from it.
+    pub last_forward_at: Option<String>,
+    /// Incidents it forwarded.
+    pub incidents: i64,
+    /// When its credential was revoked.
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+}
+
+/// A new province and its credential (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewProvinceResponse {
+    /// The province.
+    #[serde(flatten)]
+    pub province: ProvinceInfo,
+    /// The credential its coordinator forwards with (`--upstream-token`).
+    pub token: String,
+}
+
+/// The link of a provincial coordinator to its upstream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FederationStatus {
+    /// The upstream's base URL (`None`: this coordinator forwards nothing).
+    pub upstream: Option<String>,
+    /// Incidents waiting to be forwarded.
+    pub queued: i64,
+    /// When the oldest of them was queued.
+    pub oldest_queued_at: Option<String>,
+    /// The latest batch the upstream accepted.
+    pub last_success_at: Option<String>,
+    /// The latest failure.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<String>,
+    /// Snapshots the upstream accepted so far.
+    pub forwarded: i64,
 }

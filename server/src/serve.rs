@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub group_window: Option<chrono::Duration>,
     /// Days alerts of closed incidents are kept (default: forever).
     pub retain_days: Option<u32>,
+    /// The national coordinator this one forwards its incidents to.
+    pub upstream: Option<crate::federation::Upstream>,
 }
 
 impl ServeOptions {
@@ -61,6 +63,7 @@ impl ServeOptions {
             rules: None,
             group_window: None,
             retain_days: None,
+            upstream: None,
         }
     }
 }
@@ -215,6 +218,17 @@ pub async fn serve(
         store = store.with_group_window(w);
     }
     ensure_admin_token(&store, &opts.data).await?;
+    let forwarder = match &opts.upstream {
+        Some(up) => {
+            up.check()?;
+            Some((up.clone(), crate::federation::client(up.ca.as_deref())?))
+        }
+        None => None,
+    };
+    store
+        .set_upstream(opts.upstream.as_ref().map(|u| u.base()))
+        .await
+        .context("recording the upstream")?;
     let tls = tls_material(&opts)?;
     let listener = std::net::TcpListener::bind(opts.listen)
         .with_context(|| format!("listening on {}", opts.listen))?;
@@ -252,6 +266,13 @@ pub async fn serve(
         });
     }
     tokio::spawn(crate::webhook::run(state.store.clone()));
+    if let Some((upstream, client)) = forwarder {
+        tokio::spawn(crate::federation::run(
+            state.store.clone(),
+            upstream,
+            client,
+        ));
+    }
     if let Some(days) = opts.retain_days {
         tokio::spawn(keep_pruning(state.store.clone(), Retention::days(days)));
     }

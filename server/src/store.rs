@@ -29,11 +29,13 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod agencies;
+mod federation;
 mod retention;
 mod security;
 mod sessions;
 mod webhooks;
 mod workflow;
+pub use federation::{MAX_FORWARD_BATCH, MAX_PROVINCE_NAME, province_name};
 pub use retention::{PruneReport, Retention};
 use security::scope_param;
 pub use security::{AuditRecord, Scope};
@@ -53,7 +55,8 @@ macro_rules! select_incidents {
                 merged_into,
                 (SELECT MIN(c.id) FROM incident_attackers x JOIN campaigns c
                    ON c.realm = x.realm AND c.kind = x.kind AND c.value = x.value
-                 WHERE x.incident_id = incidents.id)
+                 WHERE x.incident_id = incidents.id),
+                province, remote_id
              FROM incidents ",
             $rest
         )
@@ -512,6 +515,7 @@ impl Store {
             gaps_accepted: 0,
         };
         let mut created = Vec::new();
+        let mut touched = std::collections::BTreeSet::new();
         for g in gaps {
             let done = sqlx::query(
                 "INSERT INTO gaps (id, agent_id, host, agency, reason, count, by_severity,
@@ -614,6 +618,7 @@ impl Store {
                 .await?;
             }
             sp.commit().await?;
+            touched.insert(incident_id);
             if new {
                 created.push(incident_id);
             }
@@ -621,6 +626,9 @@ impl Store {
         }
         for id in created {
             webhooks::enqueue_created(&mut tx, id, &now).await?;
+        }
+        for id in touched {
+            federation::changed(&mut tx, id, &now).await?;
         }
         sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
             .bind(&now)
@@ -730,6 +738,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 webhooks::enqueue_created(&mut tx, incident, &stamp).await?;
+                federation::changed(&mut tx, incident, &stamp).await?;
                 tracing::warn!(agent_id = %id, %host, incident, "agent is silent; incident raised");
                 raised += 1;
             } else {
@@ -756,6 +765,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     webhooks::enqueue_status(&mut tx, incident, "resolved", "ward", &stamp).await?;
+                    federation::changed(&mut tx, incident, &stamp).await?;
                     tracing::info!(agent_id = %id, %host, incident, "silent agent is back; incident resolved");
                     resolved += 1;
                 }
@@ -913,13 +923,17 @@ impl Store {
     pub async fn triage(&self, id: i64, actor: &str, action: TriageAction<'_>) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let now = now();
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let status =
-            Status::from_str(&status.ok_or(StoreError::NotFound)?).map_err(StoreError::Damaged)?;
+        let row = sqlx::query("SELECT status, province FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let status = Status::from_str(row.get(0)).map_err(StoreError::Damaged)?;
+        if !matches!(action, TriageAction::Note(_)) {
+            // A forwarded incident is worked on at its province; notes
+            // here stay here.
+            federation::refuse_forwarded(id, row.get::<Option<&str>, _>(1))?;
+        }
         let (kind, detail) = match action {
             TriageAction::SetStatus(_, note) | TriageAction::Reopen(note) => {
                 let (new, reopen) = match action {
@@ -1000,6 +1014,7 @@ impl Store {
         .bind(detail)
         .execute(&mut *tx)
         .await?;
+        federation::changed(&mut tx, id, &now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1398,6 +1413,8 @@ fn incident_from_row(r: &AnyRow) -> Result<Incident> {
         labels: from_json(r.get(17))?,
         merged_into: r.get(18),
         campaign_id: r.get(19),
+        province: r.get(20),
+        remote_id: r.get(21),
     })
 }
 

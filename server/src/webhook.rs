@@ -9,16 +9,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng;
 
+use crate::outbox;
 use crate::store::{DueDelivery, MAX_ATTEMPTS, Store, ts};
 
 /// How often the outbox is polled.
 pub const POLL: Duration = Duration::from_secs(1);
 /// How long a claimed delivery is reserved for its sender.
 const LEASE: Duration = Duration::from_secs(60);
-/// Per-request limit.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries claimed per poll.
 const BATCH: i64 = 32;
 
@@ -34,24 +32,12 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 
 /// Wait before attempt `attempts + 1`: 5 s doubling to an hour, ±20% jitter.
 pub fn backoff(attempts: i64) -> Duration {
-    let base = 5u64.saturating_mul(1u64 << attempts.clamp(0, 10)).min(3600);
-    let jitter = rand::rng().random_range(0.8..1.2);
-    Duration::from_secs_f64(base as f64 * jitter)
+    outbox::backoff(attempts, Duration::from_secs(5), Duration::from_secs(3600))
 }
 
 /// The HTTP client deliveries go through: no redirects, short timeouts.
 pub fn client() -> reqwest::Result<reqwest::Client> {
-    ward_agent::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(REQUEST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            "ward-server/",
-            env!("CARGO_PKG_VERSION"),
-            " webhook"
-        ))
-        .build()
+    outbox::client_builder("webhook").build()
 }
 
 /// Runs until the process ends, sending what is due.
@@ -89,9 +75,7 @@ pub async fn send_due(
             Err(e) => (None, Some(e)),
         };
         let retry = error.as_ref().and_then(|_| {
-            (d.attempts + 1 < MAX_ATTEMPTS).then(|| {
-                ts(at + chrono::Duration::from_std(backoff(d.attempts)).unwrap_or_default())
-            })
+            (d.attempts + 1 < MAX_ATTEMPTS).then(|| outbox::after(at, backoff(d.attempts)))
         });
         match &error {
             None => tracing::info!(delivery = d.id, event = %d.event, "webhook delivered"),
@@ -122,16 +106,7 @@ async fn send(client: &reqwest::Client, d: &DueDelivery) -> Result<u16, String> 
         .body(d.body.clone())
         .send()
         .await
-        .map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            msg
-        })?;
+        .map_err(|e| outbox::error_chain(&e))?;
     Ok(resp.status().as_u16())
 }
 

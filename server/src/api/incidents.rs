@@ -171,6 +171,8 @@ struct ListQuery {
     until: Option<String>,
     /// `last_seen` (default), `deadline`, `severity` or `created`.
     sort: Option<String>,
+    /// Only incidents forwarded by this province (national coordinator).
+    province: Option<String>,
 }
 
 /// A drill filter from the `drill` parameter.
@@ -248,6 +250,7 @@ async fn list(
         since: time_param("since", q.since.as_deref())?,
         until: time_param("until", q.until.as_deref())?,
         drill: drill_filter(q.drill.as_deref())?,
+        province: text_param("province", q.province)?,
         sort,
         limit: q.limit.unwrap_or(500).clamp(1, 10_000),
     };

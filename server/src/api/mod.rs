@@ -5,6 +5,7 @@ mod admin;
 mod agents;
 mod drills;
 mod error;
+pub mod federation;
 mod incidents;
 mod limits;
 mod reports;
@@ -119,6 +120,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(session::routes())
                 .merge(rules::routes())
                 .merge(webhooks::routes())
+                .merge(federation::routes())
                 .merge(reports::routes()),
         )
         .merge(crate::web::routes())

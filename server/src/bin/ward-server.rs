@@ -60,6 +60,23 @@ enum Command {
         /// everything).
         #[arg(long, env = "WARD_RETAIN_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         retain_days: Option<u32>,
+        /// A national coordinator to forward this one's incidents to (not
+        /// raw alerts, not drills): its base URL.
+        #[arg(long, env = "WARD_UPSTREAM", requires = "upstream_token")]
+        upstream: Option<String>,
+        /// The province credential `ward provinces add` printed on the
+        /// upstream.
+        #[arg(
+            long,
+            env = "WARD_UPSTREAM_TOKEN",
+            hide_env_values = true,
+            requires = "upstream"
+        )]
+        upstream_token: Option<String>,
+        /// A PEM certificate to trust for the upstream's TLS (its
+        /// DATA/tls/cert.pem), besides the system roots.
+        #[arg(long, env = "WARD_UPSTREAM_CA", requires = "upstream")]
+        upstream_ca: Option<PathBuf>,
     },
 }
 
@@ -84,6 +101,9 @@ fn main() -> ExitCode {
         rules,
         group_window,
         retain_days,
+        upstream,
+        upstream_token,
+        upstream_ca,
     } = cli.command;
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -104,6 +124,11 @@ fn main() -> ExitCode {
         group_window: group_window
             .map(|s| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))),
         retain_days,
+        upstream: upstream.map(|url| ward_server::federation::Upstream {
+            url,
+            token: upstream_token.unwrap_or_default(),
+            ca: upstream_ca,
+        }),
     };
     match rt.block_on(serve(opts, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,

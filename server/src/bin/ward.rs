@@ -77,6 +77,13 @@ enum Command {
     /// Agencies and their profiles (what the regulatory reports need).
     #[command(subcommand)]
     Agencies(AgenciesCmd),
+    /// Provinces forwarding their incidents to this (national) coordinator
+    /// (unscoped admins).
+    #[command(subcommand)]
+    Provinces(ProvincesCmd),
+    /// The link of this (provincial) coordinator to its upstream (admins).
+    #[command(subcommand)]
+    Federation(FederationCmd),
     /// An incident's report: Circular 20/2017 form 03 (initial) or 04
     /// (end of response) as Markdown or printable HTML, or the incident as
     /// JSON or a STIX 2.1 bundle.
@@ -363,6 +370,9 @@ enum IncidentsCmd {
         /// reporting deadline first), severity, created.
         #[arg(long)]
         sort: Option<String>,
+        /// Only incidents forwarded by this province (national coordinator).
+        #[arg(long)]
+        province: Option<String>,
         /// Most incidents listed.
         #[arg(long)]
         limit: Option<i64>,
@@ -509,6 +519,39 @@ enum WebhooksCmd {
     Deliveries {
         /// Webhook id.
         id: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProvincesCmd {
+    /// Add a province; prints the credential its coordinator forwards with
+    /// (`ward-server serve --upstream URL --upstream-token TOKEN`).
+    Add {
+        /// The province's name (its incidents' tenant here).
+        name: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Provinces with their incident counts and latest forwards.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Revoke a province's credential (its incidents stay).
+    Revoke {
+        /// The province's name.
+        name: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum FederationCmd {
+    /// The upstream, incidents waiting, the latest success and error.
+    Status {
         #[command(flatten)]
         out: Output,
     },
@@ -808,6 +851,35 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
         Command::Campaigns(cmd) => campaigns(&api, cmd).await?,
         Command::Webhooks(cmd) => webhooks(&api, cmd).await?,
         Command::Agencies(cmd) => agencies(&api, cmd).await?,
+        Command::Provinces(cmd) => provinces(&api, cmd).await?,
+        Command::Federation(FederationCmd::Status { out }) => {
+            let st = api.federation_status().await?;
+            if out.json {
+                print_json(&st)?;
+            } else {
+                let none = "-".to_string();
+                println!(
+                    "upstream:      {}",
+                    st.upstream
+                        .as_deref()
+                        .unwrap_or("none (not started with --upstream)")
+                );
+                println!(
+                    "queued:        {} (oldest {})",
+                    st.queued,
+                    st.oldest_queued_at.as_ref().unwrap_or(&none)
+                );
+                println!("forwarded:     {}", st.forwarded);
+                println!(
+                    "last success:  {}",
+                    st.last_success_at.as_ref().unwrap_or(&none)
+                );
+                match (&st.last_error, &st.last_error_at) {
+                    (Some(e), Some(at)) => println!("last error:    {at}  {e}"),
+                    _ => println!("last error:    -"),
+                }
+            }
+        }
         Command::Report {
             id,
             form,
@@ -1009,13 +1081,18 @@ fn print_incidents(list: &[Incident]) {
             .or_else(|| i.entities.values().next())
             .cloned()
             .unwrap_or_default();
+        // A forwarded incident's host is named with its province.
+        let host = match &i.province {
+            Some(p) => format!("{p}/{}", i.host),
+            None => i.host.clone(),
+        };
         println!(
             "{:>5}  {:<8} {:<13} {:<32} {:<16} {:<22} {:>6}  {:<12} {}",
             i.id,
             i.severity.as_str(),
             i.status.as_str(),
             truncate(&i.title, 32),
-            truncate(&i.host, 16),
+            truncate(&host, 16),
             truncate(&entity, 22),
             i.alert_count,
             due_column(i, now),
@@ -1173,10 +1250,12 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
             since,
             until,
             sort,
+            province,
             limit,
             out,
         } => {
             let filter = IncidentFilter {
+                province,
                 status: status.map(|s| s.as_str().to_string()),
                 severity,
                 agency,
@@ -1329,6 +1408,48 @@ async fn campaigns(api: &ApiClient, cmd: CampaignsCmd) -> anyhow::Result<()> {
             println!("  last seen  {}\n", c.last_seen);
             print_incidents(&d.incidents);
         }
+    }
+    Ok(())
+}
+
+async fn provinces(api: &ApiClient, cmd: ProvincesCmd) -> anyhow::Result<()> {
+    let (list, out) = match cmd {
+        ProvincesCmd::Add { name, out } => {
+            let p = api.add_province(&name).await?;
+            if out.json {
+                return print_json(&p);
+            }
+            println!("{}", p.token);
+            eprintln!(
+                "province {} added; the line above is its credential (shown once): start its \
+                 coordinator with --upstream {} --upstream-token TOKEN",
+                p.province.name,
+                api.base()
+            );
+            return Ok(());
+        }
+        ProvincesCmd::List { out } => (api.provinces().await?, out),
+        ProvincesCmd::Revoke { name, out } => (api.revoke_province(&name).await?, out),
+    };
+    if out.json {
+        return print_json(&list);
+    }
+    println!(
+        "{:<24} {:>9}  {:<27}  STATE",
+        "PROVINCE", "INCIDENTS", "LAST FORWARD"
+    );
+    for p in list {
+        println!(
+            "{:<24} {:>9}  {:<27}  {}",
+            truncate(&p.name, 24),
+            p.incidents,
+            p.last_forward_at.as_deref().unwrap_or("never"),
+            if p.revoked_at.is_some() {
+                "revoked"
+            } else {
+                "active"
+            }
+        );
     }
     Ok(())
 }

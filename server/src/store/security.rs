@@ -236,8 +236,16 @@ impl Store {
         if user.is_some() {
             return Ok(user);
         }
-        Ok(
+        let agent: Option<String> =
             sqlx::query_scalar("SELECT 'agent:' || id FROM agents WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.read)
+                .await?;
+        if agent.is_some() {
+            return Ok(agent);
+        }
+        Ok(
+            sqlx::query_scalar("SELECT 'province:' || name FROM provinces WHERE token_hash = $1")
                 .bind(hash)
                 .fetch_optional(&self.read)
                 .await?,

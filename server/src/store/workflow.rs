@@ -143,6 +143,8 @@ pub struct IncidentQuery {
     pub until: Option<String>,
     /// Real, one drill's, or all.
     pub drill: DrillFilter,
+    /// Only incidents forwarded by this province.
+    pub province: Option<String>,
     /// Order.
     pub sort: QueueSort,
     /// Most rows.
@@ -184,6 +186,7 @@ impl Store {
                AND ($9 IS NULL OR rule_id = $9)
                AND ($10 IS NULL OR last_seen >= $10)
                AND ($11 IS NULL OR last_seen <= $11)
+               AND ($12 IS NULL OR province = $12)
              ORDER BY {order} LIMIT $2",
             select_incidents!(""),
             severity_rank_sql()
@@ -201,6 +204,7 @@ impl Store {
             .bind(&q.rule)
             .bind(&q.since)
             .bind(&q.until)
+            .bind(&q.province)
             .fetch_all(&self.read)
             .await?;
         rows.iter().map(incident_from_row).collect()
@@ -221,6 +225,7 @@ impl Store {
             merge_side(&mut tx, into).await?,
         );
         for (n, side) in [(id, &src), (into, &dst)] {
+            super::federation::refuse_forwarded(n, side.province.as_deref())?;
             if let Some(m) = side.merged_into {
                 return Err(StoreError::Conflict(format!(
                     "incident {n} was merged into incident {m}"
@@ -302,6 +307,8 @@ impl Store {
         .await?;
         escalate_for_spread(&mut tx, into, &now).await?;
         super::webhooks::enqueue_status(&mut tx, id, "resolved", actor, &now).await?;
+        super::federation::changed(&mut tx, id, &now).await?;
+        super::federation::changed(&mut tx, into, &now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -318,6 +325,7 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let now = now();
         let side = merge_side(&mut tx, id).await?;
+        super::federation::refuse_forwarded(id, side.province.as_deref())?;
         if let Some(m) = side.merged_into {
             return Err(StoreError::Conflict(format!(
                 "incident {id} was merged into incident {m}"
@@ -379,6 +387,8 @@ impl Store {
             &format!("split from incident {id} ({} alerts)", wanted.len()),
         )
         .await?;
+        super::federation::changed(&mut tx, id, &now).await?;
+        super::federation::changed(&mut tx, new_id, &now).await?;
         tx.commit().await?;
         Ok(new_id)
     }
@@ -442,7 +452,10 @@ impl Store {
         };
         let realm: String = head.get(0);
         let members = sqlx::query(
-            "SELECT i.id, i.host, i.agency, i.severity, i.status, i.first_seen, i.last_seen
+            "SELECT i.id,
+                    CASE WHEN i.province IS NULL THEN i.host ELSE i.province || '/' || i.host END,
+                    CASE WHEN i.province IS NULL THEN i.agency ELSE i.province || '/' || i.agency END,
+                    i.severity, i.status, i.first_seen, i.last_seen
              FROM incidents i
              WHERE i.merged_into IS NULL
                AND i.id IN (SELECT incident_id FROM incident_attackers
@@ -554,11 +567,13 @@ struct MergeSide {
     labels: Vec<String>,
     drill_id: Option<String>,
     merged_into: Option<i64>,
+    province: Option<String>,
 }
 
 async fn merge_side(tx: &mut AnyConnection, id: i64) -> Result<MergeSide> {
     let r = sqlx::query(
-        "SELECT status, severity, group_key, labels, drill_id, merged_into FROM incidents WHERE id = $1",
+        "SELECT status, severity, group_key, labels, drill_id, merged_into, province
+         FROM incidents WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
@@ -571,6 +586,7 @@ async fn merge_side(tx: &mut AnyConnection, id: i64) -> Result<MergeSide> {
         labels: from_json(r.get(3))?,
         drill_id: r.get(4),
         merged_into: r.get(5),
+        province: r.get(6),
     })
 }
 
@@ -670,40 +686,57 @@ pub(super) async fn index_attackers(
 ) -> Result<bool> {
     let mut any_new = false;
     for (kind, value) in attacker_identities(entities) {
-        let added = sqlx::query(
-            "INSERT INTO incident_attackers (incident_id, realm, kind, value, host, agency)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(realm)
-        .bind(kind)
-        .bind(&value)
-        .bind(host)
-        .bind(agency)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if added == 0 {
-            continue;
-        }
-        any_new = true;
-        if distinct_up_to(tx, Reach::Hosts, realm, kind, &value, 2).await? >= 2 {
-            let created: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO campaigns (realm, kind, value, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (realm, kind, value) DO NOTHING RETURNING id",
-            )
-            .bind(realm)
-            .bind(kind)
-            .bind(&value)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(c) = created {
-                tracing::info!(campaign = c, kind, value = %value, "campaign: one attacker on several hosts");
-            }
-        }
+        any_new |= index_identity(tx, id, realm, host, agency, kind, &value, now).await?;
     }
     Ok(any_new)
+}
+
+/// Records one attacker identity (`kind`, `value`) of incident `id` seen on
+/// `host` of `agency`, and starts its campaign once it is on a second
+/// host. Returns whether it was new for this incident.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn index_identity(
+    tx: &mut AnyConnection,
+    id: i64,
+    realm: &str,
+    host: &str,
+    agency: &str,
+    kind: &str,
+    value: &str,
+    now: &str,
+) -> Result<bool> {
+    let added = sqlx::query(
+        "INSERT INTO incident_attackers (incident_id, realm, kind, value, host, agency)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(realm)
+    .bind(kind)
+    .bind(value)
+    .bind(host)
+    .bind(agency)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if added == 0 {
+        return Ok(false);
+    }
+    if distinct_up_to(tx, Reach::Hosts, realm, kind, value, 2).await? >= 2 {
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO campaigns (realm, kind, value, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (realm, kind, value) DO NOTHING RETURNING id",
+        )
+        .bind(realm)
+        .bind(kind)
+        .bind(value)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(c) = created {
+            tracing::info!(campaign = c, kind, value = %value, "campaign: one attacker on several hosts");
+        }
+    }
+    Ok(true)
 }
 
 /// Raises incident `id`, and every open incident of its campaigns, by one
@@ -763,7 +796,7 @@ pub(super) async fn escalate_for_spread(tx: &mut AnyConnection, id: i64, now: &s
         let members: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT x.incident_id FROM incident_attackers x JOIN incidents i ON i.id = x.incident_id
              WHERE x.realm = $1 AND x.kind = $2 AND x.value = $3
-               AND i.status NOT IN ('resolved', 'false_positive')",
+               AND i.status NOT IN ('resolved', 'false_positive') AND i.province IS NULL",
         )
         .bind(&realm)
         .bind(&kind)
@@ -847,6 +880,7 @@ pub(super) async fn escalate(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    super::federation::changed(tx, id, now).await?;
     timeline(
         tx,
         id,
