@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::packet::{FRAGMENT, Packet, Proto, tcp};
+use super::packet::{FRAGMENT, Packet, Proto, TRUNCATED, tcp};
 use super::reassembly::{Budget, MAX_TABLE_REASSEMBLY_BYTES, StreamHead};
 use crate::event::{Frame, Frames};
 
@@ -480,7 +480,9 @@ impl FlowTable {
         if p.tcp_flags & tcp::SYN != 0 {
             head.syn(p.tcp_seq);
         }
-        if p.payload.is_empty() || p.anomalies & FRAGMENT != 0 {
+        // A fragment has no place in the stream, and a frame the capture
+        // cut short would leave a gap no later segment fills.
+        if p.payload.is_empty() || p.anomalies & (FRAGMENT | TRUNCATED) != 0 {
             return;
         }
         let fed = head.segment(p.tcp_seq, p.payload, index, budget);

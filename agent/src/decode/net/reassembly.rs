@@ -21,6 +21,8 @@
 //!   counted in [`Budget::evicted`].
 //!
 //! A head still pending when its flow ends is judged then (what arrived).
+//! IP fragments and frames the capture cut short (snap length) are not
+//! reassembled: they are judged alone, as before.
 
 use super::{http, tls};
 
