@@ -305,14 +305,16 @@ mod tests {
         assert!(stats.packets.load(Ordering::Relaxed) > 0);
         drop(capture);
         // Stopping reads the socket's kernel counters a last time: every
-        // frame read reached the socket, and this light traffic lost none.
+        // frame read or dropped reached the socket. (Loopback is shared
+        // with other tests, a flood among them: drops are not asserted
+        // here, the namespace end-to-end test asserts none.)
         let read = stats.packets.load(Ordering::Relaxed);
+        let drops = stats.kernel_drops.load(Ordering::Relaxed);
         let kernel = stats.kernel_packets.load(Ordering::Relaxed);
         assert!(
-            kernel >= read,
-            "kernel saw {kernel} frames, capture read {read}"
+            kernel >= read + drops,
+            "kernel saw {kernel} frames, capture read {read}, dropped {drops}"
         );
-        assert_eq!(stats.kernel_drops.load(Ordering::Relaxed), 0);
     }
 
     /// Floods loopback faster than the capture thread reads: the kernel
