@@ -82,3 +82,32 @@ for name in [
     for p in [payload(f) for f in fs][:12]:
         if p:
             put("net_parsers", p)
+
+
+# Streams whose heads are split over segments, in and out of order (head reassembly).
+def tcp_frame(dport, seq, flags, data):
+    tcp = struct.pack(">HHIIBBHHH", 40000, dport, seq, 1, 5 << 4, flags, 65535, 0, 0) + data
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
+                     bytes([10, 9, 0, 1]), bytes([10, 9, 0, 2]))
+    return b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + tcp
+
+
+def client_hello(sni):
+    n = len(sni)
+    ext = struct.pack(">HHHBH", 0, n + 5, n + 3, 0, n) + sni
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x04\xc0\x2f\x00\x9c\x01\x00"
+    body += struct.pack(">H", len(ext)) + ext
+    hs = b"\x01\x00" + struct.pack(">H", len(body)) + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+for port, head, order in [
+    (443, client_hello(b"split.example"), [2, 0, 1]),
+    (80, b"GET /shell.php?cmd=id HTTP/1.1\r\nHost: victim\r\nUser-Agent: x\r\n\r\n", [0, 1, 2]),
+]:
+    cuts = [0, 10, len(head) // 2, len(head)]
+    parts = [(cuts[i], head[cuts[i] : cuts[i + 1]]) for i in range(3)]
+    fs = [tcp_frame(port, 999, 0x02, b"")]
+    fs += [tcp_frame(port, 1000 + parts[i][0], 0x18, parts[i][1]) for i in order]
+    assert all(b"\xa5" not in f for f in fs)
+    put("net_decoder", b"\x00" + b"\xa5".join(fs))

@@ -26,7 +26,9 @@ use crate::sources::journal::{self, Journal, JournalBatch};
 use crate::sources::tail::{Chunk, Tailer};
 use crate::spool::{Spool, SpoolItem};
 use crate::uplink::Uplink;
-use crate::wire::{Alert, GAP_CAPTURE_DROPPED, GAP_STATE_EVICTED, Gap, Heartbeat};
+use crate::wire::{
+    Alert, GAP_CAPTURE_DROPPED, GAP_CAPTURE_KERNEL_DROPPED, GAP_STATE_EVICTED, Gap, Heartbeat,
+};
 
 /// Counters the agent reports in heartbeats.
 #[derive(Debug, Default)]
@@ -397,6 +399,16 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     suppressed_total: stats.suppressed.load(Ordering::Relaxed),
                     packets_total: totals.packets,
                     dropped_total: capture_stats.dropped.load(Ordering::Relaxed),
+                    capture_kernel_packets_total: capture_stats
+                        .kernel_packets
+                        .load(Ordering::Relaxed),
+                    capture_kernel_drops_total: capture_stats.kernel_drops.load(Ordering::Relaxed),
+                    evidence_frames_dropped_total: capture_stats
+                        .evidence_frames_dropped
+                        .load(Ordering::Relaxed),
+                    evidence_budget_dropped_total: capture_stats
+                        .evidence_budget_dropped
+                        .load(Ordering::Relaxed),
                     state_evicted_total: stats.state_evicted.load(Ordering::Relaxed),
                     rules_source: rules.source.to_string(),
                     bundle_error: rules.error,
@@ -495,6 +507,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut pushed = Vec::new();
     let mut capture_loss = LossWatch::new(GAP_CAPTURE_DROPPED);
+    let mut kernel_loss = LossWatch::new(GAP_CAPTURE_KERNEL_DROPPED);
     let mut state_loss = LossWatch::new(GAP_STATE_EVICTED);
     let mut last_loss_check = Instant::now();
     let mut round_started = Instant::now();
@@ -527,6 +540,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         if last_loss_check.elapsed() >= GAP_CHECK {
             last_loss_check = Instant::now();
             gaps.extend(capture_loss.check(capture_stats.dropped.load(Ordering::Relaxed), &host));
+            gaps.extend(
+                kernel_loss.check(capture_stats.kernel_drops.load(Ordering::Relaxed), &host),
+            );
             gaps.extend(state_loss.check(stats.state_evicted.load(Ordering::Relaxed), &host));
             for g in &gaps {
                 warn!(reason = %g.reason, count = g.count, "detection gap recorded");
@@ -599,6 +615,13 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         );
     }
     drop(captures);
+    let kernel_drops = capture_stats.kernel_drops.load(Ordering::Relaxed);
+    if kernel_drops > 0 {
+        warn!(
+            kernel_drops,
+            "the kernel dropped captured frames because capture fell behind the wire"
+        );
+    }
     files_stop.store(true, Ordering::Relaxed);
     Ok(())
 }

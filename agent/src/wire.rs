@@ -236,6 +236,8 @@ pub const MAX_BATCH_GAPS: usize = 1000;
 pub const GAP_SPOOL_FULL: &str = "spool_full";
 /// Gap reason: live capture dropped network events because detection fell behind.
 pub const GAP_CAPTURE_DROPPED: &str = "capture_dropped";
+/// Gap reason: the kernel dropped captured frames before the agent read them.
+pub const GAP_CAPTURE_KERNEL_DROPPED: &str = "capture_kernel_dropped";
 /// Gap reason: the engine dropped open correlation groups at its state cap.
 pub const GAP_STATE_EVICTED: &str = "state_evicted";
 /// Gap reason: spooled entries failed their checksum on disk and were skipped.
@@ -251,12 +253,14 @@ pub const GAP_REJECTED: &str = "rejected";
 pub struct Gap {
     /// Idempotency key, unique per gap.
     pub id: String,
-    /// Why: [`GAP_SPOOL_FULL`], [`GAP_CAPTURE_DROPPED`], [`GAP_STATE_EVICTED`], [`GAP_SPOOL_DAMAGED`], [`GAP_REJECTED`].
+    /// Why: [`GAP_SPOOL_FULL`], [`GAP_CAPTURE_DROPPED`],
+    /// [`GAP_CAPTURE_KERNEL_DROPPED`], [`GAP_STATE_EVICTED`], [`GAP_SPOOL_DAMAGED`], [`GAP_REJECTED`].
     pub reason: String,
     /// The host the agent runs on.
     pub host: String,
     /// How many alerts (spool_full, spool_damaged), network events
-    /// (capture_dropped) or correlation groups (state_evicted) were lost.
+    /// (capture_dropped), frames (capture_kernel_dropped) or correlation
+    /// groups (state_evicted) were lost.
     pub count: u64,
     /// Dropped alerts by severity name (spool_full); empty otherwise.
     #[serde(default)]
@@ -406,6 +410,25 @@ pub struct Heartbeat {
     /// Network events dropped since start because the engine fell behind.
     #[serde(default)]
     pub dropped_total: u64,
+    /// Frames that reached the capture sockets since start, as the kernel
+    /// counts them (`PACKET_STATISTICS`: read, waiting, or dropped).
+    #[serde(default)]
+    pub capture_kernel_packets_total: u64,
+    /// Frames the kernel dropped since start because a capture socket's
+    /// buffer was full (the capture thread fell behind the wire): never
+    /// decoded, a detection gap.
+    #[serde(default)]
+    pub capture_kernel_drops_total: u64,
+    /// Frames decoded and judged since start but not kept as evidence
+    /// because a flow had kept its first frames or the flow tables' frame
+    /// budget was spent: alerts on them carry fewer packets.
+    #[serde(default)]
+    pub evidence_frames_dropped_total: u64,
+    /// The part of [`Heartbeat::evidence_frames_dropped_total`] refused
+    /// because the flow tables' frame budget was spent (evidence lost for
+    /// flows that had kept nothing yet).
+    #[serde(default)]
+    pub evidence_budget_dropped_total: u64,
     /// Open correlation groups dropped since start because the engine's
     /// state reached its cap (a flood of distinct keys): detection gaps.
     #[serde(default)]

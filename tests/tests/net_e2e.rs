@@ -127,7 +127,7 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\nhost = \"gw01\"\n[[net]]\ninterface = {:?}\n",
+            "state_dir = {:?}\nhost = \"gw01\"\nheartbeat_interval_s = 1\n[[net]]\ninterface = {:?}\n",
             state.display().to_string(),
             pair.inside_if
         ),
@@ -187,6 +187,34 @@ fn live_capture_port_scan_and_c2_lookup_become_incidents() {
         evidence.contains("beacon.c2.example-botnet.test"),
         "{evidence}"
     );
+
+    // The heartbeat reports the capture socket's kernel counters: every
+    // frame the agent read reached the socket, and this light traffic lost none.
+    let hb = eventually(
+        Duration::from_secs(30),
+        "a heartbeat with kernel counters",
+        || {
+            let agents = server.ward_json(&["agents", "list"]);
+            let hb = agents[0]["heartbeat"].clone();
+            let n = |k: &str| hb[k].as_u64();
+            (n("packets_total")? > 0 && n("capture_kernel_packets_total")? >= n("packets_total")?)
+                .then_some(hb)
+        },
+    );
+    assert_eq!(hb["capture_kernel_drops_total"], 0, "{hb:#?}");
+    assert!(
+        hb["evidence_frames_dropped_total"].as_u64().is_some(),
+        "{hb:#?}"
+    );
+    assert!(
+        hb["evidence_budget_dropped_total"].as_u64().is_some(),
+        "{hb:#?}"
+    );
+    let table = server.ward(&["agents", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("NET DROP Q/K"), "{table}");
+    let column = format!(" {}/0 ", hb["dropped_total"]);
+    assert!(table.contains(&column), "{column:?} in\n{table}");
 
     let status = agent.terminate();
     assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());

@@ -1,6 +1,7 @@
-//! The whole network decoder (link layers, flows, DNS/HTTP/TLS) on arbitrary
-//! frames: the first byte picks the link type and splits the input into
-//! frames, so flow state across packets is exercised too.
+//! The whole network decoder (link layers, flows, TCP head reassembly,
+//! DNS/HTTP/TLS) on arbitrary frames: the first byte picks the link type
+//! and splits the input into frames, so flow state across packets (and
+//! heads split over segments) is exercised too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

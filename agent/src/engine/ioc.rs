@@ -24,11 +24,15 @@ pub const MAX_INDICATORS: usize = 1_000_000;
 /// Indicators by kind, each with the name of its list.
 #[derive(Debug, Clone, Default)]
 pub struct IocSet {
-    ips: HashMap<IpAddr, String>,
+    ips: HashMap<IpAddr, String, Hasher>,
     /// (network address bits, prefix length, is IPv4, list)
     nets: Vec<(u128, u8, bool, String)>,
-    domains: HashMap<String, String>,
+    domains: HashMap<String, String, Hasher>,
 }
+
+/// Every network event is looked up (each domain once per label suffix):
+/// a keyed fast hash rather than SipHash, as the flow table uses.
+type Hasher = foldhash::fast::RandomState;
 
 fn bits(ip: IpAddr) -> (u128, bool) {
     match ip {

@@ -1,6 +1,7 @@
 //! [`Detector`] over the `rsigma` Sigma evaluator.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::LazyLock;
 
 use rsigma_eval::{
     CorrelationAction, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
@@ -278,7 +279,23 @@ impl SigmaDetector {
 /// The Sigma logsource an event kind stands for, used to skip rules that
 /// cannot apply (a rule is skipped only when a dimension set on both sides
 /// differs). The `ward-*` values conflict with every real rule value.
-fn logsource_of(kind: EventKind) -> Option<LogSource> {
+/// Built once per kind: this is asked for every event.
+fn logsource_of(kind: EventKind) -> Option<&'static LogSource> {
+    static SYSLOG: LazyLock<Option<LogSource>> =
+        LazyLock::new(|| make_logsource(EventKind::Syslog));
+    static WEB: LazyLock<Option<LogSource>> =
+        LazyLock::new(|| make_logsource(EventKind::WebAccess));
+    static NETWORK: LazyLock<Option<LogSource>> =
+        LazyLock::new(|| make_logsource(EventKind::Network));
+    match kind {
+        EventKind::Unknown => None,
+        EventKind::Syslog => SYSLOG.as_ref(),
+        EventKind::WebAccess => WEB.as_ref(),
+        EventKind::Network => NETWORK.as_ref(),
+    }
+}
+
+fn make_logsource(kind: EventKind) -> Option<LogSource> {
     match kind {
         EventKind::Unknown => None,
         EventKind::Syslog => Some(LogSource {
@@ -329,7 +346,7 @@ impl Detector for SigmaDetector {
         self.enforce_state_cap(ts);
         let results = match logsource_of(event.kind) {
             Some(ls) => {
-                let detections = self.engine.engine().evaluate_pruned(event, &ls);
+                let detections = self.engine.engine().evaluate_pruned(event, ls);
                 self.engine.process_with_detections(event, detections, ts)
             }
             None => self.engine.process_event_at(event, ts),

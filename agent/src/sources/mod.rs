@@ -1,9 +1,10 @@
 //! Sources of events: log files ([`tail`]), journald ([`journal`]), capture
-//! files ([`pcap`]) and live capture ([`capture`]).
+//! files ([`pcap`]) and live capture ([`capture`], on a [`packet_socket`]).
 
 pub mod capture;
 pub mod checkpoint;
 pub mod journal;
+pub mod packet_socket;
 pub mod pcap;
 pub mod pcap_dir;
 pub mod tail;

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::Sender;
 use tracing::{info, warn};
 
-use super::capture::CaptureStats;
+use super::capture::{CaptureStats, DecoderTotals};
 use crate::decode::net::{FlowConfig, NetDecoder};
 use crate::pipeline::Pushed;
 
@@ -146,9 +146,7 @@ pub fn replay_file(
             break;
         }
     }
-    stats
-        .flows_evicted
-        .fetch_add(decoder.stats().flows_evicted, Ordering::Relaxed);
+    DecoderTotals::default().publish(&decoder, stats);
     Ok(file.frames)
 }
 

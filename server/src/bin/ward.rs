@@ -659,7 +659,7 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 return print_json(&agents).map(|()| None);
             }
             println!(
-                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} LAST SEEN",
+                "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} {:<13} LAST SEEN",
                 "ID",
                 "HOST",
                 "AGENCY",
@@ -668,11 +668,12 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 "LOST",
                 "EV/S ALERT/S",
                 "RULES",
-                "FILES/YARA"
+                "FILES/YARA",
+                "NET DROP Q/K"
             );
             for a in agents {
                 println!(
-                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} {}",
+                    "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} {:<13} {}",
                     a.id,
                     a.hostname,
                     a.agency,
@@ -682,6 +683,7 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                     rates_column(a.heartbeat.as_ref()),
                     a.rules_version.as_deref().unwrap_or("-"),
                     files_column(a.heartbeat.as_ref()),
+                    capture_column(a.heartbeat.as_ref()),
                     a.last_seen.as_deref().unwrap_or("never")
                 );
             }
@@ -1214,6 +1216,23 @@ fn files_column(heartbeat: Option<&serde_json::Value>) -> String {
     match (n("files_scanned_total"), n("yara_matches_total")) {
         (Some(scanned), Some(matches)) if scanned > 0 || matches > 0 => {
             format!("{scanned}/{matches}")
+        }
+        _ => "-".into(),
+    }
+}
+
+/// `queue/kernel` drops of live capture from a heartbeat (events the
+/// engine could not take, frames the kernel dropped before they were
+/// read), `-` when the agent captures nothing.
+fn capture_column(heartbeat: Option<&serde_json::Value>) -> String {
+    let n = |k: &str| heartbeat.and_then(|h| h.get(k)).and_then(|v| v.as_u64());
+    match (
+        n("packets_total"),
+        n("dropped_total"),
+        n("capture_kernel_drops_total"),
+    ) {
+        (Some(p), Some(q), k) if p > 0 || q > 0 || k.unwrap_or(0) > 0 => {
+            format!("{q}/{}", k.unwrap_or(0))
         }
         _ => "-".into(),
     }

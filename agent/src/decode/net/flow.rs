@@ -15,14 +15,18 @@
 //! [`FlowConfig::max_flow_frame_bytes`] bytes, the last one cut to fit as a
 //! snap length would), and the whole table holds at most
 //! [`FlowConfig::max_frame_bytes`] of them: past that, new frames are not
-//! kept (counted in [`FlowTable::frames_not_kept`]) until flows end. Events
+//! kept (counted in [`FlowTable::frames_not_kept`]) until flows end. Frames
+//! past a flow's own limits are counted too
+//! ([`FlowTable::frames_past_flow_cap`]), so that the agent can say how
+//! much traffic it judged but holds no evidence of. Events
 //! get the frames through [`FlowTable::frames`] (a shared snapshot, no copy).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::packet::{Packet, Proto, tcp};
+use super::packet::{FRAGMENT, Packet, Proto, TRUNCATED, tcp};
+use super::reassembly::{Budget, MAX_TABLE_REASSEMBLY_BYTES, StreamHead};
 use crate::event::{Frame, Frames};
 
 /// Frames kept per flow by default.
@@ -92,7 +96,8 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
-    fn reversed(self) -> FlowKey {
+    /// The same flow seen from its responder.
+    pub fn reversed(self) -> FlowKey {
         FlowKey {
             src: self.dst,
             dst: self.src,
@@ -149,9 +154,15 @@ pub struct Flow {
     pub frames: Option<Frames>,
     /// Bytes in `frames`.
     pub frame_bytes: usize,
+    /// Head reassembly from the initiator / from the responder.
+    pub heads: [StreamHead; 2],
 }
 
 impl Flow {
+    fn reassembly_bytes(&self) -> usize {
+        self.heads[0].held_bytes() + self.heads[1].held_bytes()
+    }
+
     fn closed(&self) -> bool {
         let all = self.flags[0] | self.flags[1];
         all & tcp::RST != 0 || (self.flags[0] & tcp::FIN != 0 && self.flags[1] & tcp::FIN != 0)
@@ -201,6 +212,12 @@ pub struct Update {
     pub from_initiator: bool,
     /// The flow's key.
     pub key: Option<FlowKey>,
+    /// A stream head this packet completed (see [`super::reassembly`]):
+    /// the bytes to judge as the start of the packet's direction.
+    pub head: Option<Vec<u8>>,
+    /// The packet's payload starts a head being reassembled: judge the
+    /// head when it is complete, not the payload alone.
+    pub skip_payload: bool,
 }
 
 /// Flows by 5-tuple, with timeouts and a hard cap.
@@ -217,6 +234,17 @@ pub struct FlowTable {
     frame_bytes: usize,
     /// Frames a flow would have kept but the table's frame budget was spent.
     pub frames_not_kept: u64,
+    /// Frames not kept because their flow had kept its
+    /// [`FlowConfig::max_flow_frames`] or [`FlowConfig::max_flow_frame_bytes`].
+    pub frames_past_flow_cap: u64,
+    /// Memory of the flows' pending stream heads.
+    pub reassembly: Budget,
+}
+
+/// Where [`FlowTable::keep`] counts the frames it refuses.
+struct Refused<'a> {
+    table_full: &'a mut u64,
+    past_flow_cap: &'a mut u64,
 }
 
 /// Packet time between two timeout sweeps, µs.
@@ -235,6 +263,8 @@ impl FlowTable {
             evicted: 0,
             frame_bytes: 0,
             frames_not_kept: 0,
+            frames_past_flow_cap: 0,
+            reassembly: Budget::new(MAX_TABLE_REASSEMBLY_BYTES),
         }
     }
 
@@ -254,6 +284,7 @@ impl FlowTable {
     fn remove(&mut self, k: &FlowKey) -> Option<Flow> {
         let f = self.flows.remove(k)?;
         self.frame_bytes -= f.frame_bytes;
+        self.reassembly.bytes -= f.reassembly_bytes();
         Some(f)
     }
 
@@ -261,23 +292,24 @@ impl FlowTable {
     fn keep(
         config: &FlowConfig,
         table_bytes: &mut usize,
-        not_kept: &mut u64,
+        refused: Refused<'_>,
         flow: &mut Flow,
         frame: &RawFrame<'_>,
     ) {
-        let count = flow.frames.as_ref().map_or(0, |f| f.len());
-        if count >= config.max_flow_frames || frame.data.is_empty() {
+        if config.max_flow_frames == 0 || frame.data.is_empty() {
             return;
         }
+        let count = flow.frames.as_ref().map_or(0, |f| f.len());
         let room = config
             .max_flow_frame_bytes
             .saturating_sub(flow.frame_bytes)
             .min(frame.data.len());
-        if room == 0 {
+        if count >= config.max_flow_frames || room == 0 {
+            *refused.past_flow_cap += 1;
             return;
         }
         if *table_bytes + room > config.max_frame_bytes {
-            *not_kept += 1;
+            *refused.table_full += 1;
             return;
         }
         let kept = Frame {
@@ -372,16 +404,22 @@ impl FlowTable {
                     Self::keep(
                         &self.config,
                         &mut self.frame_bytes,
-                        &mut self.frames_not_kept,
+                        Refused {
+                            table_full: &mut self.frames_not_kept,
+                            past_flow_cap: &mut self.frames_past_flow_cap,
+                        },
                         flow,
                         frame,
                     );
                 }
-                return Update {
+                let mut update = Update {
                     new_flow: false,
                     from_initiator: dir == 0,
                     key: Some(flow.key),
+                    ..Update::default()
                 };
+                Self::reassemble(&mut self.reassembly, flow, dir, p, index, &mut update);
+                return update;
             }
             // A SYN on a closed TCP flow starts a new one.
             if let Some(old) = self.remove(&canon) {
@@ -401,22 +439,55 @@ impl FlowTable {
             first_index: index,
             frames: None,
             frame_bytes: 0,
+            heads: Default::default(),
         };
         if let Some(frame) = &frame {
             Self::keep(
                 &self.config,
                 &mut self.frame_bytes,
-                &mut self.frames_not_kept,
+                Refused {
+                    table_full: &mut self.frames_not_kept,
+                    past_flow_cap: &mut self.frames_past_flow_cap,
+                },
                 &mut flow,
                 frame,
             );
         }
-        self.flows.insert(canon, flow);
-        Update {
+        let mut update = Update {
             new_flow: true,
             from_initiator: true,
             key: Some(fwd),
+            ..Update::default()
+        };
+        Self::reassemble(&mut self.reassembly, &mut flow, 0, p, index, &mut update);
+        self.flows.insert(canon, flow);
+        update
+    }
+
+    /// Feeds a TCP packet to its direction's head reassembly.
+    fn reassemble(
+        budget: &mut Budget,
+        flow: &mut Flow,
+        dir: usize,
+        p: &Packet<'_>,
+        index: u64,
+        update: &mut Update,
+    ) {
+        if p.proto != Proto::Tcp {
+            return;
         }
+        let head = &mut flow.heads[dir];
+        if p.tcp_flags & tcp::SYN != 0 {
+            head.syn(p.tcp_seq);
+        }
+        // A fragment has no place in the stream, and a frame the capture
+        // cut short would leave a gap no later segment fills.
+        if p.payload.is_empty() || p.anomalies & (FRAGMENT | TRUNCATED) != 0 {
+            return;
+        }
+        let fed = head.segment(p.tcp_seq, p.payload, index, budget);
+        update.head = fed.head;
+        update.skip_payload = !fed.judge_segment;
     }
 
     /// Ends flows idle past their timeout at `now_us`.
@@ -464,6 +535,7 @@ impl FlowTable {
     pub fn drain(&mut self, ended: &mut Vec<(Flow, EndReason)>) {
         let mut all: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         self.frame_bytes = 0;
+        self.reassembly.bytes = 0;
         all.sort_by_key(|f| f.first_index);
         ended.extend(all.into_iter().map(|f| (f, EndReason::EndOfCapture)));
     }
@@ -491,6 +563,7 @@ mod tests {
             src_port: sp,
             dst_port: dp,
             tcp_flags: flags,
+            tcp_seq: 0,
             payload: &[],
             len: 60,
             anomalies: 0,
@@ -610,6 +683,9 @@ mod tests {
                 .all(|f| f.linktype == 1 && f.data.len() == 100)
         );
         assert_eq!(t.frame_bytes(), MAX_FLOW_FRAMES * 100);
+        // The other 24 frames were judged but are not evidence: counted.
+        assert_eq!(t.frames_past_flow_cap, 40 - MAX_FLOW_FRAMES as u64);
+        assert_eq!(t.frames_not_kept, 0);
         t.drain(&mut ended);
         assert_eq!(t.frame_bytes(), 0);
         assert_eq!(ended[0].0.frames.as_ref().unwrap().len(), MAX_FLOW_FRAMES);
@@ -631,6 +707,8 @@ mod tests {
         assert_eq!(f.frame_bytes, MAX_FLOW_FRAME_BYTES);
         // The cut frame still says how long it was.
         assert_eq!(frames[2].orig_len, 6000);
+        // The two frames after the byte cap was reached are counted.
+        assert_eq!(t.frames_past_flow_cap, 2);
     }
 
     #[test]
@@ -648,6 +726,7 @@ mod tests {
         }
         assert_eq!(t.frame_bytes(), 10_000);
         assert_eq!(t.frames_not_kept, 90);
+        assert_eq!(t.frames_past_flow_cap, 0);
         t.drain(&mut ended);
         let kept = ended.iter().filter(|(f, _)| f.frames.is_some()).count();
         assert_eq!(kept, 10);

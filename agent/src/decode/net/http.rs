@@ -1,8 +1,8 @@
 //! HTTP/1.x requests: the request line, `Host` and `User-Agent`.
 //!
-//! Only the start of a client's TCP payload is read (no reassembly): a
-//! request whose head spans several segments yields what the first one
-//! holds. Limits: the request line and each header line at most
+//! A request head at the start of a TCP payload is read; at the start of a
+//! stream, a head split over several segments is joined first (see
+//! [`super::reassembly`]). Limits: the request line and each header line at most
 //! [`MAX_LINE`] bytes, at most [`MAX_HEADERS`] header lines scanned.
 
 /// Longest request or header line read, in bytes.
@@ -16,7 +16,7 @@ pub const INCOMPLETE_HEAD: u16 = 1;
 pub const ODD_TARGET: u16 = 2;
 
 /// Methods recognised at the start of a payload.
-const METHODS: &[&str] = &[
+pub(crate) const METHODS: &[&str] = &[
     "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PROPFIND",
 ];
 

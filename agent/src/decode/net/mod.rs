@@ -26,6 +26,7 @@ pub mod dns;
 pub mod flow;
 pub mod http;
 pub mod packet;
+pub mod reassembly;
 pub mod tls;
 
 mod beacon;
@@ -58,6 +59,16 @@ pub struct NetStats {
     pub flows_evicted: u64,
     /// Frames not kept as evidence because the flow table's frame budget was spent.
     pub frames_not_kept: u64,
+    /// Frames not kept as evidence because their flow had kept its first
+    /// frames already (the per-flow limits).
+    pub frames_past_flow_cap: u64,
+}
+
+impl NetStats {
+    /// Frames judged but not kept as evidence, for either limit.
+    pub fn evidence_frames_dropped(&self) -> u64 {
+        self.frames_not_kept + self.frames_past_flow_cap
+    }
 }
 
 /// Turns the frames of one capture (a file or an interface) into events.
@@ -69,6 +80,28 @@ pub struct NetDecoder {
     beacons: Beacons,
     ended: Vec<(Flow, EndReason)>,
     stats: NetStats,
+}
+
+/// An address as text; IPv4 written directly (`Display` goes through the
+/// formatter's padding machinery, a measurable cost at two per event).
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
 }
 
 fn ts_us(t: DateTime<Utc>) -> i64 {
@@ -98,6 +131,7 @@ impl NetDecoder {
         NetStats {
             flows_evicted: self.flows.evicted,
             frames_not_kept: self.flows.frames_not_kept,
+            frames_past_flow_cap: self.flows.frames_past_flow_cap,
             ..self.stats
         }
     }
@@ -128,23 +162,10 @@ impl NetDecoder {
     fn endpoints(e: &mut Event, key: &FlowKey) {
         e.fields
             .push(("proto".into(), key.proto.name().into_owned()));
-        e.fields.push(("src_ip".into(), key.src.to_string()));
+        e.fields.push(("src_ip".into(), ip_text(key.src)));
         e.fields.push(("src_port".into(), key.src_port.to_string()));
-        e.fields.push(("dst_ip".into(), key.dst.to_string()));
+        e.fields.push(("dst_ip".into(), ip_text(key.dst)));
         e.fields.push(("dst_port".into(), key.dst_port.to_string()));
-    }
-
-    fn packet_endpoints(e: &mut Event, p: &Packet<'_>) {
-        Self::endpoints(
-            e,
-            &FlowKey {
-                src: p.src,
-                dst: p.dst,
-                src_port: p.src_port,
-                dst_port: p.dst_port,
-                proto: p.proto,
-            },
-        );
     }
 
     /// Decodes one frame captured at `time`, the `index`-th of its source,
@@ -232,28 +253,44 @@ impl NetDecoder {
                 out.push(e);
             }
         }
-        if !p.payload.is_empty() && p.anomalies & packet::FRAGMENT == 0 {
-            self.application(time, index, &p, update.key, out);
+        let ends = FlowKey {
+            src: p.src,
+            dst: p.dst,
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            proto: p.proto,
+        };
+        let frames = || update.key.and_then(|k| self.flows.frames(&k));
+        if let Some(head) = &update.head {
+            // A stream head this segment completed stands for the segment.
+            self.application(time, index, &ends, head, frames, out);
+        } else if !p.payload.is_empty()
+            && p.anomalies & packet::FRAGMENT == 0
+            && !update.skip_payload
+        {
+            self.application(time, index, &ends, p.payload, frames, out);
         }
         self.stats.events += (out.len() - before) as u64;
     }
 
+    /// Judges `payload`, sent from `p.src` to `p.dst`, as DNS, an HTTP
+    /// request head or a TLS ClientHello; `frames` gives the evidence.
     fn application(
         &self,
         time: DateTime<Utc>,
         index: u64,
-        p: &Packet<'_>,
-        key: Option<FlowKey>,
+        p: &FlowKey,
+        payload: &[u8],
+        frames: impl Fn() -> Option<crate::event::Frames>,
         out: &mut Vec<Event>,
     ) {
-        let frames = || key.and_then(|k| self.flows.frames(&k));
         let stamp = || time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let dns_port = p.src_port == 53 || p.dst_port == 53;
         if dns_port && matches!(p.proto, Proto::Udp | Proto::Tcp) {
             let msg = if p.proto == Proto::Tcp {
-                p.payload.get(2..).unwrap_or(&[])
+                payload.get(2..).unwrap_or(&[])
             } else {
-                p.payload
+                payload
             };
             if let Ok(m) = dns::parse(msg) {
                 let kind = if m.response {
@@ -262,7 +299,7 @@ impl NetDecoder {
                     "dns_query"
                 };
                 let mut e = self.event(time, index, "dns", kind);
-                Self::packet_endpoints(&mut e, p);
+                Self::endpoints(&mut e, p);
                 let qtype = dns::qtype_name(m.qtype);
                 e.raw = format!(
                     "{} dns {} {} {} {}:{} -> {}:{}",
@@ -298,9 +335,9 @@ impl NetDecoder {
         if p.proto != Proto::Tcp {
             return;
         }
-        if let Some(r) = http::parse(p.payload) {
+        if let Some(r) = http::parse(payload) {
             let mut e = self.event(time, index, "http", "http_request");
-            Self::packet_endpoints(&mut e, p);
+            Self::endpoints(&mut e, p);
             e.raw = format!(
                 "{} http {}:{} -> {}:{} {} {} {} host={} ua={}",
                 stamp(),
@@ -327,9 +364,9 @@ impl NetDecoder {
             }
             e.packets = frames();
             out.push(e);
-        } else if let Some(h) = tls::parse(p.payload) {
+        } else if let Some(h) = tls::parse(payload) {
             let mut e = self.event(time, index, "tls", "tls_client_hello");
-            Self::packet_endpoints(&mut e, p);
+            Self::endpoints(&mut e, p);
             e.raw = format!(
                 "{} tls client hello {}:{} -> {}:{} {} sni={}",
                 stamp(),
@@ -353,6 +390,13 @@ impl NetDecoder {
     fn flush_ended(&mut self, out: &mut Vec<Event>) {
         for (mut f, why) in std::mem::take(&mut self.ended) {
             let time = from_us(f.last_us);
+            // Stream heads still incomplete are judged as they arrived.
+            for (dir, ends) in [(0, f.key), (1, f.key.reversed())] {
+                if let Some((index, head)) = f.heads[dir].take_pending() {
+                    let frames = || f.frames.clone();
+                    self.application(time, index, &ends, &head, frames, out);
+                }
+            }
             let mut e = self.event(time, f.first_index, "end", "flow_end");
             Self::endpoints(&mut e, &f.key);
             let duration = (f.last_us - f.first_us) as f64 / 1e6;
@@ -411,3 +455,25 @@ impl NetDecoder {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ip_text_tests {
+    use super::ip_text;
+    use std::net::IpAddr;
+
+    #[test]
+    fn ip_text_is_display() {
+        for a in [
+            "0.0.0.0",
+            "10.9.0.1",
+            "192.168.100.255",
+            "255.255.255.255",
+            "1.20.103.7",
+            "::1",
+            "2001:db8::5",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+}

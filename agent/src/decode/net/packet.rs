@@ -135,6 +135,8 @@ pub struct Packet<'a> {
     pub dst_port: u16,
     /// TCP flag bits (see [`tcp`]); 0 for other protocols.
     pub tcp_flags: u8,
+    /// TCP sequence number; 0 for other protocols.
+    pub tcp_seq: u32,
     /// The transport payload present in the capture.
     pub payload: &'a [u8],
     /// Bytes of the frame as captured.
@@ -217,6 +219,7 @@ pub fn parse(link: LinkType, data: &[u8]) -> Result<Packet<'_>, PacketError> {
         src_port: 0,
         dst_port: 0,
         tcp_flags: 0,
+        tcp_seq: 0,
         payload: &[],
         len: data.len(),
         anomalies,
@@ -235,6 +238,7 @@ pub fn parse(link: LinkType, data: &[u8]) -> Result<Packet<'_>, PacketError> {
                 (t.urg(), tcp::URG),
             ];
             p.tcp_flags = bits.iter().filter(|(on, _)| *on).fold(0, |a, (_, b)| a | b);
+            p.tcp_seq = t.sequence_number();
             p.payload = t.payload();
         }
         Some(TransportSlice::Udp(u)) => {

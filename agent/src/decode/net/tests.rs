@@ -157,6 +157,7 @@ fn network_events_carry_their_flows_first_frames() {
         }
     }
     assert!(with_request > 0);
+    let mut past_cap = 0;
     for e in of_type(&events, "flow_end") {
         let kept = e
             .packets
@@ -164,10 +165,15 @@ fn network_events_carry_their_flows_first_frames() {
             .expect("a flow_end carries its flow's frames");
         let packets: usize = e.get("packets").unwrap().parse().unwrap();
         assert_eq!(kept.len(), packets.min(flow::MAX_FLOW_FRAMES));
+        past_cap += packets - kept.len();
         assert!(kept.iter().map(|f| f.data.len()).sum::<usize>() <= flow::MAX_FLOW_FRAME_BYTES);
         assert!(kept.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
     }
     assert_eq!(stats.frames_not_kept, 0);
+    // Every frame a flow did not keep is counted as evidence not kept.
+    assert!(past_cap > 0);
+    assert_eq!(stats.frames_past_flow_cap, past_cap as u64);
+    assert_eq!(stats.evidence_frames_dropped(), past_cap as u64);
 }
 
 #[test]
@@ -297,4 +303,96 @@ fn mutated_packets_never_panic() {
     d.finish(&mut out);
     assert!(d.stats().packets == 20_000);
     assert!(d.flows() == 0);
+}
+
+/// An Ethernet/IPv4/TCP frame from 10.9.0.1:40000 to 10.9.0.2:`port`.
+fn tcp_frame(port: u16, seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 9, 0, 1], [10, 9, 0, 2], 64)
+        .tcp(40000, port, seq, 65535);
+    let b = if syn { b.syn() } else { b.ack(1).psh() };
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+/// Decodes a SYN (sequence number 999) then `segments` (offset into the
+/// stream, bytes) in the order given, then ends the capture.
+fn stream_events(port: u16, segments: &[(u32, &[u8])]) -> Vec<Event> {
+    let mut d = NetDecoder::new("h", "split", FlowConfig::default());
+    let mut out = Vec::new();
+    d.decode(
+        t(1_700_000_000),
+        LinkType::Ethernet,
+        &tcp_frame(port, 999, true, &[]),
+        0,
+        &mut out,
+    );
+    for (i, (off, bytes)) in segments.iter().enumerate() {
+        let frame = tcp_frame(port, 1000 + off, false, bytes);
+        d.decode(
+            t(1_700_000_001),
+            LinkType::Ethernet,
+            &frame,
+            i as u64 + 1,
+            &mut out,
+        );
+    }
+    d.finish(&mut out);
+    out
+}
+
+#[test]
+fn a_client_hello_split_over_segments_gives_its_sni_in_any_order() {
+    let hello = tls::tests::client_hello("split.example");
+    let (a, b, c) = (&hello[..30], &hello[30..60], &hello[60..]);
+    for order in [
+        vec![(0, a), (30, b), (60, c)],
+        vec![(60, c), (0, a), (30, b)],
+        vec![(30, b), (60, c), (0, a)],
+        // A retransmission of the first part, and an overlap that would
+        // rewrite bytes already received: the first copy wins.
+        vec![(0, a), (0, a), (20, &hello[20..45]), (30, b), (60, c)],
+    ] {
+        let events = stream_events(443, &order);
+        let hellos = of_type(&events, "tls_client_hello");
+        assert_eq!(hellos.len(), 1, "{order:?}: {hellos:#?}");
+        assert_eq!(hellos[0].get("sni"), Some("split.example"));
+        assert_eq!(hellos[0].get("dst_port"), Some("443"));
+        assert!(hellos[0].packets.as_ref().is_some_and(|p| p.len() >= 3));
+    }
+    // One segment alone: judged at once, without reassembly.
+    let events = stream_events(443, &[(0, &hello)]);
+    let hellos = of_type(&events, "tls_client_hello");
+    assert_eq!(hellos[0].get("sni"), Some("split.example"));
+    assert!(hellos[0].origin.ends_with(":1.tls"), "{}", hellos[0].origin);
+}
+
+#[test]
+fn an_http_request_line_split_over_segments_is_parsed_whole() {
+    let head = b"GET /uploads/shell.php?cmd=cat+/etc/passwd HTTP/1.1\r\nHost: victim.example\r\nUser-Agent: curl/8\r\n\r\n";
+    let events = stream_events(
+        80,
+        &[(0, &head[..18]), (18, &head[18..50]), (50, &head[50..])],
+    );
+    let http = of_type(&events, "http_request");
+    assert_eq!(http.len(), 1, "{http:#?}");
+    assert_eq!(
+        http[0].get("uri"),
+        Some("/uploads/shell.php?cmd=cat+/etc/passwd")
+    );
+    assert_eq!(http[0].get("http_host"), Some("victim.example"));
+    assert_eq!(http[0].get("user_agent"), Some("curl/8"));
+    // Named after the segment that completed it.
+    assert!(http[0].origin.ends_with(":3.http"), "{}", http[0].origin);
+    // A head that never completes is judged when its flow ends.
+    let events = stream_events(80, &[(0, &head[..30])]);
+    let http = of_type(&events, "http_request");
+    assert_eq!(http.len(), 1, "{http:#?}");
+    assert_eq!(http[0].get("uri"), Some("/uploads/shell.php?cmd=cat"));
+    // A missing middle part: the first part is judged at flow end.
+    let events = stream_events(80, &[(0, &head[..18]), (50, &head[50..])]);
+    let http = of_type(&events, "http_request");
+    assert_eq!(http.len(), 1, "{http:#?}");
+    assert_eq!(http[0].get("uri"), Some("/uploads/shell"));
 }

@@ -111,7 +111,7 @@ fn parse_rest(c: &mut Cursor<'_>, hello: &mut ClientHello) -> Option<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A TLS 1.2 ClientHello with SNI `evil.example`, two cipher suites.
