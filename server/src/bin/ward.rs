@@ -178,6 +178,11 @@ enum DrillCmd {
         /// Show progress even when stderr is not a terminal.
         #[arg(long)]
         progress: bool,
+        /// Seconds the runner's lease on the coordinator lasts; it is renewed
+        /// every third of it, and a drill whose runner stops renewing is
+        /// abandoned and its agents retired.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
+        lease_secs: u32,
         #[command(flatten)]
         out: Output,
     },
@@ -193,10 +198,13 @@ enum DrillCmd {
         #[command(flatten)]
         out: Output,
     },
-    /// Print a drill's after-action report (Markdown).
+    /// Print a drill's after-action report (Markdown, or HTML with --html).
     Report {
         /// Drill id.
         id: String,
+        /// The report as an HTML page instead of Markdown.
+        #[arg(long)]
+        html: bool,
         /// Write it to a file instead of stdout.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
@@ -316,8 +324,13 @@ enum EnrollTokenCmd {
 
 #[derive(Subcommand)]
 enum AgentsCmd {
-    /// List enrolled agents and their health.
+    /// List enrolled agents and their health (the fleet: drills' sandboxed
+    /// agents only with --drill).
     List {
+        /// List drills' sandboxed agents instead: of one drill, or of all
+        /// (`--drill` alone or `--drill all`).
+        #[arg(long, num_args = 0..=1, default_missing_value = "all", value_name = "ID")]
+        drill: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -598,6 +611,7 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                     uses,
                     ttl_hours,
                     ttl_seconds: expires,
+                    drill_id: None,
                 })
                 .await?;
             if out.json {
@@ -610,8 +624,8 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 );
             }
         }
-        Command::Agents(AgentsCmd::List { out }) => {
-            let agents = api.agents().await?;
+        Command::Agents(AgentsCmd::List { drill, out }) => {
+            let agents = api.agents(drill.as_deref()).await?;
             if out.json {
                 return print_json(&agents).map(|()| None);
             }
@@ -628,18 +642,28 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 "FILES/YARA"
             );
             for a in agents {
+                let health = match (&a.revoked_at, &a.drill_id) {
+                    (Some(_), Some(_)) => "retired",
+                    (Some(_), None) => "revoked",
+                    (None, _) => a.health.as_str(),
+                };
+                let seen = a.last_seen.as_deref().unwrap_or("never");
+                let seen = match &a.drill_id {
+                    Some(d) => format!("{seen}  (drill {d})"),
+                    None => seen.to_string(),
+                };
                 println!(
                     "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} {}",
                     a.id,
                     a.hostname,
                     a.agency,
                     a.version,
-                    a.health,
+                    health,
                     a.gaps.lost,
                     rates_column(a.heartbeat.as_ref()),
                     a.rules_version.as_deref().unwrap_or("-"),
                     files_column(a.heartbeat.as_ref()),
-                    a.last_seen.as_deref().unwrap_or("never")
+                    seen
                 );
             }
         }
@@ -917,6 +941,7 @@ async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
             agent_bin,
             keep,
             progress,
+            lease_secs,
             out,
             ..
         } => {
@@ -929,6 +954,7 @@ async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
                 keep,
                 progress: progress || std::io::stderr().is_terminal(),
                 start_timeout_s: 60,
+                lease_s: lease_secs,
             };
             let card = ward_server::drill_run::run_live(api, &scenario, &opts).await?;
             verdict(&card, out.json)
@@ -981,8 +1007,8 @@ async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        DrillCmd::Report { id, output } => {
-            let text = api.drill_report(&id).await?;
+        DrillCmd::Report { id, html, output } => {
+            let text = api.drill_report(&id, html).await?;
             match output {
                 Some(p) => {
                     std::fs::write(&p, &text)
