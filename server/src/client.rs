@@ -181,7 +181,26 @@ impl ApiClient {
 
     /// The captured frames of an incident's alerts as a capture file.
     pub async fn incident_pcap(&self, id: i64) -> anyhow::Result<Capture> {
-        let url = format!("{}/api/v1/incidents/{id}/pcap", self.base);
+        self.capture(
+            &format!("incidents/{id}/pcap"),
+            format!("ward-incident-{id}.pcap"),
+        )
+        .await
+    }
+
+    /// The captured frames of one alert as a capture file.
+    pub async fn alert_pcap(&self, alert_id: &str) -> anyhow::Result<Capture> {
+        self.capture(
+            &format!("alerts/{}/pcap", seg(alert_id)),
+            "ward-alert.pcap".to_string(),
+        )
+        .await
+    }
+
+    /// A capture file at API `path`, named as the coordinator suggests
+    /// (when the name is safe) or `fallback`.
+    async fn capture(&self, path: &str, fallback: String) -> anyhow::Result<Capture> {
+        let url = format!("{}/api/v1/{path}", self.base);
         let resp = self.send(self.http.get(&url)).await?;
         let header = |name: &str| {
             resp.headers()
@@ -200,7 +219,7 @@ impl ApiClient {
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                     && !f.starts_with('.')
             })
-            .unwrap_or_else(|| format!("ward-incident-{id}.pcap"));
+            .unwrap_or(fallback);
         let packets = header("x-ward-packets")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);

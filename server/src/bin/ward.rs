@@ -46,6 +46,9 @@ enum Command {
     /// The agent fleet.
     #[command(subcommand)]
     Agents(AgentsCmd),
+    /// Single alerts.
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
     /// The incident queue and triage.
     #[command(subcommand)]
     Incidents(IncidentsCmd),
@@ -319,6 +322,20 @@ enum EnrollTokenCmd {
         expires: Option<u64>,
         #[command(flatten)]
         out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsCmd {
+    /// Download the packets captured with one alert as a pcap file (the
+    /// incident page's per-alert download).
+    Pcap {
+        /// Alert id (see `ward incidents show ID --json`).
+        id: String,
+        /// Where to write it (`-` for stdout, never a terminal); default:
+        /// the name the coordinator suggests, in the current directory.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
     },
 }
 
@@ -666,6 +683,9 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                     seen
                 );
             }
+        }
+        Command::Alerts(AlertsCmd::Pcap { id, output }) => {
+            write_capture(api.alert_pcap(&id).await?, output)?;
         }
         Command::Agents(AgentsCmd::Revoke { id, out }) => {
             let v = api.revoke_agent(&id).await?;
@@ -1222,7 +1242,9 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
             return Ok(());
         }
         IncidentsCmd::Show { id, out } => (api.incident(id).await?, out),
-        IncidentsCmd::Pcap { id, output } => return pcap(api, id, output).await,
+        IncidentsCmd::Pcap { id, output } => {
+            return write_capture(api.incident_pcap(id).await?, output);
+        }
         IncidentsCmd::Ack(a) => act(api, "ack", a).await?,
         IncidentsCmd::Contain(a) => act(api, "contain", a).await?,
         IncidentsCmd::Resolve(a) => act(api, "resolve", a).await?,
@@ -1261,7 +1283,12 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
     }
 }
 
-async fn pcap(api: &ApiClient, id: i64, output: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+/// Writes a downloaded capture to `output` (`-`: stdout), or to the name
+/// the coordinator suggested.
+fn write_capture(
+    capture: ward_server::client::Capture,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     let to_stdout = output.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if to_stdout && std::io::stdout().is_terminal() {
@@ -1269,7 +1296,6 @@ async fn pcap(api: &ApiClient, id: i64, output: Option<std::path::PathBuf>) -> a
             "refusing to write a binary capture to a terminal: give -o FILE or redirect stdout"
         );
     }
-    let capture = api.incident_pcap(id).await?;
     let omitted = if capture.omitted > 0 {
         format!(
             "; {} later packets left out at the coordinator's size cap",
