@@ -286,10 +286,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn delivery_ended(r: Result<crate::uplink::UplinkError, tokio::task::JoinError>) -> anyhow::Error {
+/// Why an uplink task (delivery, heartbeats) ended: only rejected
+/// credentials end one, and with it the agent.
+fn uplink_task_ended(
+    what: &str,
+    r: Result<crate::uplink::UplinkError, tokio::task::JoinError>,
+) -> anyhow::Error {
     match r {
-        Ok(e) => anyhow::Error::new(e).context("delivering alerts"),
-        Err(e) => anyhow::anyhow!("the delivery task failed: {e}"),
+        Ok(e) => anyhow::Error::new(e).context(what.to_string()),
+        Err(e) => anyhow::anyhow!("the task {what} failed: {e}"),
     }
 }
 
@@ -364,7 +369,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let capture_stats = Arc::new(CaptureStats::default());
     let watch_stats = Arc::new(crate::files::watch::WatchStats::default());
     let started = Instant::now();
-    {
+    let mut heartbeats = {
         let uplink = uplink.clone();
         let stats = stats.clone();
         let capture_stats = capture_stats.clone();
@@ -425,12 +430,16 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     ..Heartbeat::default()
                 };
                 watch_stats.fill(&mut hb);
-                if let Err(e) = uplink.heartbeat(&hb).await {
-                    warn!(error = %e, "heartbeat failed");
+                match uplink.heartbeat(&hb).await {
+                    Ok(()) => {}
+                    // A revoked (or retired drill) agent stops, as when
+                    // delivery is refused.
+                    Err(e @ crate::uplink::UplinkError::Unauthorized(_)) => return e,
+                    Err(e) => warn!(error = %e, "heartbeat failed"),
                 }
             }
-        });
-    }
+        })
+    };
 
     // Newer signed bundles, verified and compiled off the detection path.
     let (rules_tx, mut rules_rx) = mpsc::channel::<NewRules>(1);
@@ -513,7 +522,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut round_started = Instant::now();
     loop {
         if delivery.is_finished() {
-            return Err(delivery_ended(delivery.await));
+            return Err(uplink_task_ended("delivering alerts", delivery.await));
+        }
+        if heartbeats.is_finished() {
+            return Err(uplink_task_ended("sending heartbeats", heartbeats.await));
         }
         // Between two rounds: every line so far was judged by the old rules,
         // every line from here on is judged by the new ones.
@@ -551,7 +563,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         if chunks.is_empty() && entries.is_empty() && pushed.is_empty() && gaps.is_empty() {
             tokio::select! {
                 _ = &mut shutdown => break,
-                r = &mut delivery => return Err(delivery_ended(r)),
+                r = &mut delivery => return Err(uplink_task_ended("delivering alerts", r)),
+                r = &mut heartbeats => return Err(uplink_task_ended("sending heartbeats", r)),
                 _ = wake.notified() => {
                     let until = round_started + ROUND_COALESCE;
                     tokio::select! {

@@ -71,6 +71,38 @@ impl IncidentFilter {
     }
 }
 
+/// An error answer of the coordinator (4xx, 5xx) with its message.
+#[derive(Debug)]
+pub struct ApiStatus {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The `error` of the JSON body (or the body).
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.status == StatusCode::UNAUTHORIZED {
+            write!(
+                f,
+                "the coordinator rejected the API token: {}",
+                self.message
+            )
+        } else {
+            write!(f, "{}: {}", self.status, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ApiStatus {}
+
+/// The HTTP status of the coordinator's answer behind `e`, if it was one.
+pub fn status_of(e: &anyhow::Error) -> Option<u16> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ApiStatus>())
+        .map(|s| s.status.as_u16())
+}
+
 /// A capture file downloaded from the coordinator.
 #[derive(Debug)]
 pub struct Capture {
@@ -149,15 +181,35 @@ impl ApiClient {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .unwrap_or(text);
-        if status == StatusCode::UNAUTHORIZED {
-            anyhow::bail!("the coordinator rejected the API token: {msg}");
+        Err(ApiStatus {
+            status,
+            message: msg,
         }
-        anyhow::bail!("{status}: {msg}");
+        .into())
     }
 
     /// The captured frames of an incident's alerts as a capture file.
     pub async fn incident_pcap(&self, id: i64) -> anyhow::Result<Capture> {
-        let url = format!("{}/api/v1/incidents/{id}/pcap", self.base);
+        self.capture(
+            &format!("incidents/{id}/pcap"),
+            format!("ward-incident-{id}.pcap"),
+        )
+        .await
+    }
+
+    /// The captured frames of one alert as a capture file.
+    pub async fn alert_pcap(&self, alert_id: &str) -> anyhow::Result<Capture> {
+        self.capture(
+            &format!("alerts/{}/pcap", seg(alert_id)),
+            "ward-alert.pcap".to_string(),
+        )
+        .await
+    }
+
+    /// A capture file at API `path`, named as the coordinator suggests
+    /// (when the name is safe) or `fallback`.
+    async fn capture(&self, path: &str, fallback: String) -> anyhow::Result<Capture> {
+        let url = format!("{}/api/v1/{path}", self.base);
         let resp = self.send(self.http.get(&url)).await?;
         let header = |name: &str| {
             resp.headers()
@@ -176,7 +228,7 @@ impl ApiClient {
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                     && !f.starts_with('.')
             })
-            .unwrap_or_else(|| format!("ward-incident-{id}.pcap"));
+            .unwrap_or(fallback);
         let packets = header("x-ward-packets")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
@@ -221,9 +273,14 @@ impl ApiClient {
         self.call(Method::POST, "enroll-tokens", Some(req)).await
     }
 
-    /// Lists agents.
-    pub async fn agents(&self) -> anyhow::Result<Vec<AgentInfo>> {
-        self.call::<(), _>(Method::GET, "agents", None).await
+    /// Lists the fleet's agents, or with `drill` (an id or `all`) drills'
+    /// sandboxed agents.
+    pub async fn agents(&self, drill: Option<&str>) -> anyhow::Result<Vec<AgentInfo>> {
+        let path = match drill {
+            Some(d) => format!("agents?drill={}", seg(d)),
+            None => "agents".to_string(),
+        };
+        self.call::<(), _>(Method::GET, &path, None).await
     }
 
     /// Lists gap records, optionally of one agent.
@@ -421,6 +478,15 @@ impl ApiClient {
             .await
     }
 
+    /// Renews the runner's lease of a running drill.
+    pub async fn renew_drill_lease(&self, id: &str, lease_s: u32) -> anyhow::Result<DrillRecord> {
+        let body = crate::model::RenewDrillLease {
+            lease_s: Some(lease_s),
+        };
+        self.call(Method::POST, &format!("drills/{id}/lease"), Some(&body))
+            .await
+    }
+
     /// Drills, newest first.
     pub async fn drills(&self) -> anyhow::Result<Vec<DrillRecord>> {
         self.call::<(), _>(Method::GET, "drills", None).await
@@ -488,8 +554,9 @@ impl ApiClient {
     }
 
     /// A drill's after-action report (Markdown).
-    pub async fn drill_report(&self, id: &str) -> anyhow::Result<String> {
-        let url = format!("{}/api/v1/drills/{id}/report", self.base);
+    pub async fn drill_report(&self, id: &str, html: bool) -> anyhow::Result<String> {
+        let format = if html { "html" } else { "md" };
+        let url = format!("{}/api/v1/drills/{id}/report?format={format}", self.base);
         let resp = self.send(self.http.get(&url)).await?;
         resp.text()
             .await

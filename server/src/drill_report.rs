@@ -1,6 +1,9 @@
 //! The after-action report of a drill, in Markdown: summary, expectations,
 //! false alarms, per-attacker and per-day timelines, the responders' work
-//! on each incident.
+//! on each incident. [`html`] renders the same report as a page with
+//! `pulldown-cmark`; whatever raw HTML the Markdown holds (from scenario
+//! descriptions, incident titles, responders' notes) comes out as escaped
+//! text, and links and images as their text only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -32,7 +35,20 @@ pub fn markdown(d: &DrillRecord, incidents: &[IncidentDetail]) -> String {
     );
     let _ = writeln!(
         o,
-        "| Finished | {} |",
+        "| Status | {}{} |",
+        d.status,
+        d.reason
+            .as_deref()
+            .map_or(String::new(), |r| format!(": {}", cell(r)))
+    );
+    let ended = match d.status.as_str() {
+        "abandoned" => "Abandoned",
+        "aborted" => "Aborted",
+        _ => "Finished",
+    };
+    let _ = writeln!(
+        o,
+        "| {ended} | {} |",
         d.finished_at.as_deref().unwrap_or("still running")
     );
     let _ = writeln!(o, "| Incidents | {} |", d.incidents);
@@ -244,4 +260,68 @@ pub fn markdown(d: &DrillRecord, incidents: &[IncidentDetail]) -> String {
         }
     }
     o
+}
+
+/// The report of `d` as a self-contained HTML page (`<article
+/// class="drill-report">` in its body holds the report).
+pub fn html(d: &DrillRecord, incidents: &[IncidentDetail]) -> String {
+    let body = markdown_to_html(&markdown(d, incidents));
+    let title =
+        d.id.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>After-action report: drill {title}</title>\n<style>{STYLE}</style>\n</head>\n\
+         <body>\n<article class=\"drill-report\">\n{body}</article>\n</body>\n</html>\n"
+    )
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1f24}\
+table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #c8ccd1;padding:.2rem .5rem;text-align:left}\
+code{background:#f1f3f5;padding:0 .2rem}";
+
+/// Markdown into HTML with raw HTML escaped and links and images reduced
+/// to their text: the result holds only the elements Markdown itself makes.
+pub fn markdown_to_html(md: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let events = Parser::new_ext(md, Options::ENABLE_TABLES).filter_map(|e| match e {
+        Event::Html(t) | Event::InlineHtml(t) => Some(Event::Text(t)),
+        Event::Start(Tag::Link { .. } | Tag::Image { .. })
+        | Event::End(TagEnd::Link | TagEnd::Image) => None,
+        e => Some(e),
+    });
+    let mut out = String::new();
+    pulldown_cmark::html::push_html(&mut out, events);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_html_and_links_come_out_as_text() {
+        let html = markdown_to_html(
+            "# T\n\n<script>alert(1)</script>\n\nA <img src=x onerror=alert(1)> and \
+             [click](javascript:alert(1)) ![i](http://x/i.png)\n\n| a | b |\n|---|---|\n| <b>x</b> | y |\n",
+        );
+        assert!(html.contains("<h1>T</h1>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<table>") && html.contains("<td>&lt;b&gt;x&lt;/b&gt;</td>"),
+            "{html}"
+        );
+        assert!(html.contains("click"), "{html}");
+        for bad in ["<script", "<img", "<a ", "href", "javascript:", "<b>"] {
+            assert!(!html.contains(bad), "{bad} in {html}");
+        }
+    }
 }

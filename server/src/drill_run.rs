@@ -37,6 +37,9 @@ pub struct LiveOptions {
     pub progress: bool,
     /// How long to wait for an agent to start, in seconds.
     pub start_timeout_s: u64,
+    /// Seconds the runner's lease on the coordinator lasts (renewed every
+    /// third of it); a drill whose runner dies is abandoned when it ends.
+    pub lease_s: u32,
 }
 
 /// How long the runner keeps watching after every expectation is met, for
@@ -150,6 +153,7 @@ pub async fn run_live(
             scenario: s.name.clone(),
             description: s.description.clone(),
             source: s.source.clone(),
+            lease_s: Some(opts.lease_s),
         })
         .await
         .context("recording the drill on the coordinator")?;
@@ -170,10 +174,12 @@ pub async fn run_live(
         .with_context(|| format!("cannot create the sandbox {}", root.display()))?;
     let mut boxes: Vec<Sandbox> = Vec::new();
     // Ctrl-C or SIGTERM must not leave sandboxed agents running: stop them
-    // and mark the drill aborted.
+    // and mark the drill aborted. The lease is renewed while the drill runs;
+    // if the coordinator abandoned the drill meanwhile, the run stops.
     let result = tokio::select! {
         r = run_inner(api, s, opts, &id, &root, &mut boxes, &mut progress) => r,
         () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+        e = keep_lease(api, &id, opts.lease_s) => Err(e),
     };
     for b in &mut boxes {
         if let Some(child) = b.child.as_mut() {
@@ -204,6 +210,23 @@ pub async fn run_live(
     .await
     .context("storing the scorecard on the coordinator")?;
     Ok(card)
+}
+
+/// Renews the drill's lease every third of its length until the
+/// coordinator refuses (the drill is no longer running); returns why.
+/// Failures to reach the coordinator are retried at the next renewal.
+async fn keep_lease(api: &ApiClient, id: &str, lease_s: u32) -> anyhow::Error {
+    let every = Duration::from_secs_f64(f64::from(lease_s.max(1)) / 3.0);
+    loop {
+        tokio::time::sleep(every).await;
+        match api.renew_drill_lease(id, lease_s).await {
+            Ok(_) => {}
+            Err(e) if crate::client::status_of(&e).is_some_and(|s| s == 404 || s == 409) => {
+                return e.context("the coordinator no longer holds the drill running");
+            }
+            Err(e) => eprintln!("renewing the lease of drill {id} failed (retrying): {e:#}"),
+        }
+    }
 }
 
 async fn interrupted() {
@@ -259,6 +282,7 @@ async fn run_inner(
                 uses: Some(1),
                 ttl_hours: Some(1),
                 ttl_seconds: None,
+                drill_id: Some(id.to_string()),
             })
             .await
             .context("creating an enrollment token for the drill's agent")?;

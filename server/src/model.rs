@@ -251,6 +251,10 @@ pub struct AgentInfo {
     /// What the agent reported it had to drop.
     #[serde(default)]
     pub gaps: GapTotals,
+    /// The drill whose sandboxed agent it is (drill agents are listed only
+    /// when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_id: Option<String>,
 }
 
 /// An agent's gap records, summed.
@@ -309,6 +313,10 @@ pub struct EnrollTokenRequest {
     /// Seconds until it expires (instead of `ttl_hours`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
+    /// A running drill whose sandboxed agents enroll with it: they carry
+    /// the drill's id, stay out of the fleet and are retired with the drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_id: Option<String>,
 }
 
 /// Answer of `POST /api/v1/enroll-tokens`.
@@ -439,6 +447,18 @@ pub struct NewDrill {
     /// The scenario file as run.
     #[serde(default)]
     pub source: String,
+    /// Seconds the runner's lease lasts before it must renew it
+    /// (`POST /drills/{id}/lease`); default 60, at most 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u32>,
+}
+
+/// Body of `POST /api/v1/drills/{id}/lease`: the runner is alive.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RenewDrillLease {
+    /// Seconds the renewed lease lasts (default 60, at most 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u32>,
 }
 
 /// Body of `POST /api/v1/drills/{id}/abort`.
@@ -465,9 +485,10 @@ pub struct DrillRecord {
     pub scenario: String,
     /// What it plays.
     pub description: String,
-    /// `running`, `finished` or `aborted`.
+    /// `running`, `finished`, `aborted`, or `abandoned` (its runner stopped
+    /// renewing its lease; `finished_at` is when the lease ran out).
     pub status: String,
-    /// Why it was aborted.
+    /// Why it was aborted or abandoned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Who started it (the API token's name).
@@ -486,6 +507,12 @@ pub struct DrillRecord {
     /// The scenario file (in `GET /drills/{id}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Running drills: when the runner's lease ends (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<String>,
+    /// When the runner last renewed its lease (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<String>,
 }
 
 /// Body of `POST /api/v1/login`.

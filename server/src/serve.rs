@@ -253,7 +253,8 @@ pub async fn serve(
     // Changes to `--rules DIR` are re-signed and served (audited).
     let _rules_watcher = crate::bundles::watch(bundles, state.store.clone())?;
     {
-        // Silent agents become incidents (and resolve when they are back).
+        // Silent agents become incidents (and resolve when they are back);
+        // drills whose runner stopped renewing its lease are abandoned.
         let store = state.store.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SILENT_CHECK);
@@ -261,6 +262,9 @@ pub async fn serve(
                 tick.tick().await;
                 if let Err(e) = store.check_silent_agents(chrono::Utc::now()).await {
                     tracing::warn!(error = %e, "checking for silent agents failed");
+                }
+                if let Err(e) = store.abandon_expired_drills(chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "checking drills' leases failed");
                 }
             }
         });

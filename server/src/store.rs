@@ -29,12 +29,14 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod agencies;
+mod drills;
 mod federation;
 mod retention;
 mod security;
 mod sessions;
 mod webhooks;
 mod workflow;
+pub use drills::{DEFAULT_DRILL_LEASE_S, MAX_DRILL_LEASE_S};
 pub use federation::{MAX_FORWARD_BATCH, MAX_PROVINCE_NAME, province_name};
 pub use retention::{PruneReport, Retention};
 use security::scope_param;
@@ -320,7 +322,8 @@ impl Store {
 
     // ---- enrollment -------------------------------------------------------
 
-    /// Stores an enrollment secret's hash.
+    /// Stores an enrollment secret's hash; agents enrolled with a token of
+    /// a drill carry its id.
     pub async fn add_enroll_token(
         &self,
         secret_hash: &str,
@@ -328,10 +331,12 @@ impl Store {
         uses: u32,
         expires_at: DateTime<Utc>,
         created_by: &str,
+        drill_id: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO enroll_tokens (secret_hash, agency, uses_left, expires_at, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO enroll_tokens (secret_hash, agency, uses_left, expires_at, created_by, created_at,
+                                        drill_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(secret_hash)
         .bind(agency)
@@ -339,6 +344,7 @@ impl Store {
         .bind(ts(expires_at))
         .bind(created_by)
         .bind(now())
+        .bind(drill_id)
         .execute(&self.write)
         .await?;
         Ok(())
@@ -359,7 +365,7 @@ impl Store {
         let row = sqlx::query(
             "UPDATE enroll_tokens SET uses_left = uses_left - 1
              WHERE secret_hash = $1 AND uses_left > 0 AND expires_at > $2 AND revoked_at IS NULL
-             RETURNING agency",
+             RETURNING agency, drill_id",
         )
         .bind(secret_hash)
         .bind(&now)
@@ -369,9 +375,10 @@ impl Store {
             return Ok(None);
         };
         let agency: String = row.get(0);
+        let drill_id: Option<String> = row.get(1);
         sqlx::query(
-            "INSERT INTO agents (id, hostname, agency, token_hash, version, enrolled_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO agents (id, hostname, agency, token_hash, version, enrolled_at, drill_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(agent_id)
         .bind(hostname)
@@ -379,6 +386,7 @@ impl Store {
         .bind(agent_token_hash)
         .bind(version)
         .bind(&now)
+        .bind(&drill_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -415,15 +423,20 @@ impl Store {
         Ok(())
     }
 
-    /// All agents in `scope`.
-    pub async fn agents(&self, scope: Scope<'_>) -> Result<Vec<AgentInfo>> {
+    /// The agents in `scope`: the fleet (`DrillFilter::Real`), the
+    /// sandboxed agents of one drill, or all of them.
+    pub async fn agents(&self, scope: Scope<'_>, drill: &DrillFilter) -> Result<Vec<AgentInfo>> {
+        let (mode, drill_id) = drill.sql_params();
         let rows = sqlx::query(
             "SELECT id, hostname, agency, version, rules_version, enrolled_at, last_seen, heartbeat,
-                    revoked_at
+                    revoked_at, drill_id
              FROM agents WHERE ($1 IS NULL OR agency IN (SELECT value FROM json_each($1)))
+               AND (($2 = 0 AND drill_id IS NULL) OR ($2 = 1 AND drill_id = $3) OR $2 = 2)
              ORDER BY agency, hostname, id",
         )
         .bind(scope_param(scope))
+        .bind(mode)
+        .bind(drill_id)
         .fetch_all(&self.read)
         .await?;
         let online_after = ts(Utc::now() - chrono::Duration::seconds(90));
@@ -461,6 +474,7 @@ impl Store {
                     last_seen,
                     heartbeat: heartbeat.and_then(|h| serde_json::from_str(&h).ok()),
                     revoked_at: r.get(8),
+                    drill_id: r.get(9),
                 })
             })
             .collect()
@@ -677,7 +691,8 @@ impl Store {
     /// noting it in the timeline. Returns (raised, resolved).
     pub async fn check_silent_agents(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
         let rows = sqlx::query(
-            "SELECT id, hostname, agency, last_seen, heartbeat FROM agents WHERE last_seen IS NOT NULL",
+            "SELECT id, hostname, agency, last_seen, heartbeat FROM agents
+             WHERE last_seen IS NOT NULL AND drill_id IS NULL",
         )
         .fetch_all(&self.read)
         .await?;
@@ -1019,12 +1034,13 @@ impl Store {
         Ok(())
     }
 
-    /// Counts for the metrics endpoint: (incidents open, agents, alerts).
+    /// Counts for the metrics endpoint: (incidents open, agents, alerts),
+    /// drills left out.
     pub async fn counts(&self) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM incidents
                      WHERE status NOT IN ('resolved', 'false_positive') AND drill = 0),
-                    (SELECT COUNT(*) FROM agents),
+                    (SELECT COUNT(*) FROM agents WHERE drill_id IS NULL),
                     (SELECT COUNT(*) FROM alerts WHERE drill_id IS NULL)",
         )
         .fetch_one(&self.read)
@@ -1043,58 +1059,69 @@ impl Store {
         d: &crate::model::NewDrill,
         started_by: &str,
     ) -> Result<()> {
+        let now = Utc::now();
+        let lease =
+            chrono::Duration::seconds(i64::from(d.lease_s.unwrap_or(DEFAULT_DRILL_LEASE_S)));
         sqlx::query(
-            "INSERT INTO drills (id, scenario, description, source, status, started_by, started_at)
-             VALUES ($1, $2, $3, $4, 'running', $5, $6)",
+            "INSERT INTO drills (id, scenario, description, source, status, started_by, started_at,
+                                 lease_until, renewed_at)
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $6)",
         )
         .bind(id)
         .bind(&d.scenario)
         .bind(&d.description)
         .bind(&d.source)
         .bind(started_by)
-        .bind(now())
+        .bind(ts(now))
+        .bind(ts(now + lease))
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    /// Stores a drill's scorecard and marks it finished.
+    /// Stores a drill's scorecard and marks it finished (a finished drill's
+    /// scorecard may be stored again); retires the drill's agents.
     pub async fn finish_drill(&self, id: &str, scorecard_json: &str) -> Result<()> {
+        let now = now();
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
-            "UPDATE drills SET status = 'finished', finished_at = $1, scorecard = $2 WHERE id = $3",
+            "UPDATE drills SET status = 'finished', finished_at = $1, scorecard = $2, lease_until = NULL
+             WHERE id = $3 AND status IN ('running', 'finished')",
         )
-        .bind(now())
+        .bind(&now)
         .bind(scorecard_json)
         .bind(id)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            drop(tx);
+            return Err(self.not_running(id).await);
         }
+        drills::retire_agents(&mut tx, id, &now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Marks a running drill aborted (its runner failed or was interrupted).
+    /// Marks a running drill aborted (its runner failed or was
+    /// interrupted) and retires its agents.
     pub async fn abort_drill(&self, id: &str, reason: &str) -> Result<()> {
+        let now = now();
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
-            "UPDATE drills SET status = 'aborted', finished_at = $1, reason = $2
+            "UPDATE drills SET status = 'aborted', finished_at = $1, reason = $2, lease_until = NULL
              WHERE id = $3 AND status = 'running'",
         )
-        .bind(now())
+        .bind(&now)
         .bind(reason)
         .bind(id)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM drills WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
-            return Err(match exists {
-                Some(_) => StoreError::Conflict(format!("drill {id} is not running")),
-                None => StoreError::NotFound,
-            });
+            drop(tx);
+            return Err(self.not_running(id).await);
         }
+        drills::retire_agents(&mut tx, id, &now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1102,7 +1129,8 @@ impl Store {
     pub async fn drills(&self, limit: i64) -> Result<Vec<crate::model::DrillRecord>> {
         let rows = sqlx::query(
             "SELECT id, scenario, description, status, started_by, started_at, finished_at, scorecard,
-                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), NULL, reason
+                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), NULL, reason,
+                    lease_until, renewed_at
              FROM drills ORDER BY started_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
@@ -1115,7 +1143,8 @@ impl Store {
     pub async fn drill(&self, id: &str) -> Result<crate::model::DrillRecord> {
         let row = sqlx::query(
             "SELECT id, scenario, description, status, started_by, started_at, finished_at, scorecard,
-                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), source, reason
+                    (SELECT COUNT(*) FROM incidents i WHERE i.drill_id = drills.id), source, reason,
+                    lease_until, renewed_at
              FROM drills WHERE id = $1",
         )
         .bind(id)
@@ -1296,6 +1325,8 @@ fn drill_from_row(r: &AnyRow) -> Result<crate::model::DrillRecord> {
         incidents: r.get(8),
         source: r.get(9),
         reason: r.get(10),
+        lease_until: r.get(11),
+        renewed_at: r.get(12),
     })
 }
 

@@ -59,13 +59,13 @@ impl Harness {
     }
 
     async fn agent(&self, host: &str) -> String {
+        self.agent_with(host, json!({"agency": "Sở Y tế"})).await
+    }
+
+    /// An agent enrolled with a token made from `token_request`.
+    async fn agent_with(&self, host: &str, token_request: Value) -> String {
         let (s, t) = self
-            .call(
-                "POST",
-                "/api/v1/enroll-tokens",
-                ADMIN,
-                Some(json!({"agency": "Sở Y tế"})),
-            )
+            .call("POST", "/api/v1/enroll-tokens", ADMIN, Some(token_request))
             .await;
         assert_eq!(s, StatusCode::OK, "{t}");
         let token = EnrollToken::decode(t["token"].as_str().unwrap()).unwrap();
@@ -365,4 +365,280 @@ async fn drills_are_created_finished_shown_and_reported() {
         .call("GET", "/api/v1/drills/bad%20id/report", VIEWER, None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// The sandboxed agents of a drill: kept out of the fleet, listed with
+/// `?drill=`, retired when the drill ends — here when its runner stops
+/// renewing a one-second lease and the drill is abandoned.
+#[tokio::test]
+async fn drill_agents_stay_out_of_the_fleet_and_an_abandoned_drill_retires_them() {
+    let h = harness().await;
+    let real = h.agent("portal").await;
+    let (s, d) = h
+        .call(
+            "POST",
+            "/api/v1/drills",
+            ADMIN,
+            Some(json!({"scenario": "ssh-brute-force", "lease_s": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    let id = d["id"].as_str().unwrap().to_string();
+    assert!(d["lease_until"].is_string(), "{d}");
+    let (s, _) = h
+        .call(
+            "POST",
+            "/api/v1/drills",
+            ADMIN,
+            Some(json!({"scenario": "x", "lease_s": 0})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Tokens for drills that are not running, or for no drill id, are refused.
+    for (drill, want) in [
+        ("drill-nope", StatusCode::CONFLICT),
+        ("not a drill", StatusCode::BAD_REQUEST),
+    ] {
+        let (s, e) = h
+            .call(
+                "POST",
+                "/api/v1/enroll-tokens",
+                ADMIN,
+                Some(json!({"agency": "Sở Y tế", "drill_id": drill})),
+            )
+            .await;
+        assert_eq!(s, want, "{e}");
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let sandboxed = h
+        .agent_with("portal", json!({"agency": "Sở Y tế", "drill_id": id}))
+        .await;
+
+    let (s, fleet) = h.call("GET", "/api/v1/agents", VIEWER, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let fleet = fleet.as_array().unwrap();
+    assert_eq!(
+        fleet.len(),
+        1,
+        "only the real agent is in the fleet: {fleet:?}"
+    );
+    assert!(fleet[0]["drill_id"].is_null());
+    let (_, drill_agents) = h
+        .call("GET", &format!("/api/v1/agents?drill={id}"), VIEWER, None)
+        .await;
+    let drill_agents = drill_agents.as_array().unwrap().clone();
+    assert_eq!(drill_agents.len(), 1, "{drill_agents:?}");
+    assert_eq!(drill_agents[0]["drill_id"], id.as_str());
+    assert!(drill_agents[0]["revoked_at"].is_null());
+    let (_, all) = h
+        .call("GET", "/api/v1/agents?drill=all", VIEWER, None)
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let (s, _) = h
+        .call("GET", "/api/v1/agents?drill=bad%20id", VIEWER, None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, agents, _) = h.store.counts().await.unwrap();
+    assert_eq!(agents, 1, "the fleet metrics leave drill agents out");
+
+    // The runner renews the lease, then stops (as when it is killed).
+    let (s, r) = h
+        .call(
+            "POST",
+            &format!("/api/v1/drills/{id}/lease"),
+            ADMIN,
+            Some(json!({"lease_s": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "running");
+    let (s, _) = h
+        .call(
+            "POST",
+            &format!("/api/v1/drills/{id}/lease"),
+            VIEWER,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        h.store
+            .abandon_expired_drills(Utc::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a renewed lease is not over"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let abandoned = h.store.abandon_expired_drills(Utc::now()).await.unwrap();
+    assert_eq!(abandoned, vec![id.clone()]);
+    assert!(
+        h.store
+            .abandon_expired_drills(Utc::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "abandoned once"
+    );
+
+    let (_, d) = h
+        .call("GET", &format!("/api/v1/drills/{id}"), VIEWER, None)
+        .await;
+    assert_eq!(d["status"], "abandoned", "{d}");
+    assert_eq!(
+        d["finished_at"], r["lease_until"],
+        "abandoned when the lease ended"
+    );
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped renewing its lease"),
+        "{d}"
+    );
+    assert!(d["lease_until"].is_null());
+    let (_, drill_agents) = h
+        .call("GET", &format!("/api/v1/agents?drill={id}"), VIEWER, None)
+        .await;
+    assert!(
+        drill_agents[0]["revoked_at"].is_string(),
+        "the drill's agent is retired: {drill_agents}"
+    );
+    let (_, fleet) = h.call("GET", "/api/v1/agents", VIEWER, None).await;
+    assert!(
+        fleet[0]["revoked_at"].is_null(),
+        "the real agent is untouched"
+    );
+    let none = json!({"alerts": []});
+    let (s, _) = h
+        .call(
+            "POST",
+            "/api/v1/agent/alerts",
+            &sandboxed,
+            Some(none.clone()),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a retired agent's credential is dead"
+    );
+    let (s, e) = h
+        .call("POST", "/api/v1/agent/alerts", &real, Some(none))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+
+    // Nothing more happens to an abandoned drill.
+    for (path, body) in [("lease", json!({})), ("abort", json!({"reason": "late"}))] {
+        let (s, e) = h
+            .call(
+                "POST",
+                &format!("/api/v1/drills/{id}/{path}"),
+                ADMIN,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{path}: {e}");
+        assert!(e["error"].as_str().unwrap().contains("abandoned"), "{e}");
+    }
+
+    // Its report says so, in Markdown and as HTML.
+    let (s, md) = h
+        .raw("GET", &format!("/api/v1/drills/{id}/report"), VIEWER, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let md = String::from_utf8(md).unwrap();
+    assert!(
+        md.contains("| Status | abandoned: the drill runner stopped renewing"),
+        "{md}"
+    );
+    let req = Request::builder()
+        .uri(format!("/api/v1/drills/{id}/report?format=html"))
+        .header(header::AUTHORIZATION, format!("Bearer {VIEWER}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    let html = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let html = String::from_utf8(html.to_vec()).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        html.contains(&format!("<h1>After-action report: drill {id}</h1>")),
+        "{html}"
+    );
+    assert!(html.contains("<td>abandoned: the drill runner"), "{html}");
+    let (s, _) = h
+        .raw(
+            "GET",
+            &format!("/api/v1/drills/{id}/report?format=pdf"),
+            VIEWER,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Aborting or finishing a drill retires its agents too.
+#[tokio::test]
+async fn ending_a_drill_retires_its_agents() {
+    let h = harness().await;
+    for end in ["abort", "finish"] {
+        let (s, d) = h
+            .call(
+                "POST",
+                "/api/v1/drills",
+                ADMIN,
+                Some(json!({"scenario": "ssh-brute-force"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{d}");
+        let id = d["id"].as_str().unwrap().to_string();
+        let token = h
+            .agent_with("portal", json!({"agency": "Sở Y tế", "drill_id": id}))
+            .await;
+        let body = if end == "abort" {
+            json!({"reason": "interrupted"})
+        } else {
+            let s = Scenario::parse(SCENARIO, Path::new("/nonexistent/api-test.yml")).unwrap();
+            json!({"scorecard": score(&s, &id, "live", &Utc::now().to_rfc3339(), vec![])})
+        };
+        let (s, e) = h
+            .call(
+                "POST",
+                &format!("/api/v1/drills/{id}/{end}"),
+                ADMIN,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{end}: {e}");
+        let (_, agents) = h
+            .call("GET", &format!("/api/v1/agents?drill={id}"), VIEWER, None)
+            .await;
+        assert!(agents[0]["revoked_at"].is_string(), "{end}: {agents}");
+        let (s, _) = h
+            .call(
+                "POST",
+                "/api/v1/agent/alerts",
+                &token,
+                Some(json!({"alerts": []})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{end}");
+        let (s, _) = h
+            .call(
+                "POST",
+                &format!("/api/v1/drills/{id}/lease"),
+                ADMIN,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "no lease after {end}");
+    }
 }

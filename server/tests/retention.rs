@@ -23,6 +23,7 @@ async fn agent(store: &Store, host: &str) -> AgentPrincipal {
             1,
             Utc::now() + chrono::Duration::hours(1),
             "admin",
+            None,
         )
         .await
         .unwrap();

@@ -425,17 +425,32 @@ async function viewIncident(id) {
           ? [tr("incident.packet_summary", { n: packets, a: inc.alerts.filter((a) => a.packet_count).length }), " ",
             h("button", { type: "button", id: "pcap", "on:click": () => download(`/incidents/${id}/pcap`, `ward-incident-${id}.pcap`) }, tr("incident.pcap"))]
           : tr("incident.no_packets")))),
-    h("h2", {}, tr("incident.alerts", { n: inc.alert_count })),
-    h("div", { id: "alerts" }, inc.alerts.map(alertCard)),
+    h("h2", {}, tr("incident.alerts", { n: inc.alert_count }),
+      canAct() && inc.alerts.length > 1 ? [" ", h("button", { type: "button", id: "split", class: "small", "on:click": () => split(inc) }, tr("action.split"))] : null),
+    h("div", { id: "alerts" }, inc.alerts.map((a) => alertCard(a, canAct() && inc.alerts.length > 1))),
     h("h2", {}, tr("incident.timeline")),
     h("ol", { class: "timeline", id: "timeline" }, inc.timeline.map((e) => h("li", {},
       h("span", { class: "muted" }, fmtTime(e.at)), " ", h("strong", {}, e.actor), " ",
       h("span", { class: "kind" }, e.kind), e.detail ? [" — ", h("span", { class: "detail" }, e.detail)] : null))));
 }
 
-function alertCard(a) {
-  return h("article", { class: "alert" },
-    h("header", {}, sevBadge(a.severity), " ", h("strong", {}, a.title), " ",
+/** Moves the alerts ticked on the incident page into a new incident, and opens it. */
+async function split(inc) {
+  const ids = [...document.querySelectorAll("input.split-pick:checked")].map((e) => e.value);
+  if (!ids.length) { toast(tr("action.split_none"), true); return; }
+  try {
+    const made = await api(`/incidents/${inc.id}/split`, { body: { alert_ids: ids } });
+    toast(tr("action.split_done", { id: made.id }));
+    location.hash = "#/incidents/" + made.id;
+  } catch (e) {
+    toast(e.message, true);
+  }
+}
+
+function alertCard(a, pick) {
+  return h("article", { class: "alert", "data-alert": a.id },
+    h("header", {}, pick ? h("input", { type: "checkbox", class: "split-pick", value: a.id, title: tr("action.split_pick") }) : null,
+      sevBadge(a.severity), " ", h("strong", {}, a.title), " ",
       h("span", { class: "muted" }, fmtTime(a.time), " · ", a.host, " · ", a.source),
       a.packet_count ? h("button", { type: "button", class: "link", "on:click": () => download(`/alerts/${encodeURIComponent(a.id)}/pcap`, "alert.pcap") },
         tr("alert.pcap", { n: a.packet_count })) : null),
@@ -567,16 +582,46 @@ async function viewDrills() {
     [tr("drills.scenario"), tr("col.status"), tr("drills.started"), tr("drills.by"), tr("drills.incidents"), tr("drills.result")].map((x) => h("th", {}, x)),
     list.map((d) => h("tr", {},
       h("td", {}, h("a", { href: "#/drills/" + encodeURIComponent(d.id) }, d.scenario), h("div", { class: "muted mono" }, d.id)),
-      h("td", {}, ({ running: tr("drills.running"), finished: tr("drills.finished"), aborted: tr("drills.aborted") })[d.status] || d.status),
+      h("td", { class: "drill-status" }, drillStatus(d)),
       h("td", {}, fmtTime(d.started_at)), h("td", {}, d.started_by), h("td", { class: "num" }, d.incidents), h("td", {}, score(d))))));
 }
 
+const drillStatusLabel = (s) => ({
+  running: tr("drills.running"), finished: tr("drills.finished"), aborted: tr("drills.aborted"), abandoned: tr("drills.abandoned"),
+})[s] || s;
+
+/** A drill's state; an abandoned one says when its runner's lease ran out. */
+function drillStatus(d) {
+  if (d.status === "abandoned") return [badge("st-abandoned", drillStatusLabel(d.status)), " ", h("span", { class: "muted" }, tr("drills.abandoned_at", { at: fmtTime(d.finished_at) }))];
+  return drillStatusLabel(d.status);
+}
+
+/** Elements the after-action report may hold (what Markdown makes); anything else keeps only its text. */
+const REPORT_TAGS = new Set(["H1", "H2", "H3", "H4", "P", "UL", "OL", "LI", "TABLE", "THEAD", "TBODY", "TR", "TH", "TD", "STRONG", "EM", "CODE", "PRE", "BLOCKQUOTE", "HR", "BR", "DEL"]);
+
+/** Rebuilds the server's report HTML as fresh elements and text nodes: no attribute, script or foreign element survives. */
+function reportNodes(node) {
+  const out = [];
+  for (const c of node.childNodes) {
+    if (c.nodeType === Node.TEXT_NODE) out.push(document.createTextNode(c.textContent));
+    else if (c.nodeType === Node.ELEMENT_NODE) {
+      if (REPORT_TAGS.has(c.tagName)) out.push(h(c.tagName.toLowerCase(), {}, reportNodes(c)));
+      else out.push(...reportNodes(c));
+    }
+  }
+  return out;
+}
+
 async function viewDrill(id) {
-  show(h("p", {}, h("a", { href: "#/drills" }, "← " + tr("drills.title"))), h("h1", {}, tr("drills.report")), h("div", { id: "drill-report" }, tr("common.loading")));
+  show(h("p", {}, h("a", { href: "#/drills" }, "← " + tr("drills.title"))), h("p", { id: "drill-state" }), h("div", { id: "drill-report" }, tr("common.loading")));
   const box = document.getElementById("drill-report");
   try {
-    const text = await api("/drills/" + encodeURIComponent(id) + "/report");
-    box.replaceChildren(h("pre", { class: "report" }, text));
+    const path = "/drills/" + encodeURIComponent(id);
+    const [d, page] = await Promise.all([api(path), api(path + "/report?format=html")]);
+    document.getElementById("drill-state").replaceChildren(tr("col.status"), ": ", drillStatus(d),
+      " ", h("button", { type: "button", class: "link", id: "drill-md", "on:click": () => download(path + "/report", id + ".md") }, tr("drills.markdown")));
+    const article = new DOMParser().parseFromString(page, "text/html").querySelector("article.drill-report");
+    box.replaceChildren(h("article", { class: "report" }, article ? reportNodes(article) : tr("common.empty")));
   } catch (e) {
     box.replaceChildren(unavailable(e, tr("drills.report")));
   }

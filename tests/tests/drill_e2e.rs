@@ -283,3 +283,115 @@ fn an_interrupted_drill_stops_its_agents_and_is_marked_aborted() {
     assert!(root.join("demo-host/agent.log").is_file());
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// `ward drill run` killed with SIGKILL cannot clean up: its lease runs
+/// out, the coordinator marks the drill abandoned and retires its agents,
+/// and the orphaned sandboxed agent stops on its own at its next call
+/// (its credential is refused).
+#[test]
+fn a_killed_runner_leaves_an_abandoned_drill_and_its_agents_retire() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let demo = rules_dir().join("drills/demo-ssh-brute-force");
+    let scen = dir.path().join("slow");
+    std::fs::create_dir_all(&scen).unwrap();
+    std::fs::copy(demo.join("auth.log"), scen.join("auth.log")).unwrap();
+    let text = std::fs::read_to_string(demo.join("scenario.yml"))
+        .unwrap()
+        .replace("name: demo-ssh-brute-force", "name: slow")
+        .replace("  - at: 0s\n", "  - at: 60s\n")
+        .replace("within: 30s", "within: 90s");
+    std::fs::write(scen.join("scenario.yml"), text).unwrap();
+    let mut cmd = std::process::Command::new(bin("ward"));
+    cmd.args([
+        "drill",
+        "run",
+        "--progress",
+        "--lease-secs",
+        "3",
+        "--agent-bin",
+    ])
+    .arg(bin("ward-agent"))
+    .arg(&scen)
+    .env("WARD_SERVER", &server.url)
+    .env("WARD_TOKEN", &server.admin_token);
+    if let Some(ca) = &server.ca {
+        cmd.env("WARD_CA", ca);
+    }
+    let mut ward = ward_e2e::Proc::spawn(cmd);
+    let log = ward.wait_for("drill started", Duration::from_secs(60));
+    let sandbox = log
+        .split("running (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("the sandbox path in the progress")
+        .to_string();
+    let drills = server.ward_json(&["drill", "list"]);
+    let id = drills[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(drills[0]["status"], "running");
+
+    // The drill's agent is not in the fleet, only with --drill.
+    assert!(
+        server
+            .ward_json(&["agents", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let sandboxed = server.ward_json(&["agents", "list", "--drill", &id]);
+    assert_eq!(sandboxed.as_array().unwrap().len(), 1, "{sandboxed:#}");
+    assert_eq!(sandboxed[0]["drill_id"], id.as_str());
+    assert!(sandboxed[0]["revoked_at"].is_null());
+    assert_eq!(server.metric("ward_agents"), 0.0);
+
+    // Renewed while the runner lives (the lease is 3 s).
+    std::thread::sleep(Duration::from_secs(4));
+    let shown = server.ward_json(&["drill", "show", &id]);
+    assert_eq!(shown["status"], "running", "{shown:#}");
+
+    ward.kill9();
+    let killed = chrono::Utc::now();
+    assert_eq!(
+        processes_mentioning(&sandbox).len(),
+        1,
+        "the agent is orphaned"
+    );
+    let shown = eventually(Duration::from_secs(15), "the drill to be abandoned", || {
+        let d = server.ward_json(&["drill", "show", &id]);
+        (d["status"] == "abandoned").then_some(d)
+    });
+    let at = chrono::DateTime::parse_from_rfc3339(shown["finished_at"].as_str().unwrap()).unwrap();
+    assert!(
+        at <= killed + chrono::Duration::seconds(4),
+        "abandoned when the lease ended: {shown:#}"
+    );
+    assert!(
+        shown["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped renewing"),
+        "{shown:#}"
+    );
+    let listed = server.ward(&["drill", "list"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("abandoned"),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+    let sandboxed = server.ward_json(&["agents", "list", "--drill", &id]);
+    assert!(sandboxed[0]["revoked_at"].is_string(), "{sandboxed:#}");
+    // The agent heartbeats every 5 s: the refused heartbeat ends it.
+    eventually(
+        Duration::from_secs(20),
+        "the orphaned agent to stop",
+        || processes_mentioning(&sandbox).is_empty().then_some(()),
+    );
+    let root = Path::new(&sandbox).parent().unwrap();
+    let agent_log = std::fs::read_to_string(root.join("demo-host/agent.log")).unwrap();
+    assert!(agent_log.contains("sending heartbeats"), "{agent_log}");
+    std::fs::remove_dir_all(root).unwrap();
+    assert!(
+        server.incidents().is_empty(),
+        "no silent-agent incident for a drill agent"
+    );
+}

@@ -5,7 +5,9 @@
 //! CLI sees both; a viewer sees no action buttons; the language switch is
 //! remembered. The queue and the incident page are compared with baseline
 //! screenshots in `tests/screenshots/` (`WARD_UPDATE_SCREENSHOTS=1`
-//! rewrites them).
+//! rewrites them). A second test merges and splits incidents, opens a
+//! campaign of two hosts, downloads a network incident's capture and reads
+//! a drill's rendered after-action report, each checked with the CLI.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ const RESPONDER: &str = "lan.nguyen@stttt.example.gov.vn";
 const VIEWER: &str = "minh.tran@stttt.example.gov.vn";
 const PASSWORD: &str = "mật-khẩu-đủ-dài-2026";
 const BRUTE_FORCE_RULE: &str = "cd4fc56f-e7a3-4208-aa13-4f59cf9f188d";
+const NEW_USER_RULE: &str = "6fd750fa-4db6-4bb1-8104-3a89626315fb";
 /// Browser window size for every screenshot.
 const WINDOW: (u32, u32) = (1280, 900);
 /// Share of pixels allowed to differ from a baseline: time stamps, the
@@ -59,54 +62,86 @@ fn add_user(server: &Server, name: &str, role: &str) {
     );
 }
 
-/// An agent tailing a log file, and eight failed SSH logins in it: one
-/// real incident.
-fn real_incident(server: &Server, dir: &Path) -> (Proc, i64) {
-    let state = dir.join("agent-state");
-    server.enroll_agent("Sở TT&TT", "web01", &state);
-    let log = dir.join("auth.log");
+/// A real agent on `host`: it tails `DIR/HOST/auth.log` and replays
+/// captures renamed into `DIR/HOST/capture/`.
+struct Host {
+    agent: Proc,
+    log: PathBuf,
+    capture: PathBuf,
+}
+
+fn start_host(server: &Server, dir: &Path, host: &str) -> Host {
+    let root = dir.join(host);
+    let state = root.join("agent-state");
+    let capture = root.join("capture");
+    std::fs::create_dir_all(&capture).unwrap();
+    server.enroll_agent("Sở TT&TT", host, &state);
+    let log = root.join("auth.log");
     std::fs::write(
         &log,
-        "Nov 22 03:00:00 web01 sshd[1]: Server listening on 0.0.0.0 port 22.\n",
+        format!("Nov 22 03:00:00 {host} sshd[1]: Server listening on 0.0.0.0 port 22.\n"),
     )
     .unwrap();
-    let config = dir.join("agent.toml");
+    let config = root.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\nhost = \"web01\"\n[[logs]]\npath = {:?}\nformat = \"auto\"\n",
+            "state_dir = {:?}\nhost = {host:?}\n[[logs]]\npath = {:?}\nformat = \"auto\"\n[[pcap]]\ndir = {:?}\n",
             state.display().to_string(),
-            log.display().to_string()
+            log.display().to_string(),
+            capture.display().to_string()
         ),
     )
     .unwrap();
     let mut agent = start_agent(None, &config);
     agent.wait_for("following file", Duration::from_secs(30));
+    Host {
+        agent,
+        log,
+        capture,
+    }
+}
+
+/// Appends `lines` to a host's log, each stamped now.
+fn append(h: &Host, lines: &[String]) {
     let ts = chrono::Local::now().format("%b %e %H:%M:%S");
-    let lines: String = (0..8)
+    let text: String = lines.iter().map(|l| format!("{ts} {l}\n")).collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&h.log)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// Eight failed SSH logins for root from `ip` on `host`.
+fn brute_force(host: &str, ip: &str) -> Vec<String> {
+    (0..8)
         .map(|i| {
             format!(
-                "{ts} web01 sshd[{}]: Failed password for root from 203.0.113.7 port {} ssh2\n",
+                "{host} sshd[{}]: Failed password for root from {ip} port {} ssh2",
                 4000 + i,
                 50000 + i
             )
         })
-        .collect();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
+        .collect()
+}
+
+/// An agent tailing a log file, and eight failed SSH logins in it: one
+/// real incident.
+fn real_incident(server: &Server, dir: &Path) -> (Proc, i64) {
+    let host = start_host(server, dir, "web01");
+    append(&host, &brute_force("web01", "203.0.113.7"));
     let list = eventually(Duration::from_secs(30), "the incident", || {
         let l = server.incidents();
         (!l.is_empty()).then_some(l)
     });
-    (agent, list[0]["id"].as_i64().unwrap())
+    (host.agent, list[0]["id"].as_i64().unwrap())
 }
 
-/// `chromedriver` on a free loopback port, and a headless Chromium session.
-async fn browser() -> (Proc, Client) {
+/// `chromedriver` on a free loopback port, and a headless Chromium session
+/// saving downloads in `downloads`.
+async fn browser(downloads: &Path) -> (Proc, Client) {
     for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
         assert!(
             Path::new(tool).exists(),
@@ -137,6 +172,11 @@ async fn browser() -> (Proc, Client) {
                 "--force-device-scale-factor=1", "--hide-scrollbars", "--lang=vi-VN",
                 "--font-render-hinting=none",
             ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+            },
         },
     });
     let Value::Object(caps) = caps else {
@@ -291,7 +331,7 @@ async fn a_responder_triages_in_the_browser_and_the_cli_sees_it() {
     add_user(&server, RESPONDER, "responder");
     add_user(&server, VIEWER, "viewer");
     let (_agent, id) = tokio::task::block_in_place(|| real_incident(&server, tmp.path()));
-    let (_driver, c) = browser().await;
+    let (_driver, c) = browser(&tmp.path().join("downloads")).await;
     let url = server.url.clone();
 
     // Vietnamese by default; a wrong password is refused plainly.
@@ -387,6 +427,269 @@ async fn a_responder_triages_in_the_browser_and_the_cli_sees_it() {
         "a viewer was shown action buttons"
     );
     c.close().await.unwrap();
+}
+
+/// The incident whose title is `title` on `host`, from the CLI.
+fn find(list: &[Value], title: &str, host: &str) -> Option<i64> {
+    list.iter()
+        .find(|i| i["title"] == title && i["host"] == host)
+        .and_then(|i| i["id"].as_i64())
+}
+
+fn alert_ids(detail: &Value) -> Vec<String> {
+    detail["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_split_campaign_capture_and_drill_report_in_the_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    add_user(&server, RESPONDER, "responder");
+    let downloads = tmp.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+
+    // Real agents: the same attacker on two hosts (a campaign), a new user
+    // on web01 (merged into its brute force, then split off again), and a
+    // port scan replayed from a capture (packets).
+    let (web01, web02) = tokio::task::block_in_place(|| {
+        (
+            start_host(&server, tmp.path(), "web01"),
+            start_host(&server, tmp.path(), "web02"),
+        )
+    });
+    let mut web01_lines = brute_force("web01", "203.0.113.7");
+    web01_lines.push(
+        "web01 useradd[3330]: new user: name=sysupdate, UID=1007, GID=1007, home=/home/sysupdate, shell=/bin/bash, from=/dev/pts/1"
+            .into(),
+    );
+    append(&web01, &web01_lines);
+    append(&web02, &brute_force("web02", "203.0.113.7"));
+    let scan = ward_e2e::rules_dir().join("drills/portal-scan-exploit/scan.pcap");
+    std::fs::copy(&scan, web01.capture.join(".scan.pcap.tmp")).unwrap();
+    std::fs::rename(
+        web01.capture.join(".scan.pcap.tmp"),
+        web01.capture.join("scan.pcap"),
+    )
+    .unwrap();
+    let (brute01, newuser, brute02, scan_id) = tokio::task::block_in_place(|| {
+        eventually(Duration::from_secs(40), "four incidents", || {
+            let l = server.incidents();
+            Some((
+                find(&l, "SSH brute force", "web01")?,
+                l.iter()
+                    .find(|i| i["host"] == "web01" && i["rule_id"] == NEW_USER_RULE)
+                    .and_then(|i| i["id"].as_i64())?,
+                find(&l, "SSH brute force", "web02")?,
+                find(&l, "Vertical port scan", "web01")?,
+            ))
+        })
+    });
+    // A finished drill with its after-action report.
+    let drill = tokio::task::block_in_place(|| {
+        let scenario = ward_e2e::rules_dir().join("drills/demo-ssh-brute-force");
+        let out = server.ward(&[
+            "drill",
+            "run",
+            &scenario.to_string_lossy(),
+            "--json",
+            "--agent-bin",
+            &bin("ward-agent").to_string_lossy(),
+        ]);
+        assert!(
+            out.status.success(),
+            "the demo drill: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let card: Value = serde_json::from_slice(&out.stdout).unwrap();
+        card["drill_id"].as_str().unwrap().to_string()
+    });
+    let show = |id: i64| {
+        tokio::task::block_in_place(|| server.ward_json(&["incidents", "show", &id.to_string()]))
+    };
+    let before = show(brute01);
+    let moved = alert_ids(&show(newuser));
+    assert_eq!(moved.len(), 1, "one new-user alert");
+
+    let (_driver, c) = browser(&downloads).await;
+    let url = server.url.clone();
+    login(&c, &url, RESPONDER, PASSWORD).await;
+    wait_text(&c, "#queue", "Vertical port scan").await;
+
+    // Merge the new-user incident into the brute force.
+    c.goto(&format!("{url}/#/incidents/{newuser}"))
+        .await
+        .unwrap();
+    wait_text(&c, "#inc-title", &format!("#{newuser}")).await;
+    type_into(&c, "#merge-input", &brute01.to_string()).await;
+    click(&c, "#merge-submit").await;
+    wait_text(&c, "dl.facts", &format!("#{brute01}")).await;
+    let merged = show(newuser);
+    assert_eq!(merged["merged_into"], brute01, "{merged:#}");
+    let into = show(brute01);
+    assert_eq!(
+        into["alert_count"].as_i64().unwrap(),
+        before["alert_count"].as_i64().unwrap() + 1,
+        "{into:#}"
+    );
+    assert!(alert_ids(&into).contains(&moved[0]), "{into:#}");
+
+    // Split the new-user alert off again: the browser opens the new incident.
+    c.goto(&format!("{url}/#/incidents/{brute01}"))
+        .await
+        .unwrap();
+    wait_text(&c, "#alerts", "new user: name=sysupdate").await;
+    click(
+        &c,
+        &format!("article[data-alert=\"{}\"] input.split-pick", moved[0]),
+    )
+    .await;
+    let known: Vec<Value> = tokio::task::block_in_place(|| server.incidents())
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    click(&c, "#split").await;
+    let split = tokio::task::block_in_place(|| {
+        eventually(Duration::from_secs(10), "the split-off incident", || {
+            server
+                .incidents()
+                .iter()
+                .find(|i| !known.contains(&i["id"]))
+                .and_then(|i| i["id"].as_i64())
+        })
+    });
+    wait_text(&c, "#inc-title", &format!("#{split}")).await;
+    assert_eq!(alert_ids(&show(split)), moved);
+    let back = show(brute01);
+    assert_eq!(back["alert_count"], before["alert_count"], "{back:#}");
+    assert!(!alert_ids(&back).contains(&moved[0]));
+
+    // The campaign of 203.0.113.7 over web01 and web02.
+    c.goto(&format!("{url}/#/campaigns")).await.unwrap();
+    wait_text(&c, "#campaigns", "203.0.113.7").await;
+    let campaigns = tokio::task::block_in_place(|| server.ward_json(&["campaigns", "list"]));
+    let campaign = campaigns
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["value"] == "203.0.113.7")
+        .unwrap_or_else(|| panic!("no campaign of 203.0.113.7: {campaigns:#}"))
+        .clone();
+    assert_eq!(campaign["hosts"], json!(["web01", "web02"]), "{campaign:#}");
+    click(
+        &c,
+        &format!("#campaigns a[href=\"#/campaigns/{}\"]", campaign["id"]),
+    )
+    .await;
+    let page = wait_text(&c, "#main", &format!("#{brute02}")).await;
+    assert!(page.contains("web01, web02"), "{page}");
+    assert!(page.contains(&format!("#{brute01}")), "{page}");
+
+    // The scan's capture, downloaded by the browser: the bytes the CLI gets.
+    c.goto(&format!("{url}/#/incidents/{scan_id}"))
+        .await
+        .unwrap();
+    wait_text(&c, "#packet-summary", "pcap").await;
+    click(&c, "#pcap").await;
+    let file = downloads.join(format!("ward-incident-{scan_id}.pcap"));
+    let got = tokio::task::block_in_place(|| {
+        eventually(Duration::from_secs(20), "the downloaded capture", || {
+            // Chromium writes a .crdownload first and renames it when done.
+            std::fs::read(&file).ok().filter(|b| !b.is_empty())
+        })
+    });
+    let magic = u32::from_le_bytes(got[..4].try_into().unwrap());
+    assert!(
+        [0xa1b2_3c4d, 0xa1b2_c3d4, 0x0a0d_0d0a].contains(&magic),
+        "not a pcap: {magic:#x}"
+    );
+    let cli_copy = tmp.path().join("cli.pcap");
+    let out = tokio::task::block_in_place(|| {
+        server.ward(&[
+            "incidents",
+            "pcap",
+            &scan_id.to_string(),
+            "-o",
+            &cli_copy.to_string_lossy(),
+        ])
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&cli_copy).unwrap(), got, "the same capture");
+    // One alert's frames (the alert card's download) through the CLI too.
+    let scan_detail = show(scan_id);
+    let scan_alert = scan_detail["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["packet_count"].as_i64() > Some(0))
+        .and_then(|a| a["id"].as_str())
+        .expect("an alert with packets")
+        .to_string();
+    let alert_copy = tmp.path().join("alert.pcap");
+    let out = tokio::task::block_in_place(|| {
+        server.ward(&[
+            "alerts",
+            "pcap",
+            &scan_alert,
+            "-o",
+            &alert_copy.to_string_lossy(),
+        ])
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alert_bytes = std::fs::read(&alert_copy).unwrap();
+    assert_eq!(alert_bytes[..4], got[..4], "the same capture format");
+    let out = tokio::task::block_in_place(|| {
+        server.ward(&["alerts", "pcap", "no-such-alert", "-o", "-"])
+    });
+    assert_eq!(out.status.code(), Some(1), "an unknown alert is an error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The drill's after-action report, rendered: headings and tables, not Markdown.
+    c.goto(&format!("{url}/#/drills")).await.unwrap();
+    wait_text(&c, "#drills", "demo-ssh-brute-force").await;
+    click(&c, &format!("#drills a[href=\"#/drills/{drill}\"]")).await;
+    let heading = wait_text(&c, "#drill-report h1", "After-action report").await;
+    assert_eq!(heading, format!("After-action report: drill {drill}"));
+    wait_text(&c, "#drill-state", "Đã xong").await;
+    let tables = c
+        .find_all(Locator::Css("#drill-report table"))
+        .await
+        .unwrap();
+    assert!(tables.len() >= 3, "{} tables", tables.len());
+    let text = c
+        .find(Locator::Css("#drill-report"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("ssh-brute-forcer (203.0.113.7)"), "{text}");
+    assert!(
+        !text.contains("|---") && !text.contains("## "),
+        "raw Markdown: {text}"
+    );
+    let html = tokio::task::block_in_place(|| server.ward(&["drill", "report", &drill, "--html"]));
+    assert!(html.status.success());
+    let html = String::from_utf8_lossy(&html.stdout);
+    assert!(html.contains(&format!("<h1>{heading}</h1>")), "{html}");
+    c.close().await.unwrap();
+    drop((web01, web02));
 }
 
 /// The comparison itself: a baseline matches itself, and a different

@@ -58,6 +58,16 @@ async fn create_enroll_token(
             user.0.name
         )));
     }
+    if let Some(d) = &req.drill_id {
+        if !ward_agent::drill::valid_drill_id(d) {
+            return Err(ApiError::BadRequest(format!("'{d}' is not a drill id")));
+        }
+        if !state.store.drill_running(d).await? {
+            return Err(ApiError::Conflict(format!(
+                "drill {d} is not running: no agents enroll for it"
+            )));
+        }
+    }
     let uses = req.uses.unwrap_or(1);
     if uses == 0 || uses > 100_000 {
         return Err(ApiError::Unprocessable("uses must be 1 to 100000".into()));
@@ -82,6 +92,7 @@ async fn create_enroll_token(
             uses,
             expires_at,
             &user.0.name,
+            req.drill_id.as_deref(),
         )
         .await?;
     let token = EnrollToken {
@@ -95,7 +106,10 @@ async fn create_enroll_token(
             "enroll_token.create",
             &format!("agency:{agency}"),
             &peer,
-            &format!("{uses} use(s), expires {}", ts(expires_at)),
+            &match &req.drill_id {
+                Some(d) => format!("{uses} use(s) for drill {d}, expires {}", ts(expires_at)),
+                None => format!("{uses} use(s), expires {}", ts(expires_at)),
+            },
         )
         .await;
     Ok(Json(EnrollTokenResponse {
@@ -179,12 +193,22 @@ async fn rule_bundle(
     Ok(Json(current.signed.clone()).into_response())
 }
 
+/// Query of `GET /api/v1/agents`.
+#[derive(Debug, Deserialize)]
+struct AgentsQuery {
+    /// A drill's id, or `all`; without it only the fleet (no drill's
+    /// sandboxed agents) is listed.
+    drill: Option<String>,
+}
+
 async fn list_agents(
     State(state): State<AppState>,
     user: User,
+    ApiQuery(q): ApiQuery<AgentsQuery>,
 ) -> Result<Json<Vec<AgentInfo>>, ApiError> {
     user.require(&["admin", "responder", "viewer"])?;
-    Ok(Json(state.store.agents(user.0.scope()).await?))
+    let drill = super::incidents::drill_filter(q.drill.as_deref())?;
+    Ok(Json(state.store.agents(user.0.scope(), &drill).await?))
 }
 
 async fn revoke_agent(

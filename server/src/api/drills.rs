@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, User};
-use crate::model::{AbortDrill, DrillRecord, FinishDrill, NewDrill};
-use crate::store::StoreError;
+use crate::model::{AbortDrill, DrillRecord, FinishDrill, NewDrill, RenewDrillLease};
+use crate::store::{MAX_DRILL_LEASE_S, StoreError};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/drills/{id}", get(show))
         .route("/drills/{id}/finish", post(finish))
         .route("/drills/{id}/abort", post(abort))
+        .route("/drills/{id}/lease", post(renew_lease))
         .route("/drills/{id}/report", get(report))
 }
 
@@ -75,6 +76,7 @@ async fn create(
             "the scenario file is over {MAX_SOURCE_BYTES} bytes"
         )));
     }
+    check_lease(d.lease_s)?;
     let id = new_id();
     state.store.create_drill(&id, &d, &user.0.name).await?;
     let rec = state.store.drill(&id).await?;
@@ -117,6 +119,38 @@ async fn abort(
     state
         .store
         .abort_drill(&id, &reason)
+        .await
+        .map_err(not_found(&id))?;
+    Ok(Json(state.store.drill(&id).await.map_err(not_found(&id))?))
+}
+
+/// A lease must last 1 s to [`MAX_DRILL_LEASE_S`].
+fn check_lease(lease_s: Option<u32>) -> Result<(), ApiError> {
+    match lease_s {
+        Some(s) if s == 0 || s > MAX_DRILL_LEASE_S => Err(ApiError::Unprocessable(format!(
+            "lease_s must be 1 to {MAX_DRILL_LEASE_S} seconds"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /drills/{id}/lease`: the runner of a running drill is alive. A
+/// drill whose lease runs out is abandoned (409 afterwards).
+async fn renew_lease(
+    State(state): State<AppState>,
+    user: User,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(r): ApiJson<RenewDrillLease>,
+) -> Result<Json<DrillRecord>, ApiError> {
+    user.require(&["admin"])?;
+    check_id(&id)?;
+    check_lease(r.lease_s)?;
+    state
+        .store
+        .renew_drill_lease(
+            &id,
+            r.lease_s.unwrap_or(crate::store::DEFAULT_DRILL_LEASE_S),
+        )
         .await
         .map_err(not_found(&id))?;
     Ok(Json(state.store.drill(&id).await.map_err(not_found(&id))?))
@@ -171,13 +205,30 @@ async fn show(
     Ok(Json(refreshed(&state, &id).await?))
 }
 
+/// Query of `GET /drills/{id}/report`.
+#[derive(Deserialize)]
+struct ReportQuery {
+    /// `md` (the default) or `html`.
+    format: Option<String>,
+}
+
 async fn report(
     State(state): State<AppState>,
     user: User,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
     user.require(&["admin", "responder", "viewer"])?;
     check_id(&id)?;
+    let html = match q.format.as_deref() {
+        None | Some("md") => false,
+        Some("html") => true,
+        Some(f) => {
+            return Err(ApiError::BadRequest(format!(
+                "format '{f}' is not md or html"
+            )));
+        }
+    };
     let rec = refreshed(&state, &id).await?;
     let mut timelines = Vec::new();
     if let Some(card) = &rec.scorecard {
@@ -191,11 +242,19 @@ async fn report(
             }
         }
     }
-    let text = crate::drill_report::markdown(&rec, &timelines);
+    let (text, content_type) = if html {
+        (
+            crate::drill_report::html(&rec, &timelines),
+            "text/html; charset=utf-8",
+        )
+    } else {
+        (
+            crate::drill_report::markdown(&rec, &timelines),
+            "text/markdown; charset=utf-8",
+        )
+    };
     let mut resp = (StatusCode::OK, text).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/markdown; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(resp)
 }

@@ -46,6 +46,9 @@ enum Command {
     /// The agent fleet.
     #[command(subcommand)]
     Agents(AgentsCmd),
+    /// Single alerts.
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
     /// The incident queue and triage.
     #[command(subcommand)]
     Incidents(IncidentsCmd),
@@ -185,6 +188,11 @@ enum DrillCmd {
         /// Show progress even when stderr is not a terminal.
         #[arg(long)]
         progress: bool,
+        /// Seconds the runner's lease on the coordinator lasts; it is renewed
+        /// every third of it, and a drill whose runner stops renewing is
+        /// abandoned and its agents retired.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
+        lease_secs: u32,
         #[command(flatten)]
         out: Output,
     },
@@ -200,10 +208,13 @@ enum DrillCmd {
         #[command(flatten)]
         out: Output,
     },
-    /// Print a drill's after-action report (Markdown).
+    /// Print a drill's after-action report (Markdown, or HTML with --html).
     Report {
         /// Drill id.
         id: String,
+        /// The report as an HTML page instead of Markdown.
+        #[arg(long)]
+        html: bool,
         /// Write it to a file instead of stdout.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
@@ -322,9 +333,28 @@ enum EnrollTokenCmd {
 }
 
 #[derive(Subcommand)]
+enum AlertsCmd {
+    /// Download the packets captured with one alert as a pcap file (the
+    /// incident page's per-alert download).
+    Pcap {
+        /// Alert id (see `ward incidents show ID --json`).
+        id: String,
+        /// Where to write it (`-` for stdout, never a terminal); default:
+        /// the name the coordinator suggests, in the current directory.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AgentsCmd {
-    /// List enrolled agents and their health.
+    /// List enrolled agents and their health (the fleet: drills' sandboxed
+    /// agents only with --drill).
     List {
+        /// List drills' sandboxed agents instead: of one drill, or of all
+        /// (`--drill` alone or `--drill all`).
+        #[arg(long, num_args = 0..=1, default_missing_value = "all", value_name = "ID")]
+        drill: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -641,6 +671,7 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                     uses,
                     ttl_hours,
                     ttl_seconds: expires,
+                    drill_id: None,
                 })
                 .await?;
             if out.json {
@@ -653,8 +684,8 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 );
             }
         }
-        Command::Agents(AgentsCmd::List { out }) => {
-            let agents = api.agents().await?;
+        Command::Agents(AgentsCmd::List { drill, out }) => {
+            let agents = api.agents(drill.as_deref()).await?;
             if out.json {
                 return print_json(&agents).map(|()| None);
             }
@@ -672,21 +703,34 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
                 "NET DROP Q/K"
             );
             for a in agents {
+                let health = match (&a.revoked_at, &a.drill_id) {
+                    (Some(_), Some(_)) => "retired",
+                    (Some(_), None) => "revoked",
+                    (None, _) => a.health.as_str(),
+                };
+                let seen = a.last_seen.as_deref().unwrap_or("never");
+                let seen = match &a.drill_id {
+                    Some(d) => format!("{seen}  (drill {d})"),
+                    None => seen.to_string(),
+                };
                 println!(
                     "{:<18} {:<24} {:<20} {:<8} {:<9} {:>8} {:>13} {:<17} {:<14} {:<13} {}",
                     a.id,
                     a.hostname,
                     a.agency,
                     a.version,
-                    a.health,
+                    health,
                     a.gaps.lost,
                     rates_column(a.heartbeat.as_ref()),
                     a.rules_version.as_deref().unwrap_or("-"),
                     files_column(a.heartbeat.as_ref()),
                     capture_column(a.heartbeat.as_ref()),
-                    a.last_seen.as_deref().unwrap_or("never")
+                    seen
                 );
             }
+        }
+        Command::Alerts(AlertsCmd::Pcap { id, output }) => {
+            write_capture(api.alert_pcap(&id).await?, output)?;
         }
         Command::Agents(AgentsCmd::Revoke { id, out }) => {
             let v = api.revoke_agent(&id).await?;
@@ -991,6 +1035,7 @@ async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
             agent_bin,
             keep,
             progress,
+            lease_secs,
             out,
             ..
         } => {
@@ -1003,6 +1048,7 @@ async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
                 keep,
                 progress: progress || std::io::stderr().is_terminal(),
                 start_timeout_s: 60,
+                lease_s: lease_secs,
             };
             let card = ward_server::drill_run::run_live(api, &scenario, &opts).await?;
             verdict(&card, out.json)
@@ -1055,8 +1101,8 @@ async fn drill(api: &ApiClient, cmd: DrillCmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        DrillCmd::Report { id, output } => {
-            let text = api.drill_report(&id).await?;
+        DrillCmd::Report { id, html, output } => {
+            let text = api.drill_report(&id, html).await?;
             match output {
                 Some(p) => {
                     std::fs::write(&p, &text)
@@ -1294,7 +1340,9 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
             return Ok(());
         }
         IncidentsCmd::Show { id, out } => (api.incident(id).await?, out),
-        IncidentsCmd::Pcap { id, output } => return pcap(api, id, output).await,
+        IncidentsCmd::Pcap { id, output } => {
+            return write_capture(api.incident_pcap(id).await?, output);
+        }
         IncidentsCmd::Ack(a) => act(api, "ack", a).await?,
         IncidentsCmd::Contain(a) => act(api, "contain", a).await?,
         IncidentsCmd::Resolve(a) => act(api, "resolve", a).await?,
@@ -1333,7 +1381,12 @@ async fn incidents(api: &ApiClient, cmd: IncidentsCmd) -> anyhow::Result<()> {
     }
 }
 
-async fn pcap(api: &ApiClient, id: i64, output: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+/// Writes a downloaded capture to `output` (`-`: stdout), or to the name
+/// the coordinator suggested.
+fn write_capture(
+    capture: ward_server::client::Capture,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     let to_stdout = output.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if to_stdout && std::io::stdout().is_terminal() {
@@ -1341,7 +1394,6 @@ async fn pcap(api: &ApiClient, id: i64, output: Option<std::path::PathBuf>) -> a
             "refusing to write a binary capture to a terminal: give -o FILE or redirect stdout"
         );
     }
-    let capture = api.incident_pcap(id).await?;
     let omitted = if capture.omitted > 0 {
         format!(
             "; {} later packets left out at the coordinator's size cap",
