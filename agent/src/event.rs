@@ -15,6 +15,46 @@ use serde_json::{Map, Value};
 /// A field name: static for the names decoders emit, owned for JSON keys.
 pub type FieldName = Cow<'static, str>;
 
+/// A field's value: a slice of the event's raw record (what log decoders
+/// emit, so a line's fields cost no copies), or text of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    /// `raw[start..end]` of the event.
+    Raw {
+        /// Start offset in bytes.
+        start: u32,
+        /// End offset in bytes (exclusive).
+        end: u32,
+    },
+    /// Text not taken from the record.
+    Text(Cow<'static, str>),
+}
+
+impl From<String> for FieldValue {
+    fn from(s: String) -> Self {
+        FieldValue::Text(Cow::Owned(s))
+    }
+}
+
+impl From<&str> for FieldValue {
+    fn from(s: &str) -> Self {
+        FieldValue::Text(Cow::Owned(s.to_string()))
+    }
+}
+
+impl FieldValue {
+    /// A static text value (no copy).
+    pub const fn fixed(s: &'static str) -> Self {
+        FieldValue::Text(Cow::Borrowed(s))
+    }
+}
+
+impl From<Cow<'static, str>> for FieldValue {
+    fn from(s: Cow<'static, str>) -> Self {
+        FieldValue::Text(s)
+    }
+}
+
 /// What kind of record an event came from. The engine skips rules whose
 /// Sigma logsource cannot apply (a webserver rule on an auth-log line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,9 +102,11 @@ pub struct Event {
     /// (e.g. `file:1a2b3c4d:1024`). Alert ids are derived from it, so the same
     /// record always yields the same alert id.
     pub origin: String,
-    /// Named fields, in decoder order. Names are unique.
-    pub fields: Vec<(FieldName, String)>,
-    /// The raw record (a log line), kept as evidence.
+    /// Named fields, in decoder order. Names are unique. Read values with
+    /// [`Event::get`] or [`Event::field_values`] ([`FieldValue::Raw`] needs `raw`).
+    pub fields: Vec<(FieldName, FieldValue)>,
+    /// The raw record (a log line), kept as evidence. Fields may be slices
+    /// of it: it is set before them and not changed after.
     pub raw: String,
     /// Captured frames behind a network event, kept as evidence (never
     /// seen by rules); `None` for every other event.
@@ -85,23 +127,100 @@ impl Event {
         }
     }
 
+    /// The text of a value of this event (empty for a slice outside `raw`).
+    pub fn text<'a>(&'a self, v: &'a FieldValue) -> &'a str {
+        match v {
+            FieldValue::Raw { start, end } => {
+                self.raw.get(*start as usize..*end as usize).unwrap_or("")
+            }
+            FieldValue::Text(t) => t,
+        }
+    }
+
     /// The value of a field, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| self.text(v))
+    }
+
+    /// Every field as (name, value text), in decoder order.
+    pub fn field_values(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, v)| (k.as_ref(), self.text(v)))
+    }
+
+    /// The value of a field as rules see it: by its own name, else through
+    /// [`FIELD_ALIASES`].
+    pub fn lookup(&self, name: &str) -> Option<&str> {
+        self.lookup_index(name)
+            .map(|i| self.text(&self.fields[i].1))
+    }
+
+    /// Where in `fields` [`Event::lookup`] finds `name`.
+    pub fn lookup_index(&self, name: &str) -> Option<usize> {
+        let at = |name: &str| self.fields.iter().position(|(k, _)| k == name);
+        at(name).or_else(|| {
+            FIELD_ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .and_then(|(_, field)| at(field))
+        })
+    }
+
+    /// Every field value, in decoder order.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(_, v)| self.text(v))
     }
 
     /// Adds a field the event does not have yet (decoders that emit each
     /// name once use this instead of [`Event::set`]'s search).
-    pub fn push(&mut self, name: &'static str, value: impl Into<String>) {
+    pub fn push(&mut self, name: &'static str, value: impl Into<FieldValue>) {
         debug_assert!(self.get(name).is_none(), "field {name} pushed twice");
         self.fields.push((FieldName::Borrowed(name), value.into()));
     }
 
+    /// Adds a field (as [`Event::push`]) whose value is `part`, a slice of
+    /// `record`, where `raw` holds a copy of `record` from offset `base`:
+    /// the value is kept as a slice of `raw`, not copied.
+    pub fn push_slice(&mut self, name: &'static str, record: &str, base: usize, part: &str) {
+        let value = self.slice_of(record, base, part);
+        self.push(name, value);
+    }
+
+    /// Sets a field (as [`Event::set`]) to a slice of `record` (see
+    /// [`Event::push_slice`]).
+    pub fn set_slice(&mut self, name: &'static str, record: &str, base: usize, part: &str) {
+        let value = self.slice_of(record, base, part);
+        self.set(name, value);
+    }
+
+    /// `part` of `record` as a slice of `raw`; a copy when it is not a
+    /// slice of `record` or does not fit.
+    fn slice_of(&self, record: &str, base: usize, part: &str) -> FieldValue {
+        let at = (part.as_ptr() as usize).wrapping_sub(record.as_ptr() as usize);
+        let (start, end) = (base + at, base + at + part.len());
+        if at <= record.len()
+            && at + part.len() <= record.len()
+            && end <= u32::MAX as usize
+            && self.raw.get(start..end) == Some(part)
+        {
+            FieldValue::Raw {
+                start: start as u32,
+                end: end as u32,
+            }
+        } else {
+            FieldValue::Text(Cow::Owned(part.to_string()))
+        }
+    }
+
+    /// Adds a field given as a (name, value) pair.
+    pub fn push_pair(&mut self, (name, value): (FieldName, impl Into<FieldValue>)) {
+        self.fields.push((name, value.into()));
+    }
+
     /// Sets a field, replacing an earlier value of the same name.
-    pub fn set(&mut self, name: impl Into<FieldName>, value: impl Into<String>) {
+    pub fn set(&mut self, name: impl Into<FieldName>, value: impl Into<FieldValue>) {
         let name = name.into();
         let value = value.into();
         if let Some(slot) = self.fields.iter_mut().find(|(k, _)| *k == name) {
@@ -123,29 +242,48 @@ pub const FIELD_ALIASES: &[(&str, &str)] = &[
 
 impl rsigma_eval::Event for Event {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        self.get(path)
-            .or_else(|| {
-                FIELD_ALIASES
-                    .iter()
-                    .find(|(alias, _)| *alias == path)
-                    .and_then(|(_, field)| self.get(field))
-            })
-            .map(|v| EventValue::Str(Cow::Borrowed(v)))
+        self.lookup(path).map(|v| EventValue::Str(Cow::Borrowed(v)))
+    }
+
+    /// The field names, and the aliases that resolve on this event: the
+    /// engine's candidate index then probes only these instead of every
+    /// field any rule names.
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        for (k, _) in &self.fields {
+            visit(k);
+        }
+        for (alias, field) in FIELD_ALIASES {
+            if self.get(alias).is_none() && self.get(field).is_some() {
+                visit(alias);
+            }
+        }
+        true
+    }
+
+    fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
+        let mut keys: Vec<Cow<'_, str>> = self
+            .fields
+            .iter()
+            .map(|(k, _)| Cow::Borrowed(k.as_ref()))
+            .collect();
+        for (alias, field) in FIELD_ALIASES {
+            if self.get(alias).is_none() && self.get(field).is_some() {
+                keys.push(Cow::Borrowed(alias));
+            }
+        }
+        Some(keys)
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
-        self.fields.iter().any(|(_, v)| pred(v))
+        self.values().any(pred)
     }
 
     fn all_string_values(&self) -> Vec<Cow<'_, str>> {
-        self.fields
-            .iter()
-            .map(|(_, v)| Cow::Borrowed(v.as_str()))
-            .collect()
+        self.values().map(Cow::Borrowed).collect()
     }
 
     fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
-        for (_, v) in &self.fields {
+        for v in self.values() {
             visit(v);
         }
     }

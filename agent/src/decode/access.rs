@@ -42,7 +42,7 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
 }
 
 fn split_parts(line: &str) -> Option<Parts<'_>> {
-    let open = line.find(" [")?;
+    let open = memchr::memmem::find(line.as_bytes(), b" [")?;
     let head = &line[..open];
     let mut tokens = head.split(' ');
     let (vhost, ip, _ident, user) = match head.bytes().filter(|&b| b == b' ').count() {
@@ -59,7 +59,7 @@ fn split_parts(line: &str) -> Option<Parts<'_>> {
         return None;
     }
     let rest = &line[open + 2..];
-    let close = rest.find(']')?;
+    let close = memchr::memchr(b']', rest.as_bytes())?;
     let time = &rest[..close];
     let rest = rest[close + 1..].strip_prefix(' ')?;
     let (request, rest) = quoted(rest)?;
@@ -137,8 +137,8 @@ impl AccessParser {
     pub fn looks_like(line: &str) -> bool {
         // "IP - - [" or "vhost IP - - [": a '[' after three or four tokens, before any '"'.
         let head = &line.as_bytes()[..line.len().min(200)];
-        let bracket = head.windows(2).position(|w| w == b" [");
-        let quote = head.iter().position(|&b| b == b'"');
+        let bracket = memchr::memmem::find(head, b" [");
+        let quote = memchr::memchr(b'"', head);
         match (bracket, quote) {
             (Some(b), Some(q)) => {
                 b < q && (2..=3).contains(&head[..b].iter().filter(|&&c| c == b' ').count())
@@ -149,32 +149,49 @@ impl AccessParser {
 
     /// Decodes one line; `None` when it is not an access-log line.
     pub fn decode(&self, line: &str, host: &str, origin: String) -> Option<Event> {
+        self.decode_within(line, line, host, origin)
+    }
+
+    /// Decodes `line`, a slice of `record` (a whole syslog line around an
+    /// access-log message), keeping `record` as the event's raw record and
+    /// the fields as slices of it.
+    pub fn decode_within(
+        &self,
+        record: &str,
+        line: &str,
+        host: &str,
+        origin: String,
+    ) -> Option<Event> {
         let p = split_parts(line)?;
         let time = parse_time(p.time)?;
         let mut e = Event::new(time, host, origin);
         e.kind = crate::event::EventKind::WebAccess;
+        e.raw = record.to_string();
         e.fields.reserve(16);
+        let push = |e: &mut Event, name: &'static str, part: &str| {
+            e.push_slice(name, record, 0, part);
+        };
         if let Some(v) = p.vhost {
-            e.push("cs-host", v);
+            push(&mut e, "cs-host", v);
         }
-        e.push("c-ip", p.ip);
+        push(&mut e, "c-ip", p.ip);
         if p.user != "-" {
-            e.push("cs-username", p.user);
+            push(&mut e, "cs-username", p.user);
         }
-        e.push("request", p.request);
+        push(&mut e, "request", p.request);
         let mut parts = p.request.splitn(3, ' ');
         if let (Some(method), Some(target)) = (parts.next(), parts.next())
             && !method.is_empty()
             && method.bytes().all(|b| b.is_ascii_uppercase())
         {
-            e.push("cs-method", method);
-            e.push("c-uri", target);
+            push(&mut e, "cs-method", method);
+            push(&mut e, "c-uri", target);
             match target.split_once('?') {
                 Some((stem, query)) => {
-                    e.push("cs-uri-stem", stem);
-                    e.push("cs-uri-query", query);
+                    push(&mut e, "cs-uri-stem", stem);
+                    push(&mut e, "cs-uri-query", query);
                 }
-                None => e.push("cs-uri-stem", target),
+                None => push(&mut e, "cs-uri-stem", target),
             }
             if let Some(ext) = target
                 .split(['?', '#'])
@@ -184,25 +201,28 @@ impl AccessParser {
                 .map(|(_, x)| x)
                 .filter(|x| !x.is_empty() && x.len() <= 10)
             {
-                e.push("c-uri-extension", ext.to_ascii_lowercase());
+                if ext.bytes().any(|b| b.is_ascii_uppercase()) {
+                    e.push("c-uri-extension", ext.to_ascii_lowercase());
+                } else {
+                    push(&mut e, "c-uri-extension", ext);
+                }
             }
             if let Some(v) = parts.next() {
-                e.push("cs-version", v);
+                push(&mut e, "cs-version", v);
             }
         }
         if p.status != "-" {
-            e.push("sc-status", p.status);
+            push(&mut e, "sc-status", p.status);
         }
         if p.bytes != "-" {
-            e.push("sc-bytes", p.bytes);
+            push(&mut e, "sc-bytes", p.bytes);
         }
         if let Some(r) = p.referer.filter(|r| *r != "-") {
-            e.push("cs-referer", r);
+            push(&mut e, "cs-referer", r);
         }
         if let Some(ua) = p.ua.filter(|u| *u != "-") {
-            e.push("c-useragent", ua);
+            push(&mut e, "c-useragent", ua);
         }
-        e.raw = line.to_string();
         Some(e)
     }
 }

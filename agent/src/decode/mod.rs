@@ -285,15 +285,15 @@ impl LineDecoder {
                         event.get("program"),
                         Some("nginx" | "apache" | "apache2" | "httpd")
                     ) && event.get("message").is_some_and(AccessParser::looks_like);
-                    if web {
-                        let message = event.get("message").unwrap_or_default().to_string();
-                        if let Some(mut access) =
-                            self.access
-                                .decode(&message, &self.host, event.origin.clone())
-                        {
-                            access.raw = std::mem::take(&mut event.raw);
-                            return access;
-                        }
+                    if web
+                        && let Some(access) = self.access.decode_within(
+                            &event.raw,
+                            event.get("message").unwrap_or_default(),
+                            &self.host,
+                            event.origin.clone(),
+                        )
+                    {
+                        return access;
                     }
                     self.auth.enrich(&mut event);
                     event

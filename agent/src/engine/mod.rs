@@ -4,6 +4,7 @@
 //! The engine knows events and rules, never sources or the network.
 
 pub mod evidence;
+mod gate;
 mod ioc;
 mod pack;
 mod sigma;

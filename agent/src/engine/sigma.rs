@@ -11,6 +11,7 @@ use rsigma_parser::{Level, LogSource};
 use sha2::{Digest, Sha256};
 
 use super::evidence::{PacketCache, alert_packets};
+use super::gate::{Gate, Scratch};
 use super::{Detector, IocSet, RulePack};
 use crate::event::{Event, EventKind};
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
@@ -47,6 +48,9 @@ pub const MAX_CORRELATION_STATE: usize = 100_000;
 /// Sigma detection and correlation, evaluated on event time.
 pub struct SigmaDetector {
     engine: CorrelationEngine,
+    /// The literal prefilter: events no rule can match skip the engine.
+    gate: Gate,
+    gate_scratch: Scratch,
     rules: usize,
     /// Ids of rules that only feed correlations (`generate: false`): their
     /// matches are not alerts.
@@ -161,6 +165,8 @@ impl SigmaDetector {
             .flat_map(|corr| corr.rules.iter().cloned())
             .collect();
         engine.add_collection(&all)?;
+        let gate = Gate::new(&all.rules, logsource_of);
+        let gate_scratch = gate.scratch();
         let building_blocks = pack
             .collections
             .iter()
@@ -175,6 +181,8 @@ impl SigmaDetector {
             .collect();
         Ok(SigmaDetector {
             engine,
+            gate,
+            gate_scratch,
             rules: pack.rule_count(),
             building_blocks,
             evidence: EvidenceCache::default(),
@@ -344,6 +352,10 @@ impl Detector for SigmaDetector {
         let event = enriched.as_ref().unwrap_or(event);
         let ts = event.time.timestamp();
         self.enforce_state_cap(ts);
+        // No rule matches: no detection, so nothing for correlation either.
+        if !self.gate.may_match(event, &mut self.gate_scratch) {
+            return Vec::new();
+        }
         let results = match logsource_of(event.kind) {
             Some(ls) => {
                 let detections = self.engine.engine().evaluate_pruned(event, ls);

@@ -35,7 +35,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, FieldValue};
 use beacon::Beacons;
 pub use flow::{EndReason, Flow, FlowConfig, FlowKey, FlowTable, RawFrame};
 pub use packet::{LinkType, Packet, PacketError, Proto};
@@ -155,17 +155,16 @@ impl NetDecoder {
         );
         e.kind = EventKind::Network;
         e.fields.reserve(10);
-        e.fields.push(("event_type".into(), event_type.into()));
+        e.push_pair(("event_type".into(), FieldValue::fixed(event_type)));
         e
     }
 
     fn endpoints(e: &mut Event, key: &FlowKey) {
-        e.fields
-            .push(("proto".into(), key.proto.name().into_owned()));
-        e.fields.push(("src_ip".into(), ip_text(key.src)));
-        e.fields.push(("src_port".into(), key.src_port.to_string()));
-        e.fields.push(("dst_ip".into(), ip_text(key.dst)));
-        e.fields.push(("dst_port".into(), key.dst_port.to_string()));
+        e.push_pair(("proto".into(), key.proto.name().into_owned()));
+        e.push_pair(("src_ip".into(), ip_text(key.src)));
+        e.push_pair(("src_port".into(), key.src_port.to_string()));
+        e.push_pair(("dst_ip".into(), ip_text(key.dst)));
+        e.push_pair(("dst_port".into(), key.dst_port.to_string()));
     }
 
     /// Decodes one frame captured at `time`, the `index`-th of its source,
@@ -215,8 +214,7 @@ impl NetDecoder {
             {
                 let mut e = self.event(time, index, "conn", "conn_attempt");
                 Self::endpoints(&mut e, &key);
-                e.fields
-                    .push(("tcp_flags".into(), packet::tcp::letters(p.tcp_flags)));
+                e.push_pair(("tcp_flags".into(), packet::tcp::letters(p.tcp_flags)));
                 e.raw = format!(
                     "{} {} {}:{} -> {}:{} {}",
                     time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -233,11 +231,9 @@ impl NetDecoder {
             if let Some(b) = self.beacons.connection(&key, now) {
                 let mut e = self.event(time, index, "beacon", "beacon");
                 Self::endpoints(&mut e, &key);
-                e.fields.push(("beacon_count".into(), b.count.to_string()));
-                e.fields
-                    .push(("beacon_interval_s".into(), format!("{:.1}", b.mean_s)));
-                e.fields
-                    .push(("beacon_jitter".into(), format!("{:.3}", b.jitter)));
+                e.push_pair(("beacon_count".into(), b.count.to_string()));
+                e.push_pair(("beacon_interval_s".into(), format!("{:.1}", b.mean_s)));
+                e.push_pair(("beacon_jitter".into(), format!("{:.3}", b.jitter)));
                 e.raw = format!(
                     "{} beacon {} {} -> {}:{} every {:.1}s (jitter {:.3}) x{}",
                     time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -313,18 +309,16 @@ impl NetDecoder {
                     p.dst_port
                 );
                 let qlen = m.query.len();
-                e.fields.push(("query".into(), m.query));
-                e.fields.push(("query_type".into(), qtype.into_owned()));
-                e.fields.push(("query_length".into(), qlen.to_string()));
-                e.fields
-                    .push(("query_longest_label".into(), m.longest_label.to_string()));
-                e.fields
-                    .push(("query_entropy".into(), format!("{:.2}", m.entropy)));
+                e.push_pair(("query".into(), m.query));
+                e.push_pair(("query_type".into(), qtype.into_owned()));
+                e.push_pair(("query_length".into(), qlen.to_string()));
+                e.push_pair(("query_longest_label".into(), m.longest_label.to_string()));
+                e.push_pair(("query_entropy".into(), format!("{:.2}", m.entropy)));
                 if m.response {
-                    e.fields.push(("dns_rcode".into(), m.rcode.to_string()));
+                    e.push_pair(("dns_rcode".into(), m.rcode.to_string()));
                     if !m.answers.is_empty() {
                         let _ = write!(e.raw, " = {}", m.answers.join(","));
-                        e.fields.push(("answers".into(), m.answers.join(",")));
+                        e.push_pair(("answers".into(), m.answers.join(",")));
                     }
                 }
                 e.packets = frames();
@@ -351,16 +345,15 @@ impl NetDecoder {
                 r.host.as_deref().unwrap_or("-"),
                 r.user_agent.as_deref().unwrap_or("-")
             );
-            e.fields
-                .push(("uri_decoded".into(), http::percent_decode(&r.uri)));
-            e.fields.push(("http_method".into(), r.method));
-            e.fields.push(("uri".into(), r.uri));
-            e.fields.push(("http_version".into(), r.version));
+            e.push_pair(("uri_decoded".into(), http::percent_decode(&r.uri)));
+            e.push_pair(("http_method".into(), r.method));
+            e.push_pair(("uri".into(), r.uri));
+            e.push_pair(("http_version".into(), r.version));
             if let Some(h) = r.host {
-                e.fields.push(("http_host".into(), h));
+                e.push_pair(("http_host".into(), h));
             }
             if let Some(ua) = r.user_agent {
-                e.fields.push(("user_agent".into(), ua));
+                e.push_pair(("user_agent".into(), ua));
             }
             e.packets = frames();
             out.push(e);
@@ -377,10 +370,9 @@ impl NetDecoder {
                 tls::version_name(h.version),
                 h.sni.as_deref().unwrap_or("-")
             );
-            e.fields
-                .push(("tls_version".into(), tls::version_name(h.version)));
+            e.push_pair(("tls_version".into(), tls::version_name(h.version)));
             if let Some(sni) = h.sni {
-                e.fields.push(("sni".into(), sni));
+                e.push_pair(("sni".into(), sni));
             }
             e.packets = frames();
             out.push(e);
@@ -400,16 +392,13 @@ impl NetDecoder {
             let mut e = self.event(time, f.first_index, "end", "flow_end");
             Self::endpoints(&mut e, &f.key);
             let duration = (f.last_us - f.first_us) as f64 / 1e6;
-            e.fields.push(("conn_state".into(), f.conn_state().into()));
-            e.fields.push(("end_reason".into(), why.name().into()));
-            e.fields
-                .push(("packets".into(), (f.packets[0] + f.packets[1]).to_string()));
-            e.fields
-                .push(("bytes".into(), (f.bytes[0] + f.bytes[1]).to_string()));
-            e.fields
-                .push(("duration_s".into(), format!("{duration:.3}")));
+            e.push_pair(("conn_state".into(), FieldValue::fixed(f.conn_state())));
+            e.push_pair(("end_reason".into(), FieldValue::fixed(why.name())));
+            e.push_pair(("packets".into(), (f.packets[0] + f.packets[1]).to_string()));
+            e.push_pair(("bytes".into(), (f.bytes[0] + f.bytes[1]).to_string()));
+            e.push_pair(("duration_s".into(), format!("{duration:.3}")));
             if f.key.proto == Proto::Tcp {
-                e.fields.push((
+                e.push_pair((
                     "tcp_flags".into(),
                     packet::tcp::letters(f.flags[0] | f.flags[1]),
                 ));

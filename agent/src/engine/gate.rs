@@ -1,0 +1,536 @@
+//! The engine's literal prefilter: whether any rule of the pack could match
+//! an event, decided before `rsigma` sees it.
+//!
+//! Each rule's detection is reduced, once at load, to a necessary condition:
+//! an AND/OR tree over cheap atoms — "field F is present", "field F contains
+//! one of these literals" (ASCII case-insensitive), "some field contains one
+//! of these literals" (keywords). Everything the reduction cannot express
+//! soundly (negations, regexes, encodings, null values, ...) becomes `true`
+//! or a presence test, so the gate only ever over-approximates: an event it
+//! turns away matches no rule. A detection item's literals are searched
+//! with one Aho-Corasick automaton (`is_match`, which stops at the first
+//! hit and skips ahead with its prefilter), or compared one by one when
+//! there are few. Most log lines (a `CRON` session line, a `200` for a
+//! page) match no rule and never reach `rsigma`'s candidate index, rule
+//! evaluation and correlation machinery.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use rsigma_parser::{
+    ConditionExpr, Detection, DetectionItem, LogSource, Modifier, SigmaRule, SigmaValue, StringPart,
+};
+
+use crate::event::{Event, EventKind};
+
+/// A necessary condition of a rule, over the atoms of [`Gate`].
+#[derive(Debug, Clone, PartialEq)]
+enum Cond {
+    True,
+    /// The field (slot) is present.
+    Present(usize),
+    /// The field (slot) contains a literal of the set.
+    Any {
+        slot: usize,
+        set: usize,
+    },
+    /// Some field contains a literal of the set.
+    Keyword(usize),
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+}
+
+/// Sets with more literals than this get an automaton; fewer are compared
+/// one by one (cheaper on the short values they are mostly asked of).
+const AUTOMATON_MIN_NEEDLES: usize = 4;
+
+/// Slot state before its field was looked up.
+const UNKNOWN: u32 = u32::MAX;
+/// Slot state when the event lacks the field.
+const ABSENT: u32 = u32::MAX - 1;
+
+/// Literals, lower-case, any of which satisfies an atom.
+#[derive(Debug)]
+struct NeedleSet {
+    needles: Vec<String>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl NeedleSet {
+    fn new(needles: Vec<String>) -> Self {
+        let automaton = if needles.len() > AUTOMATON_MIN_NEEDLES {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&needles)
+                .ok()
+        } else {
+            None
+        };
+        NeedleSet { needles, automaton }
+    }
+
+    /// Whether ASCII-case-insensitively one of the literals occurs in
+    /// `value`; assumed so for text that is not ASCII (which could match
+    /// only after Unicode case folding).
+    fn matches(&self, value: &str) -> bool {
+        if !value.is_ascii() {
+            return true;
+        }
+        match &self.automaton {
+            Some(ac) => ac.is_match(value),
+            None => self.needles.iter().any(|n| {
+                let (v, n) = (value.as_bytes(), n.as_bytes());
+                n.len() <= v.len() && v.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+            }),
+        }
+    }
+}
+
+/// The per-event field lookups, reused between events.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Per slot: [`UNKNOWN`], [`ABSENT`], or the index of the field in the event.
+    field: Vec<u32>,
+}
+
+/// The prefilter over a pack's detection rules (see the module docs).
+#[derive(Debug)]
+pub struct Gate {
+    /// Field names rules ask about.
+    slots: Vec<String>,
+    sets: Vec<NeedleSet>,
+    /// Per event kind ([`kind_index`]): the conditions of the rules that
+    /// can apply to it; `None` when one of them is `true` (every event of
+    /// that kind goes to the engine).
+    by_kind: [Option<Vec<Cond>>; 4],
+}
+
+fn kind_index(kind: EventKind) -> usize {
+    match kind {
+        EventKind::Unknown => 0,
+        EventKind::Syslog => 1,
+        EventKind::WebAccess => 2,
+        EventKind::Network => 3,
+    }
+}
+
+/// Whether a rule's logsource can apply to an event of `kind` (the engine's
+/// own pruning, made more lenient: custom dimensions are ignored).
+fn applies(rule: &LogSource, event: Option<&LogSource>) -> bool {
+    let Some(event) = event else {
+        return true;
+    };
+    let conflicts = |r: &Option<String>, e: &Option<String>| match (r, e) {
+        (Some(r), Some(e)) => !r.eq_ignore_ascii_case(e),
+        _ => false,
+    };
+    !(conflicts(&rule.product, &event.product)
+        || conflicts(&rule.service, &event.service)
+        || conflicts(&rule.category, &event.category))
+}
+
+fn and(mut parts: Vec<Cond>) -> Cond {
+    parts.retain(|c| *c != Cond::True);
+    match parts.len() {
+        0 => Cond::True,
+        1 => parts.pop().unwrap_or(Cond::True),
+        _ => Cond::And(parts),
+    }
+}
+
+fn or(mut parts: Vec<Cond>) -> Cond {
+    // An empty OR is left to the engine (`true`), whatever it makes of it.
+    if parts.is_empty() || parts.contains(&Cond::True) {
+        return Cond::True;
+    }
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or(Cond::True);
+    }
+    Cond::Or(parts)
+}
+
+/// The longest literal run of a string value, lower-cased; `None` when it
+/// has none (only wildcards, or empty).
+fn literal(s: &rsigma_parser::SigmaString) -> Option<String> {
+    s.parts
+        .iter()
+        .filter_map(|p| match p {
+            StringPart::Plain(t) if !t.is_empty() => Some(t),
+            _ => None,
+        })
+        .max_by_key(|t| t.len())
+        .map(|t| t.to_lowercase())
+}
+
+/// The literals of keyword values; `None` when one has none.
+fn keyword_literals(values: &[SigmaValue]) -> Option<Vec<String>> {
+    values
+        .iter()
+        .map(|v| match v {
+            SigmaValue::String(s) => literal(s),
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Builder {
+    slots: Vec<String>,
+    sets: Vec<NeedleSet>,
+}
+
+impl Builder {
+    fn slot(&mut self, name: &str) -> usize {
+        if let Some(i) = self.slots.iter().position(|s| s == name) {
+            return i;
+        }
+        self.slots.push(name.to_string());
+        self.slots.len() - 1
+    }
+
+    fn set(&mut self, needles: Vec<String>) -> usize {
+        self.sets.push(NeedleSet::new(needles));
+        self.sets.len() - 1
+    }
+
+    fn keywords(&mut self, values: &[SigmaValue]) -> Cond {
+        match keyword_literals(values) {
+            Some(needles) if !needles.is_empty() => Cond::Keyword(self.set(needles)),
+            _ => Cond::True,
+        }
+    }
+
+    fn rule(&mut self, rule: &SigmaRule) -> Cond {
+        let d = &rule.detection;
+        let conds = d
+            .conditions
+            .iter()
+            .map(|c| self.condition(c, rule))
+            .collect();
+        or(conds)
+    }
+
+    fn condition(&mut self, c: &ConditionExpr, rule: &SigmaRule) -> Cond {
+        let named = &rule.detection.named;
+        match c {
+            ConditionExpr::And(xs) => and(xs.iter().map(|x| self.condition(x, rule)).collect()),
+            ConditionExpr::Or(xs) => or(xs.iter().map(|x| self.condition(x, rule)).collect()),
+            ConditionExpr::Not(_) => Cond::True,
+            ConditionExpr::Identifier(name) => match named.get(name) {
+                Some(det) => self.detection(det),
+                None => Cond::True,
+            },
+            // Any quantifier needs at least one of the selected detections
+            // (`all of` more, but one is enough for a necessary condition).
+            ConditionExpr::Selector {
+                quantifier,
+                pattern,
+            } => {
+                if matches!(quantifier, rsigma_parser::Quantifier::Count(0)) {
+                    return Cond::True;
+                }
+                // The parser's own selection of names, as the engine uses it.
+                let mut names: Vec<&String> = named
+                    .keys()
+                    .filter(|n| pattern.matches_detection_name(n))
+                    .collect();
+                names.sort();
+                let parts = names
+                    .into_iter()
+                    .map(|n| self.detection(&named[n]))
+                    .collect();
+                or(parts)
+            }
+        }
+    }
+
+    fn detection(&mut self, d: &Detection) -> Cond {
+        match d {
+            Detection::AllOf(items) => and(items.iter().map(|i| self.item(i)).collect()),
+            Detection::AnyOf(ds) => or(ds.iter().map(|d| self.detection(d)).collect()),
+            Detection::And(ds) => and(ds.iter().map(|d| self.detection(d)).collect()),
+            Detection::Keywords(values) => self.keywords(values),
+            // Array scopes and conditional bodies: left to the engine.
+            Detection::ArrayMatch { .. } | Detection::Conditional { .. } => Cond::True,
+        }
+    }
+
+    fn item(&mut self, item: &DetectionItem) -> Cond {
+        let Some(name) = item.field.name.as_deref() else {
+            return self.keywords(&item.values);
+        };
+        // Positional (`args[0]`) and escaped paths are resolved by the engine
+        // its own way.
+        if name.contains(['[', '\\']) {
+            return Cond::True;
+        }
+        let mut substring = true;
+        let mut all = false;
+        for m in &item.field.modifiers {
+            match m {
+                Modifier::Contains
+                | Modifier::StartsWith
+                | Modifier::EndsWith
+                | Modifier::Cased => {}
+                Modifier::All => all = true,
+                // Missing fields may satisfy these.
+                Modifier::Neq => return Cond::True,
+                Modifier::Exists => {
+                    return match item.values.as_slice() {
+                        [SigmaValue::Bool(true)] => Cond::Present(self.slot(name)),
+                        _ => Cond::True,
+                    };
+                }
+                // The value is transformed or compared another way: the
+                // field must still be there.
+                _ => substring = false,
+            }
+        }
+        let slot = self.slot(name);
+        let mut needles = Vec::new();
+        let mut present = false;
+        for v in &item.values {
+            match v {
+                // Null or empty: a missing field may match.
+                SigmaValue::Null => return Cond::True,
+                SigmaValue::String(s) if s.original.is_empty() => return Cond::True,
+                SigmaValue::String(s) if substring => match literal(s) {
+                    Some(n) => needles.push(n),
+                    // Only wildcards: any value.
+                    None => present = true,
+                },
+                _ => present = true,
+            }
+        }
+        if all && !present {
+            // Every value is needed: each literal on its own.
+            let parts = needles
+                .into_iter()
+                .map(|n| Cond::Any {
+                    slot,
+                    set: self.set(vec![n]),
+                })
+                .collect();
+            return and(parts);
+        }
+        if present || needles.is_empty() {
+            return Cond::Present(slot);
+        }
+        Cond::Any {
+            slot,
+            set: self.set(needles),
+        }
+    }
+}
+
+impl Gate {
+    /// The gate of `rules` (as handed to the engine), for events whose
+    /// logsource is given by `logsource_of`.
+    pub fn new<'a>(
+        rules: &[SigmaRule],
+        logsource_of: impl Fn(EventKind) -> Option<&'a LogSource>,
+    ) -> Self {
+        let mut b = Builder::default();
+        let conds: Vec<(Cond, &LogSource)> =
+            rules.iter().map(|r| (b.rule(r), &r.logsource)).collect();
+        let by_kind = [
+            EventKind::Unknown,
+            EventKind::Syslog,
+            EventKind::WebAccess,
+            EventKind::Network,
+        ]
+        .map(|kind| {
+            let ls = logsource_of(kind);
+            let mut out = Vec::new();
+            for (c, rule_ls) in &conds {
+                if !applies(rule_ls, ls) {
+                    continue;
+                }
+                if *c == Cond::True {
+                    return None;
+                }
+                out.push(c.clone());
+            }
+            Some(out)
+        });
+        Gate {
+            slots: b.slots,
+            sets: b.sets,
+            by_kind,
+        }
+    }
+
+    /// A scratch area sized for this gate.
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            field: vec![UNKNOWN; self.slots.len()],
+        }
+    }
+
+    /// Whether some rule could match `event`. `false` is a promise: no
+    /// rule of the pack matches it.
+    pub fn may_match(&self, event: &Event, scratch: &mut Scratch) -> bool {
+        let Some(conds) = &self.by_kind[kind_index(event.kind)] else {
+            return true;
+        };
+        scratch.field.fill(UNKNOWN);
+        conds.iter().any(|c| self.holds(c, event, scratch))
+    }
+
+    fn holds(&self, c: &Cond, event: &Event, scratch: &mut Scratch) -> bool {
+        match c {
+            Cond::True => true,
+            Cond::Present(slot) => self.field(*slot, event, scratch).is_some(),
+            Cond::Any { slot, set } => match self.field(*slot, event, scratch) {
+                Some(i) => self.sets[*set].matches(event.text(&event.fields[i].1)),
+                None => false,
+            },
+            Cond::Keyword(set) => event.values().any(|v| self.sets[*set].matches(v)),
+            Cond::And(xs) => xs.iter().all(|x| self.holds(x, event, scratch)),
+            Cond::Or(xs) => xs.iter().any(|x| self.holds(x, event, scratch)),
+        }
+    }
+
+    /// The index of the slot's field in the event, looked up once.
+    fn field(&self, slot: usize, event: &Event, scratch: &mut Scratch) -> Option<usize> {
+        match scratch.field[slot] {
+            ABSENT => None,
+            UNKNOWN => {
+                let found = event.lookup_index(&self.slots[slot]);
+                scratch.field[slot] = found.map_or(ABSENT, |i| i as u32);
+                found
+            }
+            i => Some(i as usize),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn rules(yaml: &str) -> Vec<SigmaRule> {
+        rsigma_parser::parse_sigma_yaml(yaml).expect("parses").rules
+    }
+
+    fn event(kind: EventKind, fields: &[(&'static str, &str)]) -> Event {
+        let mut e = Event::new(Utc::now(), "h", "o");
+        e.kind = kind;
+        for (k, v) in fields {
+            e.set(*k, *v);
+        }
+        e
+    }
+
+    fn gate(yaml: &str) -> Gate {
+        Gate::new(&rules(yaml), |_| None)
+    }
+
+    fn may(g: &Gate, fields: &[(&'static str, &str)]) -> bool {
+        g.may_match(&event(EventKind::Unknown, fields), &mut g.scratch())
+    }
+
+    #[test]
+    fn literals_in_and_or_trees() {
+        let g = gate(
+            r#"
+title: t
+logsource: {product: linux}
+detection:
+    sel:
+        program: sshd
+        action: [login, max_auth_attempts]
+    other:
+        c-uri|contains: ['../', 'UNION SELECT']
+    condition: sel or other
+"#,
+        );
+        assert!(may(&g, &[("program", "sshd"), ("action", "LOGIN")]));
+        assert!(!may(&g, &[("program", "sshd"), ("action", "session")]));
+        assert!(!may(&g, &[("action", "login")]));
+        assert!(may(&g, &[("c-uri", "/a?q=1 union select 2")]));
+        assert!(may(&g, &[("c-uri", "/../../etc")]));
+        assert!(!may(&g, &[("c-uri", "/index.html")]));
+        // Non-ASCII text is left to the engine.
+        assert!(may(&g, &[("c-uri", "/\u{212A}")]));
+    }
+
+    #[test]
+    fn many_literals_go_through_one_automaton() {
+        let needles: Vec<String> = (0..20).map(|i| format!("'needle{i}x'")).collect();
+        let g = gate(&format!(
+            "title: t\nlogsource: {{category: webserver}}\ndetection:\n    sel: {{c-uri|contains: [{}]}}\n    condition: sel\n",
+            needles.join(", ")
+        ));
+        assert!(g.sets[0].automaton.is_some());
+        assert!(may(&g, &[("c-uri", "/a/NEEDLE17X/b")]));
+        assert!(!may(&g, &[("c-uri", "/a/needle17/b")]));
+        assert!(may(&g, &[("c-uri", "/caf\u{e9}")]));
+    }
+
+    #[test]
+    fn aliases_resolve_as_in_the_engine() {
+        let g = gate(
+            "title: t\nlogsource: {category: webserver}\ndetection:\n    sel: {cs-user-agent|contains: sqlmap}\n    condition: sel\n",
+        );
+        assert!(may(&g, &[("c-useragent", "sqlmap/1.7")]));
+        assert!(!may(&g, &[("c-useragent", "curl/8")]));
+    }
+
+    #[test]
+    fn what_it_cannot_judge_passes() {
+        for detection in [
+            "sel: {c-uri|re: 'a.*b'}\n    condition: sel",
+            "sel: {c-uri: 'x'}\n    condition: not sel",
+            "sel: {c-uri: null}\n    condition: sel",
+            "sel: {c-uri: '*'}\n    condition: sel",
+        ] {
+            let g = gate(&format!(
+                "title: t\nlogsource: {{product: linux}}\ndetection:\n    {detection}\n"
+            ));
+            let present = may(&g, &[("c-uri", "/index.html")]);
+            assert!(present, "{detection}");
+        }
+        // A regex needs at least the field.
+        let g = gate(
+            "title: t\nlogsource: {product: linux}\ndetection:\n    sel: {c-uri|re: 'a.*b'}\n    condition: sel\n",
+        );
+        assert!(!may(&g, &[("program", "x")]));
+    }
+
+    #[test]
+    fn keywords_search_every_value_and_selectors_widen() {
+        let g = gate(
+            r#"
+title: t
+logsource: {product: linux}
+detection:
+    keywords: ['*segfault at*']
+    selection_a: {user: root}
+    selection_b: {user: admin}
+    condition: keywords or 1 of selection_*
+"#,
+        );
+        assert!(may(&g, &[("message", "x: Segfault at 0")]));
+        assert!(may(&g, &[("user", "admin")]));
+        assert!(!may(&g, &[("user", "bob"), ("message", "ok")]));
+    }
+
+    #[test]
+    fn rules_of_another_logsource_do_not_open_the_gate() {
+        let yaml = "title: t\nlogsource: {category: webserver}\ndetection:\n    sel: {sc-status: '404'}\n    condition: sel\n";
+        let syslog = LogSource {
+            category: Some("ward-syslog".into()),
+            ..Default::default()
+        };
+        let g = Gate::new(&rules(yaml), |k| match k {
+            EventKind::Syslog => Some(&syslog),
+            _ => None,
+        });
+        let e = event(EventKind::Syslog, &[("sc-status", "404")]);
+        assert!(!g.may_match(&e, &mut g.scratch()));
+        let e = event(EventKind::WebAccess, &[("sc-status", "404")]);
+        assert!(g.may_match(&e, &mut g.scratch()));
+    }
+}
