@@ -483,3 +483,33 @@ impl Drop for NetnsPair {
         }
     }
 }
+
+/// Appends `lines` (each ended by a newline) to `path`, creating it, and
+/// syncs the file, as a logging daemon's write would land.
+pub fn append_lines(path: &Path, lines: &[String]) {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    f.write_all(text.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// `n` sshd "Failed password for root" lines of `host` from `ip`, stamped
+/// now in the syslog (RFC 3164) form.
+pub fn failed_ssh_logins(host: &str, ip: &str, n: usize) -> Vec<String> {
+    let ts = chrono::Local::now().format("%b %e %H:%M:%S");
+    (0..n)
+        .map(|i| {
+            format!(
+                "{ts} {host} sshd[{}]: Failed password for root from {ip} port {} ssh2",
+                4000 + i,
+                50000 + i
+            )
+        })
+        .collect()
+}

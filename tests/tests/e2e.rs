@@ -3,39 +3,12 @@
 //! incident through `ward incidents list --json`; an agent restart sends
 //! nothing twice.
 
-use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ward_e2e::{Server, bin, eventually, start_agent};
+use ward_e2e::{Server, append_lines, bin, eventually, failed_ssh_logins, start_agent};
 
 const BRUTE_FORCE_RULE: &str = "cd4fc56f-e7a3-4208-aa13-4f59cf9f188d";
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    let mut text = lines.join("\n");
-    text.push('\n');
-    f.write_all(text.as_bytes()).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn failed_logins(ip: &str, n: usize) -> Vec<String> {
-    let ts = chrono::Local::now().format("%b %e %H:%M:%S");
-    (0..n)
-        .map(|i| {
-            format!(
-                "{ts} web01 sshd[{}]: Failed password for root from {ip} port {} ssh2",
-                4000 + i,
-                50000 + i
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn ssh_brute_force_becomes_one_incident_and_a_restart_sends_nothing_twice() {
@@ -51,7 +24,7 @@ fn ssh_brute_force_becomes_one_incident_and_a_restart_sends_nothing_twice() {
     assert_eq!(agents[0]["agency"], "Sở TT&TT");
 
     let log = tmp.path().join("auth.log");
-    append(
+    append_lines(
         &log,
         &["Nov 22 03:00:00 web01 sshd[1]: Server listening on 0.0.0.0 port 22.".to_string()],
     );
@@ -70,7 +43,7 @@ fn ssh_brute_force_becomes_one_incident_and_a_restart_sends_nothing_twice() {
 
     // Eight failed logins from one address within a second.
     let appended = Instant::now();
-    append(&log, &failed_logins("203.0.113.7", 8));
+    append_lines(&log, &failed_ssh_logins("web01", "203.0.113.7", 8));
     let list = eventually(Duration::from_secs(30), "the brute-force incident", || {
         let l = server.incidents();
         (!l.is_empty()).then_some(l)
@@ -100,7 +73,7 @@ fn ssh_brute_force_becomes_one_incident_and_a_restart_sends_nothing_twice() {
     assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());
     let mut agent = start_agent(None, &config);
     agent.wait_for("following file", Duration::from_secs(30));
-    append(&log, &failed_logins("198.51.100.23", 5));
+    append_lines(&log, &failed_ssh_logins("web01", "198.51.100.23", 5));
     let list = eventually(Duration::from_secs(30), "the second incident", || {
         let l = server.incidents();
         (l.len() >= 2).then_some(l)
@@ -138,7 +111,7 @@ fn unknown_agents_are_refused() {
     )
     .unwrap();
     let log = tmp.path().join("auth.log");
-    append(&log, &failed_logins("203.0.113.7", 5));
+    append_lines(&log, &failed_ssh_logins("web01", "203.0.113.7", 5));
     let config = tmp.path().join("agent.toml");
     std::fs::write(
         &config,

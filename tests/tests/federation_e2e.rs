@@ -6,36 +6,10 @@
 //! restarted, arrives once the national one is back — one incident there,
 //! never a duplicate.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use ward_e2e::{Server, eventually, start_agent};
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    let mut text = lines.join("\n");
-    text.push('\n');
-    f.write_all(text.as_bytes()).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn failed_logins(ip: &str, n: usize) -> Vec<String> {
-    let ts = chrono::Local::now().format("%b %e %H:%M:%S");
-    (0..n)
-        .map(|i| {
-            format!(
-                "{ts} portal sshd[{}]: Failed password for root from {ip} port {} ssh2",
-                4000 + i,
-                50000 + i
-            )
-        })
-        .collect()
-}
+use ward_e2e::{Server, append_lines, eventually, failed_ssh_logins, start_agent};
 
 fn start_province(data: &Path, national: &Server, token: &str) -> Server {
     let ca = national
@@ -75,7 +49,7 @@ fn a_provincial_incident_and_its_updates_reach_the_national_coordinator_once() {
     let state = tmp.path().join("agent-state");
     province.enroll_agent("So TTTT", "portal", &state);
     let log = tmp.path().join("auth.log");
-    append(
+    append_lines(
         &log,
         &["Nov 30 03:00:00 portal sshd[1]: Server listening on 0.0.0.0 port 22.".into()],
     );
@@ -91,7 +65,7 @@ fn a_provincial_incident_and_its_updates_reach_the_national_coordinator_once() {
     .unwrap();
     let mut agent = start_agent(None, &config);
     agent.wait_for("following file", Duration::from_secs(30));
-    append(&log, &failed_logins("203.0.113.7", 8));
+    append_lines(&log, &failed_ssh_logins("portal", "203.0.113.7", 8));
 
     let local = eventually(Duration::from_secs(30), "the provincial incident", || {
         let l = province.incidents();
