@@ -58,14 +58,19 @@ def access_line(rng):
     return f'{ip} - - [{ts}] "GET {path} HTTP/1.1" {status} {rng.randrange(200, 90000)} "-" "Mozilla/5.0 (X11; Linux x86_64)"'
 
 
-def sample(pid, seconds):
-    c0, t0 = cpu_seconds(pid), time.monotonic()
-    time.sleep(seconds)
+def usage_since(pid, c0, t0):
+    """CPU share since (CPU seconds c0, monotonic time t0), RSS and peak RSS."""
     return {
         "cpu_percent": round(100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0), 2),
         "rss_mb": round(status_kb(pid, "VmRSS") / 1024, 1),
         "peak_rss_mb": round(status_kb(pid, "VmHWM") / 1024, 1),
     }
+
+
+def sample(pid, seconds):
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return usage_since(pid, c0, t0)
 
 
 def main():
@@ -120,9 +125,7 @@ def main():
         report["loaded"] = {
             "lines": written,
             "lines_per_sec": round(written / wall),
-            "cpu_percent": round(100 * (cpu_seconds(agent.pid) - c0) / (time.monotonic() - t0), 2),
-            "rss_mb": round(status_kb(agent.pid, "VmRSS") / 1024, 1),
-            "peak_rss_mb": round(status_kb(agent.pid, "VmHWM") / 1024, 1),
+            **usage_since(agent.pid, c0, t0),
         }
         hb = b.api("/api/v1/agents")[0].get("heartbeat") or {}
         report["agent_reported"] = {k: hb[k] for k in ("lines_per_sec", "alerts_per_sec", "rss_bytes", "cpu_seconds")
