@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use ward_agent::drill::Scenario;
 use ward_agent::drill::score::{Detection, score};
-use ward_agent::wire::{Alert, EnrollToken, Severity};
+use ward_agent::wire::{Alert, Severity};
 
 mod common;
 use common::{ADMIN, Harness, VIEWER, harness};
@@ -26,25 +26,8 @@ impl Harness {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Vec<u8>) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-        }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, bytes.to_vec())
+        let (s, _, b) = self.request(method, path, Some(token), body.as_ref()).await;
+        (s, b)
     }
 
     async fn call(
@@ -59,31 +42,8 @@ impl Harness {
     }
 
     async fn agent(&self, host: &str) -> String {
-        self.agent_with(host, json!({"agency": "Sở Y tế"})).await
-    }
-
-    /// An agent enrolled with a token made from `token_request`.
-    async fn agent_with(&self, host: &str, token_request: Value) -> String {
-        let (s, t) = self
-            .call("POST", "/api/v1/enroll-tokens", ADMIN, Some(token_request))
-            .await;
-        assert_eq!(s, StatusCode::OK, "{t}");
-        let token = EnrollToken::decode(t["token"].as_str().unwrap()).unwrap();
-        let req = Request::builder()
-            .method("POST")
-            .uri("/api/v1/agents/enroll")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(
-                json!({"secret": token.secret, "hostname": host, "version": "0.1.0"}).to_string(),
-            ))
-            .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        self.enroll_agent_with(host, json!({"agency": "Sở Y tế"}))
             .await
-            .unwrap();
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        v["agent_token"].as_str().unwrap().to_string()
     }
 }
 
@@ -412,7 +372,7 @@ async fn drill_agents_stay_out_of_the_fleet_and_an_abandoned_drill_retires_them(
         assert!(e["error"].is_string(), "{e}");
     }
     let sandboxed = h
-        .agent_with("portal", json!({"agency": "Sở Y tế", "drill_id": id}))
+        .enroll_agent_with("portal", json!({"agency": "Sở Y tế", "drill_id": id}))
         .await;
 
     let (s, fleet) = h.call("GET", "/api/v1/agents", VIEWER, None).await;
@@ -601,7 +561,7 @@ async fn ending_a_drill_retires_its_agents() {
         assert_eq!(s, StatusCode::CREATED, "{d}");
         let id = d["id"].as_str().unwrap().to_string();
         let token = h
-            .agent_with("portal", json!({"agency": "Sở Y tế", "drill_id": id}))
+            .enroll_agent_with("portal", json!({"agency": "Sở Y tế", "drill_id": id}))
             .await;
         let body = if end == "abort" {
             json!({"reason": "interrupted"})

@@ -196,3 +196,65 @@ pub async fn harness_with(adjust: impl FnOnce(AppState) -> AppState) -> Harness 
         db,
     }
 }
+
+impl Harness {
+    /// `method path` through the router, with `token` as the bearer
+    /// credential (none when `None`) and `body` as JSON; the status, headers
+    /// and body bytes of the answer.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        use axum::http::{Request, header};
+        use tower::ServiceExt as _;
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(axum::body::Body::empty, |b| {
+            axum::body::Body::from(b.to_string())
+        });
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, bytes.to_vec())
+    }
+
+    /// Enrolls an agent on `host` with a fresh enrollment token made from
+    /// `token_request` (e.g. `{"agency": ...}`); returns its credential.
+    pub async fn enroll_agent_with(&self, host: &str, token_request: serde_json::Value) -> String {
+        let (s, _, t) = self
+            .request(
+                "POST",
+                "/api/v1/enroll-tokens",
+                Some(ADMIN),
+                Some(&token_request),
+            )
+            .await;
+        let t: serde_json::Value = serde_json::from_slice(&t).unwrap_or_default();
+        assert_eq!(s, axum::http::StatusCode::OK, "{t}");
+        let token = ward_agent::wire::EnrollToken::decode(t["token"].as_str().unwrap()).unwrap();
+        let enroll =
+            serde_json::json!({"secret": token.secret, "hostname": host, "version": "0.1.0"});
+        let (s, _, v) = self
+            .request("POST", "/api/v1/agents/enroll", None, Some(&enroll))
+            .await;
+        let v: serde_json::Value = serde_json::from_slice(&v).unwrap_or_default();
+        assert_eq!(s, axum::http::StatusCode::OK, "{v}");
+        v["agent_token"].as_str().unwrap().to_string()
+    }
+}
