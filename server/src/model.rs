@@ -139,9 +139,9 @@ pub struct Campaign {
     pub drill_id: Option<String>,
     /// Its incidents (visible to the caller), oldest first.
     pub incident_ids: Vec<i64>,
-    /// Hosts it touched.
+    /// Hosts it touched, in name order.
     pub hosts: Vec<String>,
-    /// Agencies it touched.
+    /// Agencies it touched, in name order.
     pub agencies: Vec<String>,
     /// Highest severity of its incidents.
     pub severity: Severity,

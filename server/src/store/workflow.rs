@@ -506,6 +506,9 @@ impl Store {
                 c.last_seen = last;
             }
         }
+        // In name order, not in the order the agents' alerts happened to arrive.
+        c.hosts.sort();
+        c.agencies.sort();
         Ok(Some(c))
     }
 }
