@@ -31,6 +31,7 @@ pub const SILENT_AFTER_INTERVALS: i64 = 3;
 mod agencies;
 mod drills;
 mod federation;
+mod ingest;
 mod retention;
 mod security;
 mod sessions;
@@ -87,6 +88,10 @@ pub enum StoreError {
     /// Stored data is damaged.
     #[error("damaged stored data: {0}")]
     Damaged(String),
+    /// Concurrent writers kept getting in the way; the same request later
+    /// will succeed.
+    #[error("{0}")]
+    Busy(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -486,7 +491,9 @@ impl Store {
     /// incidents, in one transaction. Alerts whose id is already stored are
     /// counted as duplicates and change nothing, also when two replicas
     /// store the same alert at once: the alert's primary key decides, and
-    /// the loser's grouping is rolled back to a savepoint.
+    /// the loser's transaction is rolled back and run again (it then sees
+    /// the winner's alerts as duplicates). The batch costs a fixed number
+    /// of statements whatever its size (see `store/ingest.rs`).
     ///
     /// Rows are locked in one order (gap ids, then group keys), so
     /// concurrent batches on PostgreSQL wait for each other but never
@@ -510,17 +517,31 @@ impl Store {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "ingest transaction retried");
                 }
-                done => return done,
+                Ok(None) if attempt < INGEST_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "ingest raced another writer; retried");
+                }
+                Ok(None) => {
+                    return Err(StoreError::Busy(
+                        "the batch kept racing another coordinator storing the same alerts; \
+                         send it again"
+                            .into(),
+                    ));
+                }
+                Ok(Some(ack)) => return Ok(ack),
+                Err(e) => return Err(e),
             }
         }
     }
 
+    /// One attempt at [`Store::ingest`]; `None` when another writer stored
+    /// some of the alerts meanwhile (the attempt is rolled back).
     async fn ingest_once(
         &self,
         agent: &AgentPrincipal,
         alerts: &[(String, &Alert)],
         gaps: &[&Gap],
-    ) -> Result<IngestAck> {
+    ) -> Result<Option<IngestAck>> {
         let mut tx = self.write.begin().await?;
         let now = now();
         let mut ack = IngestAck {
@@ -528,8 +549,6 @@ impl Store {
             duplicates: 0,
             gaps_accepted: 0,
         };
-        let mut created = Vec::new();
-        let mut touched = std::collections::BTreeSet::new();
         for g in gaps {
             let done = sqlx::query(
                 "INSERT INTO gaps (id, agent_id, host, agency, reason, count, by_severity,
@@ -553,104 +572,27 @@ impl Store {
             .await?;
             ack.gaps_accepted += done.rows_affected();
         }
-        for (group_key, a) in alerts {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM alerts WHERE id = $1")
-                .bind(&a.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_some() {
-                ack.duplicates += 1;
-                continue;
-            }
-            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-            let (incident_id, alert_count, new) =
-                group_into_incident(&mut sp, agent, a, group_key, &now, self.group_window).await?;
-            if alert_count >= workflow::VOLUME_ESCALATION {
-                workflow::escalate(
-                    &mut sp,
-                    incident_id,
-                    "volume",
-                    &format!("{} alerts or more", workflow::VOLUME_ESCALATION),
-                    &now,
-                )
-                .await?;
-            }
-            let realm = a.drill_id.as_deref().unwrap_or_default();
-            if workflow::index_attackers(
-                &mut sp,
-                incident_id,
-                realm,
-                &a.host,
-                &agent.agency,
-                &a.entities,
-                &now,
-            )
-            .await?
-            {
-                workflow::escalate_for_spread(&mut sp, incident_id, &now).await?;
-            }
-            let stored = sqlx::query(
-                "INSERT INTO alerts (id, agent_id, incident_id, rule_id, title, severity, time, host,
-                     entities, evidence, tags, source, received_at, drill_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&a.id)
-            .bind(&agent.id)
-            .bind(incident_id)
-            .bind(&a.rule_id)
-            .bind(&a.title)
-            .bind(a.severity.as_str())
-            .bind(ts(a.time))
-            .bind(&a.host)
-            .bind(to_json(&a.entities))
-            .bind(to_json(&a.evidence))
-            .bind(to_json(&a.tags))
-            .bind(&a.source)
-            .bind(&now)
-            .bind(&a.drill_id)
-            .execute(&mut *sp)
-            .await?;
-            if stored.rows_affected() == 0 {
-                // Another writer stored it meanwhile: undo this grouping.
-                sp.rollback().await?;
-                ack.duplicates += 1;
-                continue;
-            }
-            for (seq, p) in a.packets.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO alert_packets (alert_id, seq, ts_ns, linktype, orig_len, data)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&a.id)
-                .bind(seq as i64)
-                .bind(p.ts_ns)
-                .bind(i64::from(p.linktype))
-                .bind(i64::from(p.wire_len()))
-                .bind(&p.data[..])
-                .execute(&mut *sp)
-                .await?;
-            }
-            sp.commit().await?;
-            touched.insert(incident_id);
-            if new {
-                created.push(incident_id);
-            }
-            ack.accepted += 1;
-        }
-        for id in created {
-            webhooks::enqueue_created(&mut tx, id, &now).await?;
-        }
-        for id in touched {
-            federation::changed(&mut tx, id, &now).await?;
-        }
+        let Some(stored) = ingest::store_alerts(
+            &mut tx,
+            self.backend,
+            agent,
+            alerts,
+            self.group_window,
+            &now,
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        ack.accepted = stored.accepted;
+        ack.duplicates = stored.duplicates;
         sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
             .bind(&now)
             .bind(&agent.id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(ack)
+        Ok(Some(ack))
     }
 
     /// Gap records, most recently detected first; of one agent when given.
@@ -1190,125 +1132,6 @@ fn is_transient(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "40P01" || c == "40001")
-}
-
-/// Adds alert `a` to the open incident of its group, or opens one, and
-/// returns the incident's id.
-///
-/// The UPDATE comes first: on PostgreSQL it locks the open incident's row
-/// until commit, so concurrent writers of one group queue behind it and
-/// each sees the others' counts. When there is none, the INSERT names the
-/// partial unique index of open incidents per group: a writer that lost
-/// the race to open it inserts nothing and updates the winner's instead.
-async fn group_into_incident(
-    conn: &mut sqlx::AnyConnection,
-    agent: &AgentPrincipal,
-    a: &Alert,
-    group_key: &str,
-    now: &str,
-    window: chrono::Duration,
-) -> Result<(i64, i64, bool)> {
-    let time = ts(a.time);
-    let window_start = ts(a.time - window);
-    // An open incident quiet for longer than the window gives its group key
-    // up (it stays open under a retired key) so a new one starts.
-    sqlx::query(
-        "UPDATE incidents SET group_key = group_key || '#' || CAST(id AS TEXT)
-         WHERE group_key = $1 AND status NOT IN ('resolved', 'false_positive') AND last_seen < $2",
-    )
-    .bind(group_key)
-    .bind(&window_start)
-    .execute(&mut *conn)
-    .await?;
-    loop {
-        let mut open = sqlx::query(
-            "UPDATE incidents SET alert_count = alert_count + 1,
-                 first_seen = CASE WHEN $1 < first_seen THEN $1 ELSE first_seen END,
-                 last_seen = CASE WHEN $1 > last_seen THEN $1 ELSE last_seen END,
-                 updated_at = $2
-             WHERE group_key = $3 AND status NOT IN ('resolved', 'false_positive')
-             RETURNING id, severity, entities, alert_count",
-        )
-        .bind(&time)
-        .bind(now)
-        .bind(group_key)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if open.is_none() {
-            // The group of an incident merged into another follows it while
-            // that one is open and within the window.
-            open = sqlx::query(
-                "UPDATE incidents SET alert_count = alert_count + 1,
-                     first_seen = CASE WHEN $1 < first_seen THEN $1 ELSE first_seen END,
-                     last_seen = CASE WHEN $1 > last_seen THEN $1 ELSE last_seen END,
-                     updated_at = $2
-                 WHERE id = (SELECT incident_id FROM incident_group_aliases WHERE group_key = $3)
-                   AND status NOT IN ('resolved', 'false_positive') AND last_seen >= $4
-                 RETURNING id, severity, entities, alert_count",
-            )
-            .bind(&time)
-            .bind(now)
-            .bind(group_key)
-            .bind(&window_start)
-            .fetch_optional(&mut *conn)
-            .await?;
-        }
-        if let Some(row) = open {
-            let id: i64 = row.get(0);
-            let stored_sev = Severity::from_str(row.get::<&str, _>(1)).unwrap_or(Severity::Low);
-            let sev = stored_sev.max(a.severity);
-            let mut entities: BTreeMap<String, String> =
-                serde_json::from_str(row.get::<&str, _>(2)).unwrap_or_default();
-            let before = entities.len();
-            for (k, v) in &a.entities {
-                entities.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-            if sev != stored_sev || entities.len() != before {
-                sqlx::query("UPDATE incidents SET severity = $1, entities = $2 WHERE id = $3")
-                    .bind(sev.as_str())
-                    .bind(to_json(&entities))
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            return Ok((id, row.get(3), false));
-        }
-        let created: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
-                 entities, tags, alert_count, first_seen, last_seen, drill, created_at, updated_at,
-                 drill_id)
-             VALUES ($1, $2, $3, 'new', $4, $5, $6, $7, $8, 1, $9, $9, $11, $10, $10, $12)
-             ON CONFLICT (group_key) WHERE status NOT IN ('resolved', 'false_positive') DO NOTHING
-             RETURNING id",
-        )
-        .bind(&a.title)
-        .bind(&a.rule_id)
-        .bind(a.severity.as_str())
-        .bind(&a.host)
-        .bind(&agent.agency)
-        .bind(group_key)
-        .bind(to_json(&a.entities))
-        .bind(to_json(&a.tags))
-        .bind(&time)
-        .bind(now)
-        .bind(i64::from(a.drill_id.is_some()))
-        .bind(&a.drill_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(id) = created {
-            sqlx::query(
-                "INSERT INTO incident_events (incident_id, at, actor, kind, detail)
-                 VALUES ($1, $2, $3, 'created', $4)",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(format!("agent:{}", agent.id))
-            .bind(format!("first alert {}", a.id))
-            .execute(&mut *conn)
-            .await?;
-            return Ok((id, 1, true));
-        }
-    }
 }
 
 fn drill_from_row(r: &AnyRow) -> Result<crate::model::DrillRecord> {

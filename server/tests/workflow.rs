@@ -746,6 +746,109 @@ async fn an_open_incident_collects_alerts_only_within_the_grouping_window() {
     );
 }
 
+/// One batch is stored as its alerts would be one by one: a group whose
+/// alerts lie further apart than the window opens a second incident, an
+/// alert twice in the batch counts once, and the groups of one batch each
+/// get their own incident with the worst severity of their alerts.
+#[tokio::test]
+async fn one_batch_groups_as_its_alerts_would_one_by_one() {
+    let h = harness_with(Some(Duration::hours(1))).await;
+    let a = h.agent("web01", "So TTTT").await;
+    let (ip, other) = ("203.0.113.9", "198.51.100.77");
+    let batch = [
+        alert("b1", "r-ssh", "web01", ip, Severity::Medium, t0()),
+        alert("b2", "r-ssh", "web01", other, Severity::Low, t0()),
+        alert(
+            "b3",
+            "r-ssh",
+            "web01",
+            ip,
+            Severity::High,
+            t0() + Duration::minutes(40),
+        ),
+        alert(
+            "b3",
+            "r-ssh",
+            "web01",
+            ip,
+            Severity::High,
+            t0() + Duration::minutes(40),
+        ),
+        alert(
+            "b4",
+            "r-ssh",
+            "web01",
+            ip,
+            Severity::Low,
+            t0() + Duration::hours(3),
+        ),
+        alert(
+            "b5",
+            "r-ssh",
+            "web01",
+            ip,
+            Severity::Low,
+            t0() + Duration::hours(3) + Duration::minutes(1),
+        ),
+    ];
+    let (s, ack) = h
+        .json(
+            "POST",
+            "/api/v1/agent/alerts",
+            &a,
+            json!({ "alerts": batch }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    assert_eq!(
+        (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
+        (Some(5), Some(1))
+    );
+    let mut shape: Vec<(String, i64, String, String)> = h
+        .incidents("")
+        .await
+        .iter()
+        .map(|i| {
+            (
+                i["entities"]["src_ip"].as_str().unwrap().to_string(),
+                i["alert_count"].as_i64().unwrap(),
+                i["severity"].as_str().unwrap().to_string(),
+                i["first_seen"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    shape.sort();
+    let at = |d: Duration| ward_server::store::ts(t0() + d);
+    assert_eq!(
+        shape,
+        vec![
+            (
+                other.to_string(),
+                1,
+                "low".to_string(),
+                at(Duration::zero())
+            ),
+            (ip.to_string(), 2, "high".to_string(), at(Duration::zero())),
+            (ip.to_string(), 2, "low".to_string(), at(Duration::hours(3))),
+        ]
+    );
+    // The same batch again changes nothing.
+    let (s, ack) = h
+        .json(
+            "POST",
+            "/api/v1/agent/alerts",
+            &a,
+            json!({ "alerts": batch }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    assert_eq!(
+        (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
+        (Some(0), Some(6))
+    );
+    assert_eq!(h.incidents("").await.len(), 3);
+}
+
 /// A receiver on loopback that answers the first `fail` requests with 500.
 struct Receiver {
     url: String,

@@ -90,6 +90,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::Unprocessable(m),
+            StoreError::Busy(m) => {
+                tracing::warn!(reason = %m, "request refused for now: the store is busy");
+                ApiError::RateLimited(1)
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use sqlx::{AnyConnection, Row};
 
+use super::ingest::{CHUNK, batch_query, list};
 use super::{Result, Store, StoreError, from_json, now, to_json, ts, webhooks, workflow};
 use crate::model::{
     Attacker, FederationStatus, ForwardAck, IncidentSnapshot, ProvinceInfo, Status,
@@ -52,21 +53,35 @@ pub(super) fn refuse_forwarded(id: i64, province: Option<&str>) -> Result<()> {
 /// for the upstream when one is configured (not drills, not incidents
 /// forwarded from below). Call in the transaction of the change.
 pub(super) async fn changed(tx: &mut AnyConnection, id: i64, now: &str) -> Result<()> {
-    sqlx::query("UPDATE incidents SET revision = revision + 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO federation_outbox (incident_id, revision, attempts, next_at, queued_at)
-         SELECT i.id, i.revision, 0, $2, $2 FROM incidents i, federation_link l
-         WHERE i.id = $1 AND l.id = 1 AND l.upstream IS NOT NULL
-           AND i.drill = 0 AND i.province IS NULL
-         ON CONFLICT (incident_id) DO UPDATE SET revision = excluded.revision",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    changed_many(tx, &[id], now).await
+}
+
+/// [`changed`] for several incidents (distinct ids), two statements per
+/// chunk of them.
+pub(super) async fn changed_many(tx: &mut AnyConnection, ids: &[i64], now: &str) -> Result<()> {
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = batch_query(format!(
+            "UPDATE incidents SET revision = revision + 1 WHERE id IN ({})",
+            list(chunk.len(), 1)
+        ));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
+        let mut q = batch_query(format!(
+            "INSERT INTO federation_outbox (incident_id, revision, attempts, next_at, queued_at)
+             SELECT i.id, i.revision, 0, $1, $1 FROM incidents i, federation_link l
+             WHERE i.id IN ({}) AND l.id = 1 AND l.upstream IS NOT NULL
+               AND i.drill = 0 AND i.province IS NULL
+             ON CONFLICT (incident_id) DO UPDATE SET revision = excluded.revision",
+            list(chunk.len(), 2)
+        ));
+        q = q.bind(now.to_string());
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
+    }
     Ok(())
 }
 

@@ -113,7 +113,24 @@ pub struct DueDelivery {
 
 /// Queues `incident.created` for incident `id` to every matching webhook.
 pub(super) async fn enqueue_created(tx: &mut AnyConnection, id: i64, now: &str) -> Result<()> {
-    enqueue(tx, id, "incident.created", None, now).await
+    enqueue_created_many(tx, &[id], now).await
+}
+
+/// Queues `incident.created` for each incident of `ids` (the subscriptions
+/// are read once).
+pub(super) async fn enqueue_created_many(
+    tx: &mut AnyConnection,
+    ids: &[i64],
+    now: &str,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let hooks = subscriptions(tx).await?;
+    for id in ids {
+        enqueue_to(tx, &hooks, *id, "incident.created", None, now).await?;
+    }
+    Ok(())
 }
 
 /// Queues `incident.status` (the incident moved to `status`, by `actor`).
@@ -124,21 +141,51 @@ pub(super) async fn enqueue_status(
     actor: &str,
     now: &str,
 ) -> Result<()> {
-    enqueue(tx, id, "incident.status", Some((status, actor)), now).await
+    let hooks = subscriptions(tx).await?;
+    enqueue_to(
+        tx,
+        &hooks,
+        id,
+        "incident.status",
+        Some((status, actor)),
+        now,
+    )
+    .await
 }
 
-async fn enqueue(
+/// A subscription as queueing needs it.
+struct Subscription {
+    id: i64,
+    min_severity: Severity,
+    events: Vec<String>,
+    drills: bool,
+}
+
+/// The subscriptions that are not disabled.
+async fn subscriptions(tx: &mut AnyConnection) -> Result<Vec<Subscription>> {
+    sqlx::query("SELECT id, min_severity, events, drills FROM webhooks WHERE disabled_at IS NULL")
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|h| {
+            Ok(Subscription {
+                id: h.get(0),
+                min_severity: Severity::from_str(h.get(1)).map_err(StoreError::Damaged)?,
+                events: from_json(h.get(2))?,
+                drills: h.get::<i64, _>(3) != 0,
+            })
+        })
+        .collect()
+}
+
+async fn enqueue_to(
     tx: &mut AnyConnection,
+    hooks: &[Subscription],
     id: i64,
     event: &str,
     change: Option<(&str, &str)>,
     now: &str,
 ) -> Result<()> {
-    let hooks = sqlx::query(
-        "SELECT id, min_severity, events, drills FROM webhooks WHERE disabled_at IS NULL",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
     if hooks.is_empty() {
         return Ok(());
     }
@@ -157,12 +204,9 @@ async fn enqueue(
     }
     let body = body.to_string();
     for h in hooks {
-        let min = Severity::from_str(h.get(1)).map_err(StoreError::Damaged)?;
-        let events: Vec<String> = from_json(h.get(2))?;
-        let drills = h.get::<i64, _>(3) != 0;
-        if incident.severity < min
-            || (incident.drill && !drills)
-            || !(events.is_empty() || events.iter().any(|e| e == event))
+        if incident.severity < h.min_severity
+            || (incident.drill && !h.drills)
+            || !(h.events.is_empty() || h.events.iter().any(|e| e == event))
         {
             continue;
         }
@@ -170,7 +214,7 @@ async fn enqueue(
             "INSERT INTO webhook_deliveries (webhook_id, event, incident_id, body, next_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $5)",
         )
-        .bind(h.get::<i64, _>(0))
+        .bind(h.id)
         .bind(event)
         .bind(id)
         .bind(&body)

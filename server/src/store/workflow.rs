@@ -8,6 +8,7 @@ use std::str::FromStr;
 use sqlx::{AnyConnection, Row};
 use ward_agent::wire::Severity;
 
+use super::ingest::{CHUNK, batch_query, list, tuples};
 use super::security::scope_param;
 use super::{
     DrillFilter, Result, Scope, Store, StoreError, from_json, incident_from_row, now,
@@ -305,7 +306,7 @@ impl Store {
             &format!("incident {id} merged in ({moved} alerts)"),
         )
         .await?;
-        escalate_for_spread(&mut tx, into, &now).await?;
+        escalate_for_spread_many(&mut tx, &[into], &now).await?;
         super::webhooks::enqueue_status(&mut tx, id, "resolved", actor, &now).await?;
         super::federation::changed(&mut tx, id, &now).await?;
         super::federation::changed(&mut tx, into, &now).await?;
@@ -724,6 +725,19 @@ pub(super) async fn index_identity(
     if added == 0 {
         return Ok(false);
     }
+    open_campaign_if_spread(tx, realm, kind, value, now).await?;
+    Ok(true)
+}
+
+/// Starts the campaign of attacker identity (`kind`, `value`) in `realm`
+/// once it is seen on a second host (at most one campaign per identity).
+pub(super) async fn open_campaign_if_spread(
+    tx: &mut AnyConnection,
+    realm: &str,
+    kind: &str,
+    value: &str,
+    now: &str,
+) -> Result<()> {
     if distinct_up_to(tx, Reach::Hosts, realm, kind, value, 2).await? >= 2 {
         let created: Option<i64> = sqlx::query_scalar(
             "INSERT INTO campaigns (realm, kind, value, created_at) VALUES ($1, $2, $3, $4)
@@ -739,78 +753,110 @@ pub(super) async fn index_identity(
             tracing::info!(campaign = c, kind, value = %value, "campaign: one attacker on several hosts");
         }
     }
-    Ok(true)
+    Ok(())
 }
 
-/// Raises incident `id`, and every open incident of its campaigns, by one
-/// level (once each) when a campaign has reached [`SPREAD_HOSTS`] hosts or
-/// [`SPREAD_AGENCIES`] agencies.
+/// Raises each incident of `ids`, and every open incident of their
+/// campaigns, by one level (once each) when a campaign has reached
+/// [`SPREAD_HOSTS`] hosts or [`SPREAD_AGENCIES`] agencies.
 ///
 /// The cost stays flat as a campaign grows: the campaign's members are
 /// raised once, when it first spreads (`campaigns.spread_at` is set then);
 /// an incident that joins a campaign that has spread is raised alone, and
 /// the hosts and agencies are counted only up to the thresholds. When two
 /// writers see a campaign spread at once, the one whose update sets
-/// `spread_at` raises the members and the other raises its own incident.
-pub(super) async fn escalate_for_spread(tx: &mut AnyConnection, id: i64, now: &str) -> Result<()> {
-    let campaigns = sqlx::query(
-        "SELECT c.id, c.realm, c.kind, c.value, c.spread_at
-         FROM campaigns c JOIN incident_attackers m
-              ON m.realm = c.realm AND m.kind = c.kind AND m.value = c.value
-         WHERE m.incident_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
-    for r in campaigns {
-        let (campaign, realm, kind, value, spread_at): (
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-        let why = format!(
-            "{kind} {value} seen on {SPREAD_HOSTS}+ hosts or in {SPREAD_AGENCIES}+ agencies (campaign {campaign})"
-        );
-        if spread_at.is_some() {
-            escalate(tx, id, "spread", &why, now).await?;
-            continue;
+/// `spread_at` raises the members and the other raises its own incidents.
+pub(super) async fn escalate_for_spread_many(
+    tx: &mut AnyConnection,
+    ids: &[i64],
+    now: &str,
+) -> Result<()> {
+    let mut raise: Vec<(i64, String)> = Vec::new();
+    // Campaign → whether it has spread, decided once per call.
+    let mut spread: BTreeMap<i64, bool> = BTreeMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = batch_query(format!(
+            "SELECT m.incident_id, c.id, c.realm, c.kind, c.value, c.spread_at
+             FROM campaigns c JOIN incident_attackers m
+                  ON m.realm = c.realm AND m.kind = c.kind AND m.value = c.value
+             WHERE m.incident_id IN ({})
+             ORDER BY c.id, m.incident_id",
+            list(chunk.len(), 1)
+        ));
+        for id in chunk {
+            q = q.bind(*id);
         }
-        let hosts = distinct_up_to(tx, Reach::Hosts, &realm, &kind, &value, SPREAD_HOSTS).await?;
-        let agencies =
-            distinct_up_to(tx, Reach::Agencies, &realm, &kind, &value, SPREAD_AGENCIES).await?;
-        if hosts < SPREAD_HOSTS && agencies < SPREAD_AGENCIES {
-            continue;
+        for r in q.fetch_all(&mut *tx).await? {
+            let (id, campaign, realm, kind, value, spread_at): (
+                i64,
+                i64,
+                String,
+                String,
+                String,
+                Option<String>,
+            ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            let why = format!(
+                "{kind} {value} seen on {SPREAD_HOSTS}+ hosts or in {SPREAD_AGENCIES}+ agencies (campaign {campaign})"
+            );
+            let has_spread = match spread.get(&campaign) {
+                Some(s) => *s,
+                None if spread_at.is_some() => true,
+                None => {
+                    let s =
+                        campaign_spreads(tx, campaign, &realm, &kind, &value, &why, now).await?;
+                    spread.insert(campaign, s);
+                    s
+                }
+            };
+            if has_spread {
+                raise.push((id, why));
+            }
         }
-        let first =
-            sqlx::query("UPDATE campaigns SET spread_at = $1 WHERE id = $2 AND spread_at IS NULL")
-                .bind(now)
-                .bind(campaign)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if !first {
-            escalate(tx, id, "spread", &why, now).await?;
-            continue;
-        }
+    }
+    escalate_many(tx, &raise, "spread", now).await
+}
+
+/// Whether the campaign not yet marked as spread has now reached the
+/// thresholds; the writer that marks it raises all its open members.
+async fn campaign_spreads(
+    tx: &mut AnyConnection,
+    campaign: i64,
+    realm: &str,
+    kind: &str,
+    value: &str,
+    why: &str,
+    now: &str,
+) -> Result<bool> {
+    let hosts = distinct_up_to(tx, Reach::Hosts, realm, kind, value, SPREAD_HOSTS).await?;
+    let agencies = distinct_up_to(tx, Reach::Agencies, realm, kind, value, SPREAD_AGENCIES).await?;
+    if hosts < SPREAD_HOSTS && agencies < SPREAD_AGENCIES {
+        return Ok(false);
+    }
+    let first =
+        sqlx::query("UPDATE campaigns SET spread_at = $1 WHERE id = $2 AND spread_at IS NULL")
+            .bind(now)
+            .bind(campaign)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if first {
         tracing::info!(campaign, kind, value = %value, "campaign spread: its incidents are raised");
         let members: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT x.incident_id FROM incident_attackers x JOIN incidents i ON i.id = x.incident_id
              WHERE x.realm = $1 AND x.kind = $2 AND x.value = $3
                AND i.status NOT IN ('resolved', 'false_positive') AND i.province IS NULL",
         )
-        .bind(&realm)
-        .bind(&kind)
-        .bind(&value)
+        .bind(realm)
+        .bind(kind)
+        .bind(value)
         .fetch_all(&mut *tx)
         .await?;
-        for m in members {
-            escalate(tx, m, "spread", &why, now).await?;
-        }
+        let members: Vec<(i64, String)> =
+            members.into_iter().map(|m| (m, why.to_string())).collect();
+        escalate_many(tx, &members, "spread", now).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// What [`distinct_up_to`] counts of one attacker.
@@ -849,51 +895,93 @@ async fn distinct_up_to(
         .await?)
 }
 
-/// Raises incident `id` one level for `reason` unless it already was for
-/// that reason; the timeline says why.
-pub(super) async fn escalate(
+/// Raises each incident of `items` (id, why) one level for `reason` unless
+/// it already was for that reason (an incident named twice counts once,
+/// with its first why); the timeline says why. A few statements for the
+/// whole list.
+pub(super) async fn escalate_many(
     tx: &mut AnyConnection,
-    id: i64,
+    items: &[(i64, String)],
     reason: &str,
-    why: &str,
     now: &str,
 ) -> Result<()> {
-    let done: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM incident_events WHERE incident_id = $1 AND kind = 'escalated' AND detail LIKE $2",
-    )
-    .bind(id)
-    .bind(format!("{reason}:%"))
-    .fetch_optional(&mut *tx)
-    .await?;
-    if done.is_some() {
-        return Ok(());
+    let mut why: BTreeMap<i64, &str> = BTreeMap::new();
+    for (id, w) in items {
+        why.entry(*id).or_insert(w.as_str());
     }
-    let sev: String = sqlx::query_scalar("SELECT severity FROM incidents WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let old = parse_severity(&sev)?;
-    let new = raised(old);
-    if new == old {
-        return Ok(());
+    let ids: Vec<i64> = why.keys().copied().collect();
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = batch_query(format!(
+            "SELECT DISTINCT incident_id FROM incident_events
+             WHERE kind = 'escalated' AND detail LIKE $1 AND incident_id IN ({})",
+            list(chunk.len(), 2)
+        ));
+        q = q.bind(format!("{reason}:%"));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        let done: BTreeSet<i64> = q
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let todo: Vec<i64> = chunk
+            .iter()
+            .copied()
+            .filter(|id| !done.contains(id))
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let mut q = batch_query(format!(
+            "SELECT id, severity FROM incidents WHERE id IN ({}) ORDER BY id",
+            list(todo.len(), 1)
+        ));
+        for id in &todo {
+            q = q.bind(*id);
+        }
+        let mut rises: Vec<(i64, Severity, Severity)> = Vec::new();
+        for r in q.fetch_all(&mut *tx).await? {
+            let old = parse_severity(r.get(1))?;
+            let new = raised(old);
+            if new != old {
+                rises.push((r.get(0), old, new));
+            }
+        }
+        if rises.is_empty() {
+            continue;
+        }
+        let mut q = batch_query(format!(
+            "WITH v(id, sev) AS (VALUES {})
+             UPDATE incidents SET severity = v.sev, updated_at = ${}
+             FROM v WHERE incidents.id = v.id",
+            tuples(rises.len(), 2, 1),
+            rises.len() * 2 + 1
+        ));
+        for (id, _, new) in &rises {
+            q = q.bind(*id).bind(new.as_str());
+        }
+        q.bind(now.to_string()).execute(&mut *tx).await?;
+        let raised_ids: Vec<i64> = rises.iter().map(|(id, _, _)| *id).collect();
+        super::federation::changed_many(tx, &raised_ids, now).await?;
+        let mut q = batch_query(format!(
+            "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES {}",
+            tuples(rises.len(), 5, 1)
+        ));
+        for (id, old, new) in &rises {
+            q = q
+                .bind(*id)
+                .bind(now.to_string())
+                .bind("ward")
+                .bind("escalated")
+                .bind(format!("{reason}: {}; {old} → {new}", why[id]));
+        }
+        q.execute(&mut *tx).await?;
+        for (id, old, new) in &rises {
+            tracing::info!(incident = id, %old, %new, reason, "incident escalated");
+        }
     }
-    sqlx::query("UPDATE incidents SET severity = $1, updated_at = $2 WHERE id = $3")
-        .bind(new.as_str())
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    super::federation::changed(tx, id, now).await?;
-    timeline(
-        tx,
-        id,
-        now,
-        "ward",
-        "escalated",
-        &format!("{reason}: {why}; {old} → {new}"),
-    )
-    .await?;
-    tracing::info!(incident = id, %old, %new, reason, "incident escalated");
     Ok(())
 }
 
