@@ -527,15 +527,20 @@ async function viewCampaign(id) {
 // ---- agents, rules, drills -------------------------------------------------
 
 async function viewAgents() {
-  show(h("h1", {}, tr("agents.title")), h("div", { id: "agents" }, tr("common.loading")));
+  // The fleet by default; a drill's sandboxed agents only when asked for.
+  const drill = new URLSearchParams(location.hash.split("?")[1] || "").get("drill") || "";
+  const pick = select("agents-drill", drill, [["", tr("agents.fleet")], ["all", tr("agents.with_drills")]]);
+  pick.addEventListener("change", () => { location.hash = "#/agents" + (pick.value ? "?drill=" + encodeURIComponent(pick.value) : ""); });
+  show(h("h1", {}, tr("agents.title")), h("div", { class: "filters" }, pick), h("div", { id: "agents" }, tr("common.loading")));
   let list;
-  try { list = await api("/agents"); } catch (e) { document.getElementById("agents").replaceChildren(unavailable(e, tr("agents.title"))); return; }
+  try { list = await api("/agents" + (drill ? "?drill=" + encodeURIComponent(drill) : "")); } catch (e) { document.getElementById("agents").replaceChildren(unavailable(e, tr("agents.title"))); return; }
   const hb = (a, k) => (a.heartbeat && a.heartbeat[k] !== undefined && a.heartbeat[k] !== null ? a.heartbeat[k] : "—");
   const drops = (a) => (a.heartbeat ? (a.heartbeat.dropped_total || 0) + (a.heartbeat.state_evicted_total || 0) : 0) + ((a.gaps && a.gaps.lost) || 0);
   document.getElementById("agents").replaceChildren(table(
     [tr("col.host"), tr("col.agency"), tr("agents.health"), tr("agents.last_seen"), tr("agents.version"), tr("agents.rules"), tr("agents.spool"), tr("agents.drops")].map((x) => h("th", {}, x)),
     list.map((a) => h("tr", { class: "agent-row" },
-      h("td", {}, a.hostname, h("div", { class: "muted mono" }, a.id)),
+      h("td", {}, a.hostname, a.drill_id ? [" ", badge("drill", tr("incident.drill"))] : null, h("div", { class: "muted mono" }, a.id),
+        a.drill_id ? h("div", { class: "muted mono agent-drill" }, a.drill_id) : null),
       h("td", {}, a.agency),
       h("td", {}, badge("health-" + (a.revoked_at ? "revoked" : a.health), a.revoked_at ? tr("health.revoked") : healthLabel(a.health))),
       h("td", {}, fmtTime(a.last_seen)),

@@ -7,7 +7,8 @@
 //! screenshots in `tests/screenshots/` (`WARD_UPDATE_SCREENSHOTS=1`
 //! rewrites them). A second test merges and splits incidents, opens a
 //! campaign of two hosts, downloads a network incident's capture and reads
-//! a drill's rendered after-action report, each checked with the CLI.
+//! a drill's rendered after-action report, and the agents page with and
+//! without the drill's agents, each checked with the CLI.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -659,6 +660,31 @@ async fn merge_split_campaign_capture_and_drill_report_in_the_browser() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The agents page lists the fleet; the drill's sandboxed agents only
+    // when asked for, marked with their drill, as the CLI lists them.
+    c.goto(&format!("{url}/#/agents")).await.unwrap();
+    wait_text(&c, "#agents", "web02").await;
+    let marked = c.find_all(Locator::Css(".agent-drill")).await.unwrap();
+    assert!(marked.is_empty(), "drill agents in the fleet view");
+    c.find(Locator::Css("#agents-drill"))
+        .await
+        .unwrap()
+        .select_by_value("all")
+        .await
+        .unwrap();
+    wait_text(&c, "#agents", &drill).await;
+    let marked = c.find_all(Locator::Css(".agent-drill")).await.unwrap();
+    let cli =
+        tokio::task::block_in_place(|| server.ward_json(&["agents", "list", "--drill", "all"]));
+    let of_drill = cli
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["drill_id"] == drill.as_str())
+        .count();
+    assert!(of_drill >= 1, "{cli}");
+    assert_eq!(marked.len(), of_drill, "{cli}");
 
     // The drill's after-action report, rendered: headings and tables, not Markdown.
     c.goto(&format!("{url}/#/drills")).await.unwrap();
