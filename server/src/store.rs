@@ -29,6 +29,7 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod agencies;
+mod commit;
 mod drills;
 mod federation;
 mod ingest;
@@ -164,6 +165,7 @@ pub struct Store {
     write: AnyPool,
     backend: Backend,
     group_window: chrono::Duration,
+    queue: commit::Queue,
 }
 
 /// How long an open incident keeps collecting its group's alerts after its
@@ -220,6 +222,7 @@ impl Store {
             write,
             backend: Backend::Sqlite,
             group_window: DEFAULT_GROUP_WINDOW,
+            queue: commit::Queue::default(),
         })
     }
 
@@ -238,6 +241,7 @@ impl Store {
             write: pool,
             backend: Backend::Postgres,
             group_window: DEFAULT_GROUP_WINDOW,
+            queue: commit::Queue::default(),
         })
     }
 
@@ -488,31 +492,54 @@ impl Store {
     // ---- alerts and incidents ---------------------------------------------
 
     /// Stores a batch of alerts from one agent and groups them into
-    /// incidents, in one transaction. Alerts whose id is already stored are
-    /// counted as duplicates and change nothing, also when two replicas
-    /// store the same alert at once: the alert's primary key decides, and
-    /// the loser's transaction is rolled back and run again (it then sees
-    /// the winner's alerts as duplicates). The batch costs a fixed number
-    /// of statements whatever its size (see `store/ingest.rs`).
+    /// incidents. Alerts whose id is already stored are counted as
+    /// duplicates and change nothing, also when two replicas store the same
+    /// alert at once: the alert's primary key decides, and the loser's
+    /// transaction is rolled back and run again (it then sees the winner's
+    /// alerts as duplicates).
     ///
-    /// Rows are locked in one order (gap ids, then group keys), so
-    /// concurrent batches on PostgreSQL wait for each other but never
-    /// deadlock; a deadlock or serialization failure reported anyway is
-    /// retried a few times.
+    /// Batches that arrive together are stored in one transaction (group
+    /// commit, `store/commit.rs`), and a transaction costs a fixed number of
+    /// statements whatever its size (`store/ingest.rs`).
     pub async fn ingest(
         &self,
         agent: &AgentPrincipal,
         alerts: &[Alert],
         gaps: &[Gap],
     ) -> Result<IngestAck> {
-        let mut gaps: Vec<&Gap> = gaps.iter().collect();
-        gaps.sort_by(|x, y| x.id.cmp(&y.id));
-        let mut alerts: Vec<(String, &Alert)> = alerts.iter().map(|a| (group_key(a), a)).collect();
+        self.ingest_queued(agent, alerts, gaps).await
+    }
+
+    /// Stores `batches` in one transaction; the answer of each.
+    ///
+    /// Rows are locked in one order (gap ids, then group keys), so
+    /// concurrent transactions on PostgreSQL wait for each other but never
+    /// deadlock; a deadlock or serialization failure reported anyway is
+    /// retried a few times.
+    async fn ingest_batches(&self, batches: &[commit::Batch<'_>]) -> Result<Vec<IngestAck>> {
+        let mut gaps: Vec<(&Gap, usize)> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(b, batch)| batch.gaps.iter().map(move |g| (g, b)))
+            .collect();
+        gaps.sort_by(|x, y| x.0.id.cmp(&y.0.id));
+        let mut items: Vec<ingest::Item> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(b, batch)| {
+                batch.alerts.iter().map(move |a| ingest::Item {
+                    key: group_key(a),
+                    alert: a,
+                    batch: b,
+                })
+            })
+            .collect();
         // Stable: alerts of one group keep their order.
-        alerts.sort_by(|x, y| x.0.cmp(&y.0));
+        items.sort_by(|x, y| x.key.cmp(&y.key));
+        let agents: Vec<&AgentPrincipal> = batches.iter().map(|b| b.agent).collect();
         let mut attempt = 0;
         loop {
-            match self.ingest_once(agent, &alerts, &gaps).await {
+            match self.ingest_once(&agents, &items, &gaps).await {
                 Err(StoreError::Db(e)) if is_transient(&e) && attempt < INGEST_RETRIES => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "ingest transaction retried");
@@ -528,28 +555,32 @@ impl Store {
                             .into(),
                     ));
                 }
-                Ok(Some(ack)) => return Ok(ack),
+                Ok(Some(acks)) => return Ok(acks),
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// One attempt at [`Store::ingest`]; `None` when another writer stored
-    /// some of the alerts meanwhile (the attempt is rolled back).
+    /// One attempt at [`Store::ingest_batches`]; `None` when another writer
+    /// stored some of the alerts meanwhile (the attempt is rolled back).
     async fn ingest_once(
         &self,
-        agent: &AgentPrincipal,
-        alerts: &[(String, &Alert)],
-        gaps: &[&Gap],
-    ) -> Result<Option<IngestAck>> {
+        agents: &[&AgentPrincipal],
+        items: &[ingest::Item<'_>],
+        gaps: &[(&Gap, usize)],
+    ) -> Result<Option<Vec<IngestAck>>> {
         let mut tx = self.write.begin().await?;
         let now = now();
-        let mut ack = IngestAck {
-            accepted: 0,
-            duplicates: 0,
-            gaps_accepted: 0,
-        };
-        for g in gaps {
+        let mut acks = vec![
+            IngestAck {
+                accepted: 0,
+                duplicates: 0,
+                gaps_accepted: 0,
+            };
+            agents.len()
+        ];
+        for (g, b) in gaps {
+            let agent = agents[*b];
             let done = sqlx::query(
                 "INSERT INTO gaps (id, agent_id, host, agency, reason, count, by_severity,
                      first_time, last_time, detected_at, received_at, detail)
@@ -570,13 +601,13 @@ impl Store {
             .bind(g.detail.as_deref())
             .execute(&mut *tx)
             .await?;
-            ack.gaps_accepted += done.rows_affected();
+            acks[*b].gaps_accepted += done.rows_affected();
         }
         let Some(stored) = ingest::store_alerts(
             &mut tx,
             self.backend,
-            agent,
-            alerts,
+            agents,
+            items,
             self.group_window,
             &now,
         )
@@ -584,15 +615,24 @@ impl Store {
         else {
             return Ok(None);
         };
-        ack.accepted = stored.accepted;
-        ack.duplicates = stored.duplicates;
-        sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = $2")
-            .bind(&now)
-            .bind(&agent.id)
-            .execute(&mut *tx)
-            .await?;
+        for (ack, s) in acks.iter_mut().zip(stored) {
+            ack.accepted = s.accepted;
+            ack.duplicates = s.duplicates;
+        }
+        let mut ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut q = ingest::batch_query(format!(
+            "UPDATE agents SET last_seen = $1 WHERE id IN ({})",
+            ingest::list(ids.len(), 2)
+        ))
+        .bind(now.clone());
+        for id in ids {
+            q = q.bind(id.to_string());
+        }
+        q.execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(Some(ack))
+        Ok(Some(acks))
     }
 
     /// Gap records, most recently detected first; of one agent when given.

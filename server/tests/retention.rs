@@ -9,32 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use ward_agent::wire::{Alert, EvidencePacket, Severity};
 use ward_server::model::Status;
-use ward_server::store::{AgentPrincipal, PruneReport, Retention, Store, TriageAction};
+use ward_server::store::{PruneReport, Retention, TriageAction};
 
 mod common;
-use common::TestDb;
-
-async fn agent(store: &Store, host: &str) -> AgentPrincipal {
-    let secret = format!("secret-{host}");
-    store
-        .add_enroll_token(
-            &secret,
-            "ops",
-            1,
-            Utc::now() + chrono::Duration::hours(1),
-            "admin",
-            None,
-        )
-        .await
-        .unwrap();
-    let id = format!("agent-{host}");
-    let agency = store
-        .enroll_agent(&secret, &id, host, "0.1.0", &format!("cred-{host}"))
-        .await
-        .unwrap()
-        .expect("enrolled");
-    AgentPrincipal { id, agency }
-}
+use common::{TestDb, store_agent as agent};
 
 fn alert(id: &str, ip: &str, frames: usize) -> Alert {
     Alert {

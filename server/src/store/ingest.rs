@@ -1,9 +1,10 @@
-//! Set-wise ingest of one agent's alert batch.
+//! Set-wise ingest of agents' alert batches (one agent's, or several
+//! stored together by the group commit in `commit.rs`).
 //!
-//! A batch costs a fixed number of statements, whatever its size: its
-//! alerts are first gathered into groups (one per group key, see
+//! A transaction costs a fixed number of statements, whatever its size:
+//! its alerts are first gathered into groups (one per group key, see
 //! `group_key` in the store), and every step is one multi-row statement
-//! over the groups or alerts of the batch: finding duplicates, retiring
+//! over the groups or alerts: finding duplicates, retiring
 //! quiet incidents, counting into open incidents, opening new ones, the
 //! attacker index and campaigns, escalations, the alert rows and their
 //! packets. Storing alert by alert took about ten statements per alert and
@@ -65,7 +66,16 @@ pub(super) fn batch_query(sql: String) -> BatchQuery {
 /// Open incidents (the ones that still take alerts).
 const OPEN: &str = "status NOT IN ('resolved', 'false_positive')";
 
-/// What a batch did.
+/// An alert to store: its group key, and which of the transaction's
+/// batches (agents) it came from.
+pub(super) struct Item<'a> {
+    pub key: String,
+    pub alert: &'a Alert,
+    pub batch: usize,
+}
+
+/// What one batch did.
+#[derive(Default, Clone, Copy)]
 pub(super) struct Stored {
     /// Alerts stored.
     pub accepted: u64,
@@ -76,7 +86,8 @@ pub(super) struct Stored {
 /// The alerts of one group key that go into one incident.
 struct Group<'a> {
     key: &'a str,
-    alerts: Vec<&'a Alert>,
+    /// The alerts, each with the batch it came from.
+    alerts: Vec<(&'a Alert, usize)>,
     /// Runs of one key are resolved in successive rounds.
     round: usize,
     tmin: DateTime<Utc>,
@@ -90,10 +101,10 @@ struct Group<'a> {
 }
 
 impl<'a> Group<'a> {
-    fn new(key: &'a str, a: &'a Alert, round: usize) -> Self {
+    fn new(key: &'a str, a: &'a Alert, batch: usize, round: usize) -> Self {
         Group {
             key,
-            alerts: vec![a],
+            alerts: vec![(a, batch)],
             round,
             tmin: a.time,
             tmax: a.time,
@@ -103,8 +114,8 @@ impl<'a> Group<'a> {
         }
     }
 
-    fn add(&mut self, a: &'a Alert) {
-        self.alerts.push(a);
+    fn add(&mut self, a: &'a Alert, batch: usize) {
+        self.alerts.push((a, batch));
         self.tmin = self.tmin.min(a.time);
         self.tmax = self.tmax.max(a.time);
         self.severity = self.severity.max(a.severity);
@@ -114,7 +125,12 @@ impl<'a> Group<'a> {
     }
 
     fn first(&self) -> &'a Alert {
-        self.alerts[0]
+        self.alerts[0].0
+    }
+
+    /// The batch of the first alert: its agent opens the incident.
+    fn first_batch(&self) -> usize {
+        self.alerts[0].1
     }
 
     fn id(&self) -> i64 {
@@ -126,46 +142,49 @@ impl<'a> Group<'a> {
 /// groups: a run of one key ends where an alert comes more than `window`
 /// after the run's latest one (alert by alert, that alert would have
 /// retired the incident and opened a new one).
-fn gather<'a>(fresh: &[(&'a str, &'a Alert)], window: chrono::Duration) -> Vec<Group<'a>> {
+fn gather<'a>(fresh: &[&'a Item<'a>], window: chrono::Duration) -> Vec<Group<'a>> {
     let mut out: Vec<Group<'a>> = Vec::new();
-    for &(key, a) in fresh {
+    for it in fresh {
+        let (key, a) = (it.key.as_str(), it.alert);
         match out.last_mut() {
-            Some(g) if g.key == key && a.time - window <= g.tmax => g.add(a),
+            Some(g) if g.key == key && a.time - window <= g.tmax => g.add(a, it.batch),
             Some(g) if g.key == key => {
                 let round = g.round + 1;
-                out.push(Group::new(key, a, round));
+                out.push(Group::new(key, a, it.batch, round));
             }
-            _ => out.push(Group::new(key, a, 0)),
+            _ => out.push(Group::new(key, a, it.batch, 0)),
         }
     }
     out
 }
 
-/// Stores `alerts` (with their group keys, sorted by key) of `agent` into
-/// incidents in `tx`. `None` when another writer stored some of them after
-/// the duplicate check: the caller rolls back and runs the batch again
-/// (the check then sees them).
+/// Stores `items` (sorted by group key, batch order within a key) of the
+/// batches of `agents` into incidents in `tx`; what each batch did. `None`
+/// when another writer stored some of them after the duplicate check: the
+/// caller rolls back and runs the transaction again (the check then sees
+/// them).
 pub(super) async fn store_alerts(
     tx: &mut AnyConnection,
     backend: Backend,
-    agent: &AgentPrincipal,
-    alerts: &[(String, &Alert)],
+    agents: &[&AgentPrincipal],
+    items: &[Item<'_>],
     window: chrono::Duration,
     now: &str,
-) -> Result<Option<Stored>> {
-    let known = stored_ids(tx, alerts).await?;
+) -> Result<Option<Vec<Stored>>> {
+    let known = stored_ids(tx, items).await?;
     let mut seen = HashSet::new();
-    let fresh: Vec<(&str, &Alert)> = alerts
-        .iter()
-        .filter(|(_, a)| !known.contains(a.id.as_str()) && seen.insert(a.id.as_str()))
-        .map(|(k, a)| (k.as_str(), *a))
-        .collect();
-    let duplicates = (alerts.len() - fresh.len()) as u64;
+    let mut stored = vec![Stored::default(); agents.len()];
+    let mut fresh: Vec<&Item> = Vec::with_capacity(items.len());
+    for it in items {
+        if !known.contains(it.alert.id.as_str()) && seen.insert(it.alert.id.as_str()) {
+            stored[it.batch].accepted += 1;
+            fresh.push(it);
+        } else {
+            stored[it.batch].duplicates += 1;
+        }
+    }
     if fresh.is_empty() {
-        return Ok(Some(Stored {
-            accepted: 0,
-            duplicates,
-        }));
+        return Ok(Some(stored));
     }
     let mut groups = gather(&fresh, window);
     let rounds = groups.iter().map(|g| g.round).max().unwrap_or(0);
@@ -173,7 +192,7 @@ pub(super) async fn store_alerts(
         let idx: Vec<usize> = (0..groups.len())
             .filter(|&i| groups[i].round == round)
             .collect();
-        resolve(tx, backend, agent, &mut groups, &idx, window, now).await?;
+        resolve(tx, backend, agents, &mut groups, &idx, window, now).await?;
     }
 
     let why = format!("{VOLUME_ESCALATION} alerts or more");
@@ -184,10 +203,10 @@ pub(super) async fn store_alerts(
         .map(|(id, _, _)| (id, why.clone()))
         .collect();
     workflow::escalate_many(tx, &volume, "volume", now).await?;
-    let spread = index_attackers(tx, agent, &groups, now).await?;
+    let spread = index_attackers(tx, agents, &groups, now).await?;
     workflow::escalate_for_spread_many(tx, &spread, now).await?;
 
-    if insert_alerts(tx, agent, &groups, now).await? < fresh.len() as u64 {
+    if insert_alerts(tx, agents, &groups, now).await? < fresh.len() as u64 {
         return Ok(None);
     }
     insert_packets(tx, &groups).await?;
@@ -201,25 +220,19 @@ pub(super) async fn store_alerts(
     webhooks::enqueue_created_many(tx, &created, now).await?;
     let touched: BTreeSet<i64> = groups.iter().map(Group::id).collect();
     federation::changed_many(tx, &touched.into_iter().collect::<Vec<_>>(), now).await?;
-    Ok(Some(Stored {
-        accepted: fresh.len() as u64,
-        duplicates,
-    }))
+    Ok(Some(stored))
 }
 
-/// The ids of `alerts` already stored.
-async fn stored_ids(
-    tx: &mut AnyConnection,
-    alerts: &[(String, &Alert)],
-) -> Result<HashSet<String>> {
+/// The ids of `items` already stored.
+async fn stored_ids(tx: &mut AnyConnection, items: &[Item<'_>]) -> Result<HashSet<String>> {
     let mut known = HashSet::new();
-    for chunk in alerts.chunks(CHUNK) {
+    for chunk in items.chunks(CHUNK) {
         let mut q = batch_query(format!(
             "SELECT id FROM alerts WHERE id IN ({})",
             list(chunk.len(), 1)
         ));
-        for (_, a) in chunk {
-            q = q.bind(a.id.clone());
+        for it in chunk {
+            q = q.bind(it.alert.id.clone());
         }
         for r in q.fetch_all(&mut *tx).await? {
             known.insert(r.get::<String, _>(0));
@@ -241,7 +254,7 @@ async fn stored_ids(
 async fn resolve(
     tx: &mut AnyConnection,
     backend: Backend,
-    agent: &AgentPrincipal,
+    agents: &[&AgentPrincipal],
     groups: &mut [Group<'_>],
     idx: &[usize],
     window: chrono::Duration,
@@ -282,7 +295,7 @@ async fn resolve(
         pending.retain(|&i| groups[i].incident.is_none());
         follow_aliases(tx, groups, &pending, &mut facts, window, now).await?;
         pending.retain(|&i| groups[i].incident.is_none());
-        open_incidents(tx, agent, groups, &pending, now).await?;
+        open_incidents(tx, agents, groups, &pending, now).await?;
         pending.retain(|&i| groups[i].incident.is_none());
     }
     // Severity and entities of the incidents that already existed.
@@ -426,7 +439,7 @@ fn stored_facts((sev, entities): &(String, String)) -> (Severity, String) {
 /// meanwhile stay unresolved.
 async fn open_incidents(
     tx: &mut AnyConnection,
-    agent: &AgentPrincipal,
+    agents: &[&AgentPrincipal],
     groups: &mut [Group<'_>],
     pending: &[usize],
     now: &str,
@@ -445,6 +458,7 @@ async fn open_incidents(
         for &i in chunk {
             let g = &groups[i];
             let a = g.first();
+            let agent = agents[g.first_batch()];
             q = q
                 .bind(a.title.clone())
                 .bind(a.rule_id.clone())
@@ -484,7 +498,7 @@ async fn open_incidents(
             q = q
                 .bind(g.id())
                 .bind(now.to_string())
-                .bind(format!("agent:{}", agent.id))
+                .bind(format!("agent:{}", agents[g.first_batch()].id))
                 .bind("created")
                 .bind(format!("first alert {}", g.first().id));
         }
@@ -519,19 +533,21 @@ async fn set_severity_and_entities(
 /// incidents that gained an identity (their spread is re-checked).
 async fn index_attackers(
     tx: &mut AnyConnection,
-    agent: &AgentPrincipal,
+    agents: &[&AgentPrincipal],
     groups: &[Group<'_>],
     now: &str,
 ) -> Result<Vec<i64>> {
-    // (incident, realm, kind, value, host)
-    let mut rows: Vec<(i64, String, &'static str, String, String)> = Vec::new();
+    // (incident, realm, kind, value, host, agency)
+    type Row<'r> = (i64, String, &'static str, String, &'r str, &'r str);
+    let mut rows: Vec<Row> = Vec::new();
     let mut seen = HashSet::new();
     for g in groups {
-        for a in &g.alerts {
+        for (a, batch) in &g.alerts {
             for (kind, value) in attacker_identities(&a.entities) {
                 if seen.insert((g.id(), kind, value.clone())) {
                     let realm = a.drill_id.clone().unwrap_or_default();
-                    rows.push((g.id(), realm, kind, value, a.host.clone()));
+                    let agency = agents[*batch].agency.as_str();
+                    rows.push((g.id(), realm, kind, value, &a.host, agency));
                 }
             }
         }
@@ -545,14 +561,14 @@ async fn index_attackers(
              RETURNING incident_id, realm, kind, value",
             tuples(chunk.len(), 6, 1)
         ));
-        for (id, realm, kind, value, host) in chunk {
+        for (id, realm, kind, value, host, agency) in chunk {
             q = q
                 .bind(*id)
                 .bind(realm.clone())
                 .bind(*kind)
                 .bind(value.clone())
-                .bind(host.clone())
-                .bind(agent.agency.clone());
+                .bind(host.to_string())
+                .bind(agency.to_string());
         }
         for r in q.fetch_all(&mut *tx).await? {
             gained.insert(r.get::<i64, _>(0));
@@ -586,13 +602,13 @@ async fn index_attackers(
 /// the batch when another writer stored some meanwhile).
 async fn insert_alerts(
     tx: &mut AnyConnection,
-    agent: &AgentPrincipal,
+    agents: &[&AgentPrincipal],
     groups: &[Group<'_>],
     now: &str,
 ) -> Result<u64> {
-    let rows: Vec<(i64, &Alert)> = groups
+    let rows: Vec<(i64, &Alert, &AgentPrincipal)> = groups
         .iter()
-        .flat_map(|g| g.alerts.iter().map(move |a| (g.id(), *a)))
+        .flat_map(|g| g.alerts.iter().map(move |(a, b)| (g.id(), *a, agents[*b])))
         .collect();
     let mut stored = 0;
     for chunk in rows.chunks(CHUNK) {
@@ -602,7 +618,7 @@ async fn insert_alerts(
              VALUES {} ON CONFLICT (id) DO NOTHING",
             tuples(chunk.len(), 14, 1)
         ));
-        for (incident, a) in chunk {
+        for (incident, a, agent) in chunk {
             q = q
                 .bind(a.id.clone())
                 .bind(agent.id.clone())
@@ -629,7 +645,7 @@ async fn insert_packets(tx: &mut AnyConnection, groups: &[Group<'_>]) -> Result<
     let rows: Vec<(&Alert, usize)> = groups
         .iter()
         .flat_map(|g| g.alerts.iter())
-        .flat_map(|a| (0..a.packets.len()).map(move |seq| (*a, seq)))
+        .flat_map(|(a, _)| (0..a.packets.len()).map(move |seq| (*a, seq)))
         .collect();
     for chunk in rows.chunks(CHUNK) {
         let mut q = batch_query(format!(
@@ -688,7 +704,15 @@ mod tests {
             alert("c", 200),
             alert("d", 10),
         );
-        let fresh = [("k", &a), ("k", &b), ("k", &c), ("k", &d), ("m", &a)];
+        let items: Vec<Item> = [("k", &a), ("k", &b), ("k", &c), ("k", &d), ("m", &a)]
+            .into_iter()
+            .map(|(key, alert)| Item {
+                key: key.into(),
+                alert,
+                batch: 0,
+            })
+            .collect();
+        let fresh: Vec<&Item> = items.iter().collect();
         let groups = gather(&fresh, chrono::Duration::seconds(100));
         let shape: Vec<(&str, usize, usize)> = groups
             .iter()

@@ -161,6 +161,29 @@ impl TestDb {
     }
 }
 
+/// An agent of agency `ops` on `host`, enrolled straight into `store`.
+pub async fn store_agent(store: &Store, host: &str) -> ward_server::store::AgentPrincipal {
+    let secret = format!("secret-{host}");
+    store
+        .add_enroll_token(
+            &secret,
+            "ops",
+            1,
+            chrono::Utc::now() + chrono::Duration::hours(1),
+            "admin",
+            None,
+        )
+        .await
+        .unwrap();
+    let id = format!("agent-{host}");
+    let agency = store
+        .enroll_agent(&secret, &id, host, "0.1.0", &format!("cred-{host}"))
+        .await
+        .unwrap()
+        .expect("enrolled");
+    ward_server::store::AgentPrincipal { id, agency }
+}
+
 /// The API over a fresh store with an admin and a viewer token.
 pub struct Harness {
     /// The application.
