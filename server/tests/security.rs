@@ -602,6 +602,29 @@ async fn oversized_batches_are_413_malformed_bodies_400_or_422() {
         .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert!(v["error"].as_str().unwrap().contains("at most 10 alerts"));
+    // Text the database cannot hold (a NUL in the title or the source) is
+    // refused with 422 and the batch's other alerts are not stored either.
+    for (field, value) in [
+        ("title", "SSH\u{0}brute force"),
+        ("source", "file:/var/log/\u{0}"),
+    ] {
+        let mut bad = alert("nul", "web01", "203.0.113.7");
+        match field {
+            "title" => bad.title = value.into(),
+            _ => bad.source = value.into(),
+        }
+        let good = alert("fine", "web01", "203.0.113.7");
+        let (s, v) = h
+            .call(
+                "POST",
+                "/api/v1/agent/alerts",
+                Some(&cred),
+                batch(&[good, bad]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{v}");
+    }
     // A body over the 16 MiB limit: 413 with JSON.
     let big = format!(
         "{{\"alerts\": [], \"pad\": \"{}\"}}",

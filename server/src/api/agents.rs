@@ -29,11 +29,24 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 const MAX_NAME: usize = 200;
+/// Most bytes of an alert's free text fields (title, source).
+const MAX_TEXT: usize = 4096;
 
 fn check_name(what: &str, s: &str) -> Result<(), ApiError> {
     if s.trim().is_empty() || s.len() > MAX_NAME || s.chars().any(char::is_control) {
         return Err(ApiError::Unprocessable(format!(
             "{what} must be 1 to {MAX_NAME} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Free text (an alert's title or source): at most [`MAX_TEXT`] bytes and no NUL,
+/// which neither store can keep.
+fn check_text(what: &str, s: &str) -> Result<(), ApiError> {
+    if s.len() > MAX_TEXT || s.contains('\0') {
+        return Err(ApiError::Unprocessable(format!(
+            "{what} must be at most {MAX_TEXT} bytes without NUL characters"
         )));
     }
     Ok(())
@@ -283,6 +296,8 @@ async fn ingest_alerts(
         }
         check_name("alert rule_id", &a.rule_id)?;
         check_name("alert host", &a.host)?;
+        check_text("alert title", &a.title)?;
+        check_text("alert source", &a.source)?;
         check_packets(a)?;
         if let Some(d) = &a.drill_id
             && !ward_agent::drill::valid_drill_id(d)
