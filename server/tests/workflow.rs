@@ -121,7 +121,8 @@ impl Harness {
         v["agent_token"].as_str().unwrap().to_string()
     }
 
-    async fn send(&self, agent: &str, alerts: &[Alert]) {
+    /// Sends a batch as `agent`; (accepted, duplicates).
+    async fn send(&self, agent: &str, alerts: &[Alert]) -> (u64, u64) {
         let (s, v) = self
             .json(
                 "POST",
@@ -131,6 +132,10 @@ impl Harness {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
+        (
+            v["accepted"].as_u64().unwrap(),
+            v["duplicates"].as_u64().unwrap(),
+        )
     }
 
     async fn incidents(&self, query: &str) -> Vec<Value> {
@@ -791,19 +796,7 @@ async fn one_batch_groups_as_its_alerts_would_one_by_one() {
             t0() + Duration::hours(3) + Duration::minutes(1),
         ),
     ];
-    let (s, ack) = h
-        .json(
-            "POST",
-            "/api/v1/agent/alerts",
-            &a,
-            json!({ "alerts": batch }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{ack}");
-    assert_eq!(
-        (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
-        (Some(5), Some(1))
-    );
+    assert_eq!(h.send(&a, &batch).await, (5, 1));
     let mut shape: Vec<(String, i64, String, String)> = h
         .incidents("")
         .await
@@ -833,19 +826,7 @@ async fn one_batch_groups_as_its_alerts_would_one_by_one() {
         ]
     );
     // The same batch again changes nothing.
-    let (s, ack) = h
-        .json(
-            "POST",
-            "/api/v1/agent/alerts",
-            &a,
-            json!({ "alerts": batch }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{ack}");
-    assert_eq!(
-        (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
-        (Some(0), Some(6))
-    );
+    assert_eq!(h.send(&a, &batch).await, (0, 6));
     assert_eq!(h.incidents("").await.len(), 3);
 }
 
