@@ -147,6 +147,29 @@ fn reports_of_a_real_incident_through_the_cli() {
     ]));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("@page { size: A4;"));
+    // The same page as PDF, printed by the headless browser, with its fonts.
+    let pdf = tmp.path().join("mau04.pdf");
+    ok(server.ward(&[
+        "report",
+        &id,
+        "--form",
+        "04",
+        "--pdf",
+        "-o",
+        pdf.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::read(&pdf).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(bytes.starts_with(b"%PDF-"), "not a PDF");
+    assert!(
+        text.contains("/Type /Page") && text.contains("/FontFile"),
+        "{} bytes",
+        bytes.len()
+    );
+    let out = server.ward(&["report", &id, "--form", "04", "--pdf"]);
+    assert_eq!(out.status.code(), Some(2), "--pdf needs a file");
+    let out = server.ward(&["report", &id, "--form", "stix", "--pdf", "-o", "x.pdf"]);
+    assert_eq!(out.status.code(), Some(1));
 
     let stix: serde_json::Value =
         serde_json::from_str(&ok(server.ward(&["report", &id, "--form", "stix"]))).unwrap();

@@ -97,8 +97,12 @@ enum Command {
         #[arg(long, value_parser = ["03", "04", "json", "stix"])]
         form: String,
         /// Forms 03/04 as a self-contained HTML page that prints on A4.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pdf")]
         html: bool,
+        /// Forms 03/04 as PDF (the printable page printed by a headless
+        /// Chromium, or the browser in WARD_CHROMIUM); needs --output.
+        #[arg(long, requires = "output")]
+        pdf: bool,
         /// Write it to a file instead of stdout.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
@@ -930,13 +934,26 @@ async fn run(cli: Cli) -> anyhow::Result<Option<ExitCode>> {
             id,
             form,
             html,
+            pdf,
             output,
         } => {
-            if html && (form == "json" || form == "stix") {
-                anyhow::bail!("--html applies to forms 03 and 04 only");
+            if (html || pdf) && (form == "json" || form == "stix") {
+                anyhow::bail!("--html and --pdf apply to forms 03 and 04 only");
             }
-            let text = api.incident_report(id, &form, html).await?;
+            let text = api.incident_report(id, &form, html || pdf).await?;
             match output {
+                Some(p) if pdf => {
+                    let page = text.clone();
+                    let out = p.clone();
+                    tokio::task::spawn_blocking(move || {
+                        ward_server::report::pdf::print_html(&page, &out)
+                    })
+                    .await??;
+                    eprintln!(
+                        "wrote the form {form} report of incident {id} as PDF to {}",
+                        p.display()
+                    );
+                }
                 Some(p) => {
                     std::fs::write(&p, &text)
                         .with_context(|| format!("cannot write {}", p.display()))?;

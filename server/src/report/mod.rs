@@ -1,5 +1,6 @@
 //! Regulatory reports and exports of one incident: forms 03 and 04 of
-//! Circular 20/2017/TT-BTTTT (Markdown or printable HTML), one JSON
+//! Circular 20/2017/TT-BTTTT (Markdown, printable HTML, or that page as
+//! PDF through a headless Chromium), one JSON
 //! document, and a STIX 2.1 bundle. Built from the incident's detail, the
 //! agency's profile and the responders' timeline; knows no HTTP and no SQL.
 //! `README.md` beside this file maps the forms' fields to their sources.
@@ -7,6 +8,7 @@
 pub mod circular20;
 pub mod doc;
 pub mod facts;
+pub mod pdf;
 pub mod stix;
 
 use chrono::{DateTime, Utc};
