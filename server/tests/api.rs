@@ -4,106 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{StatusCode, header};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use ward_agent::wire::{Alert, EnrollToken, EvidencePacket, Severity};
 
 mod common;
-use common::{Harness, VIEWER, harness};
-
-impl Harness {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Body>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-        }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body.unwrap_or_else(Body::empty)).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
-    }
-
-    /// A GET whose answer is kept as status, headers and raw bytes.
-    async fn get_raw(
-        &self,
-        path: &str,
-        token: Option<&str>,
-    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let mut req = Request::builder().method("GET").uri(path);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, headers, bytes.to_vec())
-    }
-
-    async fn json(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        self.call(method, path, token, Some(Body::from(body.to_string())))
-            .await
-    }
-
-    /// Enrolls an agent and returns its bearer credential.
-    async fn agent(&self, host: &str) -> String {
-        let (s, t) = self
-            .json(
-                "POST",
-                "/api/v1/enroll-tokens",
-                Some(&self.admin),
-                json!({"agency": "Sở TT&TT"}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{t}");
-        let token = EnrollToken::decode(t["token"].as_str().unwrap()).unwrap();
-        assert_eq!(token.url, "http://127.0.0.1:9");
-        let (s, e) = self
-            .json(
-                "POST",
-                "/api/v1/agents/enroll",
-                None,
-                json!({"secret": token.secret, "hostname": host, "version": "0.1.0"}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{e}");
-        assert_eq!(e["agency"], "Sở TT&TT");
-        e["agent_token"].as_str().unwrap().to_string()
-    }
-}
+use common::{VIEWER, harness};
 
 fn alert(id: &str, host: &str, ip: &str, minute: u32) -> Alert {
     Alert {
@@ -130,12 +37,12 @@ fn batch(alerts: &[Alert]) -> Value {
 async fn missing_or_wrong_credentials_are_401_with_json() {
     let h = harness().await;
     for token in [None, Some("nope"), Some("")] {
-        let (s, body) = h.call("GET", "/api/v1/incidents", token, None).await;
+        let (s, body) = h.answer("GET", "/api/v1/incidents", token, None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         assert!(body["error"].is_string());
     }
     let (s, _) = h
-        .json(
+        .answer_json(
             "POST",
             "/api/v1/agent/alerts",
             Some(&h.admin),
@@ -148,7 +55,7 @@ async fn missing_or_wrong_credentials_are_401_with_json() {
         "an API token is not an agent credential"
     );
     let (s, _) = h
-        .json(
+        .answer_json(
             "POST",
             "/api/v1/agent/alerts",
             Some("wardagent_unknown"),
@@ -162,7 +69,7 @@ async fn missing_or_wrong_credentials_are_401_with_json() {
 async fn viewers_cannot_triage_or_mint_tokens() {
     let h = harness().await;
     let (s, body) = h
-        .json("POST", "/api/v1/enroll-tokens", Some(VIEWER), json!({}))
+        .answer_json("POST", "/api/v1/enroll-tokens", Some(VIEWER), json!({}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(body["error"].as_str().unwrap().contains("viewer"));
@@ -172,17 +79,19 @@ async fn viewers_cannot_triage_or_mint_tokens() {
 async fn enrollment_tokens_are_one_time() {
     let h = harness().await;
     let (_, t) = h
-        .json("POST", "/api/v1/enroll-tokens", Some(&h.admin), json!({}))
+        .answer_json("POST", "/api/v1/enroll-tokens", Some(&h.admin), json!({}))
         .await;
     let secret = EnrollToken::decode(t["token"].as_str().unwrap())
         .unwrap()
         .secret;
     let req = json!({"secret": secret, "hostname": "web01", "version": "0.1.0"});
     let (s, _) = h
-        .json("POST", "/api/v1/agents/enroll", None, req.clone())
+        .answer_json("POST", "/api/v1/agents/enroll", None, req.clone())
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, body) = h.json("POST", "/api/v1/agents/enroll", None, req).await;
+    let (s, body) = h
+        .answer_json("POST", "/api/v1/agents/enroll", None, req)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(body["error"].as_str().unwrap().contains("enrollment token"));
 }
@@ -190,29 +99,30 @@ async fn enrollment_tokens_are_one_time() {
 #[tokio::test]
 async fn bad_bodies_are_4xx_with_a_json_error() {
     let h = harness().await;
-    let agent = h.agent("web01").await;
-    let cases: Vec<(Body, StatusCode)> = vec![
-        (Body::from("{not json"), StatusCode::BAD_REQUEST),
-        (Body::from(""), StatusCode::BAD_REQUEST),
+    let agent = h.enroll_agent("web01").await;
+    let cases: Vec<(Vec<u8>, StatusCode)> = vec![
+        (b"{not json".to_vec(), StatusCode::BAD_REQUEST),
+        (Vec::new(), StatusCode::BAD_REQUEST),
         (
-            Body::from(r#"{"alerts": 5}"#),
+            br#"{"alerts": 5}"#.to_vec(),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
-            Body::from(r#"{"alerts": [{"id": "x"}]}"#),
+            br#"{"alerts": [{"id": "x"}]}"#.to_vec(),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
-            Body::from(format!(
+            format!(
                 r#"{{"alerts": [], "pad": "{}"}}"#,
                 "x".repeat(17 * 1024 * 1024)
-            )),
+            )
+            .into_bytes(),
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
     ];
     for (body, want) in cases {
         let (s, v) = h
-            .call("POST", "/api/v1/agent/alerts", Some(&agent), Some(body))
+            .answer("POST", "/api/v1/agent/alerts", Some(&agent), Some(body))
             .await;
         assert_eq!(s, want, "{v}");
         assert!(v["error"].is_string(), "{v}");
@@ -220,15 +130,15 @@ async fn bad_bodies_are_4xx_with_a_json_error() {
     let mut bad = alert("", "web01", "1.2.3.4", 0);
     bad.id = String::new();
     let (s, v) = h
-        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&[bad]))
+        .answer_json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&[bad]))
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let (s, v) = h
-        .call("GET", "/api/v1/incidents/abc", Some(&h.admin), None)
+        .answer("GET", "/api/v1/incidents/abc", Some(&h.admin), None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = h
-        .call(
+        .answer(
             "GET",
             "/api/v1/incidents?status=bogus",
             Some(&h.admin),
@@ -237,29 +147,29 @@ async fn bad_bodies_are_4xx_with_a_json_error() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = h
-        .call("GET", "/api/v1/incidents/999", Some(&h.admin), None)
+        .answer("GET", "/api/v1/incidents/999", Some(&h.admin), None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-    let (s, v) = h.call("GET", "/api/v1/nope", Some(&h.admin), None).await;
+    let (s, v) = h.answer("GET", "/api/v1/nope", Some(&h.admin), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
 
 #[tokio::test]
 async fn retries_are_deduplicated_and_alerts_group_into_incidents() {
     let h = harness().await;
-    let agent = h.agent("web01").await;
+    let agent = h.enroll_agent("web01").await;
     let first = [
         alert("a1", "web01", "203.0.113.7", 0),
         alert("a2", "web01", "203.0.113.7", 3),
     ];
     let (s, ack) = h
-        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&first))
+        .answer_json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&first))
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(ack, json!({"accepted": 2, "duplicates": 0}));
     // The same batch again (an agent retrying after a lost answer).
     let (_, ack) = h
-        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&first))
+        .answer_json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&first))
         .await;
     assert_eq!(ack, json!({"accepted": 0, "duplicates": 2}));
     // Another attacker, and the first attacker on another host.
@@ -267,11 +177,11 @@ async fn retries_are_deduplicated_and_alerts_group_into_incidents() {
         alert("b1", "web01", "198.51.100.9", 1),
         alert("c1", "db01", "203.0.113.7", 2),
     ];
-    h.json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&more))
+    h.answer_json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&more))
         .await;
 
     let (_, list) = h
-        .call("GET", "/api/v1/incidents", Some(&h.admin), None)
+        .answer("GET", "/api/v1/incidents", Some(&h.admin), None)
         .await;
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 3, "{list:#?}");
@@ -294,8 +204,8 @@ async fn retries_are_deduplicated_and_alerts_group_into_incidents() {
 #[tokio::test]
 async fn triage_actions_change_status_and_fill_the_timeline() {
     let h = harness().await;
-    let agent = h.agent("web01").await;
-    h.json(
+    let agent = h.enroll_agent("web01").await;
+    h.answer_json(
         "POST",
         "/api/v1/agent/alerts",
         Some(&agent),
@@ -304,7 +214,7 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
     .await;
     let id = 1;
     let (s, d) = h
-        .json(
+        .answer_json(
             "POST",
             &format!("/api/v1/incidents/{id}/ack"),
             Some(&h.admin),
@@ -314,7 +224,7 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
     assert_eq!(s, StatusCode::OK, "{d}");
     assert_eq!(d["status"], "acknowledged");
     let (s, _) = h
-        .json(
+        .answer_json(
             "POST",
             &format!("/api/v1/incidents/{id}/ack"),
             Some(&h.admin),
@@ -322,14 +232,14 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    h.json(
+    h.answer_json(
         "POST",
         &format!("/api/v1/incidents/{id}/assign"),
         Some(&h.admin),
         json!({"assignee": "lan"}),
     )
     .await;
-    h.json(
+    h.answer_json(
         "POST",
         &format!("/api/v1/incidents/{id}/note"),
         Some(&h.admin),
@@ -337,7 +247,7 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
     )
     .await;
     let (s, _) = h
-        .json(
+        .answer_json(
             "POST",
             &format!("/api/v1/incidents/{id}/note"),
             Some(&h.admin),
@@ -346,7 +256,7 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, d) = h
-        .json(
+        .answer_json(
             "POST",
             &format!("/api/v1/incidents/{id}/resolve"),
             Some(&h.admin),
@@ -357,7 +267,7 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
     assert_eq!(d["assignee"], "lan");
 
     // A new alert of the same group opens a new incident; the old one cannot be reopened beside it.
-    h.json(
+    h.answer_json(
         "POST",
         "/api/v1/agent/alerts",
         Some(&agent),
@@ -365,11 +275,11 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
     )
     .await;
     let (_, list) = h
-        .call("GET", "/api/v1/incidents?status=new", Some(&h.admin), None)
+        .answer("GET", "/api/v1/incidents?status=new", Some(&h.admin), None)
         .await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     let (s, v) = h
-        .json(
+        .answer_json(
             "POST",
             &format!("/api/v1/incidents/{id}/reopen"),
             Some(&h.admin),
@@ -379,7 +289,7 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
 
     let (_, d) = h
-        .call(
+        .answer(
             "GET",
             &format!("/api/v1/incidents/{id}"),
             Some(&h.admin),
@@ -403,7 +313,7 @@ async fn triage_actions_change_status_and_fill_the_timeline() {
 #[tokio::test]
 async fn health_answers_without_credentials() {
     let h = harness().await;
-    let (s, v) = h.call("GET", "/healthz", None, None).await;
+    let (s, v) = h.answer("GET", "/healthz", None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["status"], "ok");
 }
@@ -455,7 +365,7 @@ fn frames(ps: &[EvidencePacket]) -> Vec<(i64, u32, Vec<u8>)> {
 #[tokio::test]
 async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
     let h = harness().await;
-    let agent = h.agent("gw01").await;
+    let agent = h.enroll_agent("gw01").await;
     let t0 = 1_795_320_000_000_000_000i64;
     let shared = packet(t0 + 2_000, 22);
     let mut a1 = alert("p1", "gw01", "203.0.113.7", 0);
@@ -469,7 +379,7 @@ async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
     ];
     let plain = alert("p3", "gw01", "198.51.100.9", 2);
     let (s, ack) = h
-        .json(
+        .answer_json(
             "POST",
             "/api/v1/agent/alerts",
             Some(&agent),
@@ -479,7 +389,9 @@ async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
     assert_eq!(s, StatusCode::OK, "{ack}");
 
     // One alert's capture is its frames in its order.
-    let (s, headers, body) = h.get_raw("/api/v1/alerts/p1/pcap", Some(&h.admin)).await;
+    let (s, headers, body) = h
+        .request("GET", "/api/v1/alerts/p1/pcap", Some(&h.admin), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         headers[header::CONTENT_TYPE],
@@ -493,7 +405,7 @@ async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
 
     // The incident's capture: every frame once, in time order; viewers may read it.
     let (_, list) = h
-        .call("GET", "/api/v1/incidents", Some(&h.admin), None)
+        .answer("GET", "/api/v1/incidents", Some(&h.admin), None)
         .await;
     let incident = list
         .as_array()
@@ -504,7 +416,12 @@ async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
         .as_i64()
         .unwrap();
     let (s, headers, body) = h
-        .get_raw(&format!("/api/v1/incidents/{incident}/pcap"), Some(VIEWER))
+        .request(
+            "GET",
+            &format!("/api/v1/incidents/{incident}/pcap"),
+            Some(VIEWER),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
@@ -523,7 +440,7 @@ async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
 
     // The incident's JSON counts each alert's packets.
     let (_, detail) = h
-        .call(
+        .answer(
             "GET",
             &format!("/api/v1/incidents/{incident}"),
             Some(&h.admin),
@@ -558,34 +475,34 @@ async fn alert_packets_download_as_a_pcap_per_alert_and_per_incident() {
         "/api/v1/alerts/p3/pcap".to_string(),
         "/api/v1/alerts/nope/pcap".to_string(),
     ] {
-        let (s, v) = h.call("GET", &path, Some(&h.admin), None).await;
+        let (s, v) = h.answer("GET", &path, Some(&h.admin), None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
         assert!(
             v["error"].as_str().is_some_and(|e| !e.is_empty()),
             "{path}: {v}"
         );
     }
-    let (s, _, _) = h.get_raw("/api/v1/alerts/p1/pcap", None).await;
+    let (s, _, _) = h.request("GET", "/api/v1/alerts/p1/pcap", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn alerts_with_bad_or_oversized_packets_are_422() {
     let h = harness().await;
-    let agent = h.agent("gw01").await;
+    let agent = h.enroll_agent("gw01").await;
     let mut a = alert("x1", "gw01", "203.0.113.7", 0);
     a.packets = vec![packet(1, 22)];
     let mut body = batch(&[a.clone()]);
     body["alerts"][0]["packets"][0]["data"] = json!("not base64!");
     let (s, v) = h
-        .json("POST", "/api/v1/agent/alerts", Some(&agent), body)
+        .answer_json("POST", "/api/v1/agent/alerts", Some(&agent), body)
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     a.packets = (0..=ward_agent::wire::MAX_ALERT_PACKETS as i64)
         .map(|i| packet(i, 22))
         .collect();
     let (s, v) = h
-        .json(
+        .answer_json(
             "POST",
             "/api/v1/agent/alerts",
             Some(&agent),
@@ -595,7 +512,7 @@ async fn alerts_with_bad_or_oversized_packets_are_422() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     a.packets = vec![packet(-5, 22)];
     let (s, v) = h
-        .json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&[a]))
+        .answer_json("POST", "/api/v1/agent/alerts", Some(&agent), batch(&[a]))
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert!(v["error"].as_str().unwrap().contains("packet"), "{v}");

@@ -5,12 +5,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{StatusCode, header};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-use ward_agent::wire::{Alert, EnrollToken, GAP_SPOOL_FULL, Gap, Severity};
+use ward_agent::wire::{Alert, GAP_SPOOL_FULL, Gap, Severity};
 use ward_server::api::MAX_BODY_BYTES;
 use ward_server::store::SILENT_AGENT_RULE;
 
@@ -24,6 +22,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 impl Harness {
+    /// `method path` with `body` bytes, gzip-encoded when the encoding says
+    /// so; answered as JSON.
     async fn call(
         &self,
         method: &str,
@@ -31,73 +31,15 @@ impl Harness {
         token: Option<&str>,
         body: Option<(Vec<u8>, Option<&str>)>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let body = match body {
-            Some((bytes, encoding)) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                if let Some(e) = encoding {
-                    req = req.header(header::CONTENT_ENCODING, e);
-                }
-                Body::from(bytes)
-            }
-            None => Body::empty(),
-        };
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn json(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        v: Value,
-    ) -> (StatusCode, Value) {
-        self.call(
-            method,
-            path,
-            token,
-            Some((v.to_string().into_bytes(), None)),
-        )
-        .await
-    }
-
-    async fn agent(&self, host: &str) -> String {
-        let (s, t) = self
-            .json(
-                "POST",
-                "/api/v1/enroll-tokens",
-                Some(ADMIN),
-                json!({"agency": "Sở TT&TT"}),
-            )
+        let (bytes, encoding) = body.map_or((None, None), |(b, e)| (Some(b), e));
+        let headers: Vec<(&str, &str)> = encoding
+            .map(|e| (header::CONTENT_ENCODING.as_str(), e))
+            .into_iter()
+            .collect();
+        let (status, _, answer) = self
+            .request_bytes(method, path, token, bytes, &headers)
             .await;
-        assert_eq!(s, StatusCode::OK, "{t}");
-        let token = EnrollToken::decode(t["token"].as_str().unwrap()).unwrap();
-        let (s, e) = self
-            .json(
-                "POST",
-                "/api/v1/agents/enroll",
-                None,
-                json!({"secret": token.secret, "hostname": host, "version": "0.1.0"}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{e}");
-        e["agent_token"].as_str().unwrap().to_string()
+        (status, serde_json::from_slice(&answer).unwrap_or_default())
     }
 }
 
@@ -121,7 +63,7 @@ fn alert(id: &str, ip: &str) -> Alert {
 #[tokio::test]
 async fn gzip_batches_are_accepted_and_the_limit_holds_on_the_decompressed_size() {
     let h = harness().await;
-    let agent = h.agent("web01").await;
+    let agent = h.enroll_agent("web01").await;
     let alerts: Vec<Alert> = (0..50)
         .map(|i| alert(&format!("a{i}"), "203.0.113.9"))
         .collect();
@@ -206,7 +148,7 @@ async fn gzip_batches_are_accepted_and_the_limit_holds_on_the_decompressed_size(
 #[tokio::test]
 async fn gaps_are_stored_once_listed_and_totalled_per_agent() {
     let h = harness().await;
-    let agent = h.agent("web01").await;
+    let agent = h.enroll_agent("web01").await;
     let mut gap = Gap::new(GAP_SPOOL_FULL, "web01", 7, 0);
     gap.by_severity = BTreeMap::from([("low".to_string(), 5), ("medium".to_string(), 2)]);
     gap.first_time = Some(Utc::now() - Duration::minutes(5));
@@ -250,7 +192,7 @@ async fn gaps_are_stored_once_listed_and_totalled_per_agent() {
     let mut bad = Gap::new(GAP_SPOOL_FULL, "web01", 1, 9);
     bad.by_severity.insert("urgent".into(), 1);
     let (s, e) = h
-        .json(
+        .answer_json(
             "POST",
             "/api/v1/agent/alerts",
             Some(&agent),
@@ -260,7 +202,7 @@ async fn gaps_are_stored_once_listed_and_totalled_per_agent() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     // Batches from older agents (no gaps field) still work.
     let (s, ack) = h
-        .json(
+        .answer_json(
             "POST",
             "/api/v1/agent/alerts",
             Some(&agent),
@@ -274,20 +216,20 @@ async fn gaps_are_stored_once_listed_and_totalled_per_agent() {
 #[tokio::test]
 async fn a_silent_agent_raises_one_incident_resolved_when_it_returns() {
     let h = harness().await;
-    let agent = h.agent("web01").await;
-    let quiet = h.agent("web02").await;
+    let agent = h.enroll_agent("web01").await;
+    let quiet = h.enroll_agent("web02").await;
     let hb = |interval: u64| {
         json!({"version": "0.1.0", "rules_version": "r1", "uptime_s": 1, "events_total": 0,
                "alerts_total": 0, "malformed_total": 0, "heartbeat_interval_s": interval,
                "spool_entries": 3, "spool_bytes": 4096, "rss_bytes": 1234567, "cpu_seconds": 0.5})
     };
     let (s, _) = h
-        .json("POST", "/api/v1/agent/heartbeat", Some(&agent), hb(10))
+        .answer_json("POST", "/api/v1/agent/heartbeat", Some(&agent), hb(10))
         .await;
     assert_eq!(s, StatusCode::OK);
     // An older agent reports no interval: never called silent.
     let (s, _) = h
-        .json("POST", "/api/v1/agent/heartbeat", Some(&quiet), hb(0))
+        .answer_json("POST", "/api/v1/agent/heartbeat", Some(&quiet), hb(0))
         .await;
     assert_eq!(s, StatusCode::OK);
 
@@ -327,7 +269,7 @@ async fn a_silent_agent_raises_one_incident_resolved_when_it_returns() {
 
     // The agent is back: the incident resolves itself, with a timeline note.
     let (s, _) = h
-        .json("POST", "/api/v1/agent/heartbeat", Some(&agent), hb(10))
+        .answer_json("POST", "/api/v1/agent/heartbeat", Some(&agent), hb(10))
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(

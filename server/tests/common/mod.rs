@@ -231,6 +231,20 @@ impl Harness {
         token: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.request_bytes(method, path, token, body, &[]).await
+    }
+
+    /// [`Harness::request`] with any body bytes (sent as JSON) and extra
+    /// headers (`Content-Encoding`, ...).
+    pub async fn request_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> (axum::http::StatusCode, axum::http::HeaderMap, Vec<u8>) {
         use axum::http::{Request, header};
         use tower::ServiceExt as _;
         let mut req = Request::builder().method(method).uri(path);
@@ -240,9 +254,10 @@ impl Harness {
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
         }
-        let body = body.map_or_else(axum::body::Body::empty, |b| {
-            axum::body::Body::from(b.to_string())
-        });
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let body = body.map_or_else(axum::body::Body::empty, axum::body::Body::from);
         let resp = self
             .app
             .clone()
@@ -255,6 +270,37 @@ impl Harness {
             .await
             .unwrap();
         (status, headers, bytes.to_vec())
+    }
+
+    /// [`Harness::request_bytes`] answered as JSON (`Null` when the answer
+    /// is not JSON).
+    pub async fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (axum::http::StatusCode, serde_json::Value) {
+        let (status, _, bytes) = self.request_bytes(method, path, token, body, &[]).await;
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    /// `method path` with a JSON `body`, answered as JSON.
+    pub async fn answer_json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (axum::http::StatusCode, serde_json::Value) {
+        self.answer(method, path, token, Some(body.to_string().into_bytes()))
+            .await
+    }
+
+    /// Enrolls an agent on `host` of agency `Sở TT&TT`; its bearer credential.
+    pub async fn enroll_agent(&self, host: &str) -> String {
+        self.enroll_agent_with(host, serde_json::json!({"agency": "Sở TT&TT"}))
+            .await
     }
 
     /// Enrolls an agent on `host` with a fresh enrollment token made from
