@@ -225,10 +225,16 @@ pub async fn serve(
         }
         None => None,
     };
-    store
+    let backlog = store
         .set_upstream(opts.upstream.as_ref().map(|u| u.base()))
         .await
         .context("recording the upstream")?;
+    if backlog > 0 {
+        tracing::info!(
+            incidents = backlog,
+            "federation: incidents the upstream has not seen yet are queued for it"
+        );
+    }
     let tls = tls_material(&opts)?;
     let listener = std::net::TcpListener::bind(opts.listen)
         .with_context(|| format!("listening on {}", opts.listen))?;

@@ -348,6 +348,48 @@ async fn incidents_reach_the_national_coordinator_with_their_province_and_status
     assert!(provinces[0]["last_forward_at"].is_string());
 }
 
+/// A province given an upstream later forwards the incidents it had
+/// before (not its drills), and a restart with the same upstream sends
+/// nothing again.
+#[tokio::test]
+async fn incidents_from_before_the_link_are_forwarded_once() {
+    let national = coordinator(free_port()).await;
+    let token = national.province("Ha Giang").await;
+    let province = coordinator(free_port()).await;
+    let agent = province.agent("web01", "So TTTT").await;
+    province
+        .send(
+            &agent,
+            &[
+                alert("b1", "ssh-brute", "web01", "203.0.113.7", t0()),
+                alert("b2", "web-sqli", "web01", "203.0.113.8", t0()),
+            ],
+        )
+        .await;
+    let mut drill = alert("bd", "ssh-brute", "web01", "198.51.100.1", t0());
+    drill.drill_id = Some("drill-2".into());
+    province.send(&agent, &[drill]).await;
+    assert_eq!(province.status().await["queued"], 0, "no upstream yet");
+
+    let up = province.forwarding_to(&national.url, &token).await;
+    assert_eq!(
+        province.status().await["queued"],
+        2,
+        "the two real incidents"
+    );
+    let sent = forward_due(&province.store, &client(), &up, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(sent, 2);
+    let got = national.incidents("").await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|i| i["province"] == "Ha Giang"));
+
+    // Started again with the same upstream: what it has is not queued again.
+    province.forwarding_to(&national.url, &token).await;
+    assert_eq!(province.status().await["queued"], 0);
+}
+
 #[tokio::test]
 async fn an_upstream_down_then_up_gets_every_incident_exactly_once() {
     let national_addr = free_port();

@@ -179,13 +179,34 @@ impl Store {
     // ---- provincial side --------------------------------------------------
 
     /// Records the upstream this coordinator forwards to (`None`: none);
-    /// changes are queued only while one is set.
-    pub async fn set_upstream(&self, url: Option<&str>) -> Result<()> {
+    /// changes are queued only while one is set. With one set, every
+    /// incident whose latest revision the upstream has not accepted yet
+    /// (those from before the link, or changed while it was off) is queued
+    /// too: the national view gets the province's whole record, not only
+    /// what happens from now on. Returns how many were queued so.
+    pub async fn set_upstream(&self, url: Option<&str>) -> Result<u64> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE federation_link SET upstream = $1 WHERE id = 1")
             .bind(url)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        let mut queued = 0;
+        if url.is_some() {
+            let now = now();
+            queued = sqlx::query(
+                "INSERT INTO federation_outbox (incident_id, revision, attempts, next_at, queued_at)
+                 SELECT i.id, i.revision, 0, $1, $1 FROM incidents i
+                 WHERE i.drill = 0 AND i.province IS NULL
+                   AND (i.forwarded_revision IS NULL OR i.forwarded_revision < i.revision)
+                 ON CONFLICT (incident_id) DO NOTHING",
+            )
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(queued)
     }
 
     /// Claims up to `limit` queued incidents due at `now`, leased until
@@ -288,6 +309,14 @@ impl Store {
                 .bind(revision)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "UPDATE incidents SET forwarded_revision = $1
+                 WHERE id = $2 AND (forwarded_revision IS NULL OR forwarded_revision < $1)",
+            )
+            .bind(revision)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE federation_outbox SET next_at = $1, attempts = 0, last_error = NULL
                  WHERE incident_id = $2",
