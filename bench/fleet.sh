@@ -11,7 +11,9 @@ AGENTS="${1:-2000}"
 RATE="${2:-20000}"
 SECS="${3:-60}"
 # WARD_BENCH_BIN: a directory with release ward-server, ward and ward-agent
-# already built (then nothing is built).
+# already built (then nothing is built). WARD_BENCH_SERVER_LOG: the server's
+# WARD_LOG filter (default warn; `warn,sqlx::query=debug` logs every statement
+# with its time).
 if [ -n "${WARD_BENCH_BIN:-}" ]; then
     BIN="$WARD_BENCH_BIN"
 else
@@ -23,7 +25,7 @@ trap 'kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DAT
 PORT=$((20000 + RANDOM % 20000))
 DB_ARGS=()
 if [ -n "${WARD_BENCH_DATABASE:-}" ]; then DB_ARGS=(--database "$WARD_BENCH_DATABASE"); fi
-WARD_LOG=warn /usr/bin/time -v -o "$DATA/server.time" \
+WARD_LOG=${WARD_BENCH_SERVER_LOG:-warn} /usr/bin/time -v -o "$DATA/server.time" \
     "$BIN/ward-server" serve --data "$DATA/srv" --listen "127.0.0.1:$PORT" "${DB_ARGS[@]}" \
     2>"$DATA/server.log" &
 SERVER=$!
