@@ -511,6 +511,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     };
     // The queue closes when every source has stopped.
     drop(push_tx);
+    // Once start-up is over, its code and heap go back to the kernel.
+    crate::memory::release_after(crate::memory::STARTUP_SETTLE);
 
     let mut decoders: HashMap<LogFormat, LineDecoder> = HashMap::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
