@@ -145,13 +145,6 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    /// Resident file-backed memory of this process (`RssFile`), in KiB.
-    fn rss_file_kib() -> Option<u64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with("RssFile:"))?;
-        line.split_ascii_whitespace().nth(1)?.parse().ok()
-    }
-
     #[test]
     fn only_read_only_mappings_of_the_executable_are_picked() {
         let exe = Path::new("/usr/bin/ward agent");
@@ -193,17 +186,20 @@ mod tests {
     }
 
     #[test]
-    fn paging_out_the_executable_lowers_resident_memory_and_code_still_runs() {
-        let before = rss_file_kib().unwrap();
+    fn the_executables_read_only_mappings_are_paged_out_and_code_still_runs() {
         let released = release_startup_memory();
+        // Its code and constant data: some of the file, never more than it
+        // (plus the last page of each mapping). How much leaves RSS depends
+        // on who else maps the file; bench/footprint.py measures that.
+        let file = std::fs::metadata("/proc/self/exe").unwrap().len();
         assert!(released.code_bytes_paged_out > 0, "{released:?}");
-        let after = rss_file_kib().unwrap();
         assert!(
-            after < before,
-            "RssFile {before} KiB before, {after} KiB after"
+            released.code_bytes_paged_out <= file + 16 * 4096,
+            "{released:?}, file {file}"
         );
         // Code paged out comes back on use.
         let v: Vec<u64> = (0..1000).map(|i| i * i).collect();
         assert_eq!(v.iter().sum::<u64>(), 332_833_500);
+        assert!(release_startup_memory().code_bytes_paged_out > 0);
     }
 }
