@@ -180,7 +180,7 @@ fn decode(sources: &YaraSources, bytes: &[u8]) -> Result<YaraRules, Miss> {
     let meta_len = u32::from_le_bytes(bytes[40..44].try_into().expect("4 bytes")) as usize;
     let rules_len = u64::from_le_bytes(bytes[44..52].try_into().expect("8 bytes"));
     let body = &bytes[HEADER_LEN..];
-    if u64::try_from(body.len()).ok() != Some(meta_len as u64 + rules_len) {
+    if (meta_len as u64).checked_add(rules_len) != u64::try_from(body.len()).ok() {
         return Err(damaged("its length does not match its header"));
     }
     if Sha256::digest(body)[..] != bytes[52..84] {
@@ -488,6 +488,8 @@ mod tests {
         wrong_magic[0] = b'X';
         let mut bad_length = original.clone();
         bad_length[44] ^= 1;
+        let mut huge_length = original.clone();
+        huge_length[44..52].copy_from_slice(&u64::MAX.to_le_bytes());
         let damages: Vec<(&str, Vec<u8>)> = vec![
             ("empty", vec![]),
             ("cut short", original[..original.len() / 2].to_vec()),
@@ -495,6 +497,7 @@ mod tests {
             ("a flipped byte", flipped),
             ("another magic", wrong_magic),
             ("a wrong length", bad_length),
+            ("a length past u64", huge_length),
             ("text", b"hello, this is not compiled YARA".to_vec()),
         ];
         for (what, bytes) in damages {
