@@ -37,6 +37,7 @@ pub mod event;
 pub mod files;
 pub mod identity;
 pub mod load;
+pub mod memory;
 pub mod pipeline;
 pub mod rates;
 pub mod replay;

@@ -136,6 +136,18 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Compile YARA rules into the state dir's compiled-rules cache. The
+    /// running agent starts this itself on a cache miss, so that its own
+    /// long-lived process never holds the compiler.
+    #[command(name = ward_agent::engine::yara::cache::COMPILE_SUBCOMMAND, hide = true)]
+    CompileYara {
+        /// The agent's state dir.
+        #[arg(long)]
+        state: PathBuf,
+        /// Rule files or directories (default: the shipped rules).
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+    },
 }
 
 mod scan;
@@ -384,6 +396,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { rules } => Ok(check(&rules)),
+        Command::CompileYara { state, rules } => {
+            use ward_agent::engine::yara::cache;
+            let origin = if rules.is_empty() {
+                cache::Origin::Shipped
+            } else {
+                cache::Origin::Paths(rules)
+            };
+            let compiled = cache::compile_into(&state, &origin)?;
+            tracing::debug!(
+                rules = compiled.count,
+                skipped = compiled.skipped.len(),
+                version = %compiled.version,
+                "YARA rules compiled into the state dir"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Drill {
             scenario,
             json,

@@ -511,6 +511,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     };
     // The queue closes when every source has stopped.
     drop(push_tx);
+    // Once start-up is over, its code and heap go back to the kernel.
+    crate::memory::release_after(crate::memory::STARTUP_SETTLE);
 
     let mut decoders: HashMap<LogFormat, LineDecoder> = HashMap::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -640,9 +642,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 }
 
 /// The YARA rules for file watching: the `yara/` part of the configured
-/// rules dir when it has one, else the shipped rules. Rules yara-x rejects
-/// are logged and left out.
+/// rules dir when it has one, else the shipped rules. They come from the
+/// compiled-rules cache in the state dir when it holds them, else a
+/// `ward-agent compile-yara` child compiles them into it, so this
+/// long-lived process never runs the compiler
+/// ([`crate::engine::yara::cache`]). Rules yara-x rejects are logged and
+/// left out.
 pub fn load_yara_rules(config: &AgentConfig) -> anyhow::Result<YaraRules> {
+    use crate::engine::yara::cache::{self, Build, Built, Miss, Origin};
     let local = config.rules.as_ref().filter(|dir| {
         dir.join("yara").is_dir()
             || walkdir::WalkDir::new(dir)
@@ -655,14 +662,29 @@ pub fn load_yara_rules(config: &AgentConfig) -> anyhow::Result<YaraRules> {
                         .is_some_and(|x| crate::engine::yara::YARA_EXTENSIONS.contains(&x))
                 })
     });
-    let rules = match local {
-        Some(dir) => YaraRules::load(std::slice::from_ref(dir)),
-        None => YaraRules::shipped(),
+    let origin = match local {
+        Some(dir) => Origin::Paths(vec![dir.clone()]),
+        None => Origin::Shipped,
+    };
+    let build = match std::env::current_exe() {
+        Ok(exe) => Build::Child(exe),
+        Err(e) => {
+            warn!(error = %e, "cannot find the agent's own executable; compiling the YARA rules in the agent");
+            Build::InProcess
+        }
+    };
+    let loaded = cache::load_or_build(&config.state_dir, &origin, &build)
+        .map_err(cache::diagnostics_error)?;
+    match (&loaded.built, &loaded.miss) {
+        (Built::Cached, _) => info!("YARA rules loaded compiled from the state dir"),
+        (_, Some(miss @ Miss::Damaged(_))) => {
+            warn!(error = %miss, built = ?loaded.built, "YARA rules compiled again")
+        }
+        (built, miss) => {
+            info!(built = ?built, reason = %miss.as_ref().map(ToString::to_string).unwrap_or_default(), "YARA rules compiled")
+        }
     }
-    .map_err(|diags| {
-        let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("the YARA rules do not load:\n{}", list.join("\n"))
-    })?;
+    let rules = loaded.rules;
     for d in &rules.skipped {
         warn!("YARA rule left out: {d}");
     }

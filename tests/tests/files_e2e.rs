@@ -2,7 +2,8 @@
 //! temp web root; a webshell dropped into its uploads dir and a defaced
 //! index page become incidents on the coordinator carrying the file's
 //! sha256, path and the matched strings; the watcher's counters reach the
-//! coordinator in heartbeats; a restart sends nothing twice.
+//! coordinator in heartbeats; a restart sends nothing twice and loads the
+//! YARA rules compiled from the state dir.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,6 +49,9 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
     )
     .unwrap();
     let mut agent = start_watching_agent(&config);
+    // The YARA rules were compiled by a `compile-yara` child into the state dir.
+    assert!(state.join("yara-rules.bin").is_file());
+    assert!(agent.stderr().contains("built=Child"), "{}", agent.stderr());
     // The clean tree raises nothing.
     std::thread::sleep(Duration::from_millis(500));
     assert!(server.incidents().is_empty());
@@ -162,6 +166,12 @@ fn a_dropped_webshell_and_a_defacement_become_incidents_with_hash_and_path() {
     let status = agent.terminate();
     assert!(status.success(), "agent exit: {status}\n{}", agent.stderr());
     let mut agent = start_watching_agent(&config);
+    // ... and the restart loads them from there without compiling.
+    let log = agent.stderr();
+    assert!(
+        log.contains("YARA rules loaded compiled from the state dir") && !log.contains("built="),
+        "{log}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(server.incidents().len(), before);
     assert_eq!(server.metric("ward_alerts_duplicate_total"), 0.0);

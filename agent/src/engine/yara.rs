@@ -34,6 +34,8 @@ use yara_x::{Compiler, IgnoredRuleReason, MetaValue, ScanError, Scanner, SourceC
 use super::pack::{Diagnostic, MAX_RULE_FILE_BYTES, read_rule_files};
 use crate::wire::Severity;
 
+pub mod cache;
+
 /// The YARA rules shipped inside the binary (`rules/yara/` at build time).
 pub static SHIPPED_YARA: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../rules/yara");
 
@@ -83,25 +85,37 @@ struct YaraSource {
     text: Vec<u8>,
 }
 
-impl YaraRules {
-    /// The rules shipped in the binary. They must all compile.
-    pub fn shipped() -> Result<YaraRules, Vec<Diagnostic>> {
-        let mut sources = Vec::new();
-        collect_embedded(&SHIPPED_YARA, &mut sources);
-        let rules = YaraRules::from_sources(sources)?;
-        if !rules.skipped.is_empty() {
-            return Err(rules.skipped);
-        }
-        Ok(rules)
+/// The rule files of a YARA rule set, read but not compiled, and their
+/// identity. Reading is cheap; compiling is what costs time and memory, so
+/// [`cache`] looks compiled rules up by [`YaraSources::digest`] first.
+pub struct YaraSources {
+    files: Vec<YaraSource>,
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for YaraSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YaraSources")
+            .field("files", &self.files.len())
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+impl YaraSources {
+    /// The rule files shipped in the binary.
+    pub fn shipped() -> YaraSources {
+        let mut files = Vec::new();
+        collect_embedded(&SHIPPED_YARA, &mut files);
+        YaraSources::new(files)
     }
 
-    /// Loads `*.yar`/`*.yara` files and directories (recursively). A
+    /// Reads `*.yar`/`*.yara` files and directories (recursively). A
     /// directory holding a `yara/` subdirectory is a pack root and only that
-    /// subdirectory is read. Rules that do not compile are skipped and listed
-    /// in [`YaraRules::skipped`]; it is an error when files cannot be read or
-    /// no rule at all compiles.
-    pub fn load(paths: &[PathBuf]) -> Result<YaraRules, Vec<Diagnostic>> {
-        let mut sources = Vec::new();
+    /// subdirectory is read. It is an error when files cannot be read or
+    /// there are none.
+    pub fn read(paths: &[PathBuf]) -> Result<YaraSources, Vec<Diagnostic>> {
+        let mut files = Vec::new();
         let mut diags = Vec::new();
         for p in paths {
             let root = if p.join("yara").is_dir() {
@@ -109,12 +123,12 @@ impl YaraRules {
             } else {
                 p.clone()
             };
-            collect_files(&root, &mut sources, &mut diags);
+            collect_files(&root, &mut files, &mut diags);
         }
         if !diags.is_empty() {
             return Err(diags);
         }
-        if sources.is_empty() {
+        if files.is_empty() {
             return Err(vec![Diagnostic {
                 file: paths
                     .iter()
@@ -127,7 +141,58 @@ impl YaraRules {
                 message: "no YARA rule files (*.yar, *.yara) found".into(),
             }]);
         }
-        YaraRules::from_sources(sources)
+        Ok(YaraSources::new(files))
+    }
+
+    fn new(mut files: Vec<YaraSource>) -> YaraSources {
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut hasher = Sha256::new();
+        for src in &files {
+            hasher.update(src.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(&src.text);
+            hasher.update([0]);
+        }
+        YaraSources {
+            files,
+            digest: hasher.finalize().into(),
+        }
+    }
+
+    /// SHA-256 of every file's name and text, in name order.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+
+    /// The rule set's version ([`YaraRules::version`]): the first 8 bytes
+    /// of [`YaraSources::digest`], hex.
+    pub fn version(&self) -> String {
+        hex::encode(&self.digest[..8])
+    }
+
+    /// Compiles the rules. Rules yara-x rejects are left out and listed in
+    /// [`YaraRules::skipped`]; it is an error when no rule compiles.
+    pub fn compile(&self) -> Result<YaraRules, Vec<Diagnostic>> {
+        YaraRules::from_sources(self)
+    }
+}
+
+impl YaraRules {
+    /// The rules shipped in the binary. They must all compile.
+    pub fn shipped() -> Result<YaraRules, Vec<Diagnostic>> {
+        let rules = YaraSources::shipped().compile()?;
+        if !rules.skipped.is_empty() {
+            return Err(rules.skipped);
+        }
+        Ok(rules)
+    }
+
+    /// Loads `*.yar`/`*.yara` files and directories (recursively), as
+    /// [`YaraSources::read`] reads them. Rules that do not compile are
+    /// skipped and listed in [`YaraRules::skipped`]; it is an error when
+    /// files cannot be read or no rule at all compiles.
+    pub fn load(paths: &[PathBuf]) -> Result<YaraRules, Vec<Diagnostic>> {
+        YaraSources::read(paths)?.compile()
     }
 
     /// Every problem with the YARA files under `paths` (empty: all compile).
@@ -138,8 +203,8 @@ impl YaraRules {
         }
     }
 
-    fn from_sources(mut sources: Vec<YaraSource>) -> Result<YaraRules, Vec<Diagnostic>> {
-        sources.sort_by(|a, b| a.name.cmp(&b.name));
+    fn from_sources(set: &YaraSources) -> Result<YaraRules, Vec<Diagnostic>> {
+        let sources = &set.files;
         let mut compiler = Compiler::new();
         compiler.colorize_errors(false);
         for m in MODULES_NOT_BUILT {
@@ -150,16 +215,11 @@ impl YaraRules {
                 .define_global(var, "")
                 .expect("external variable names are valid identifiers");
         }
-        let mut hasher = Sha256::new();
         let mut diags = Vec::new();
         // Which file each error index belongs to.
         let mut error_file: Vec<usize> = Vec::new();
         let mut ignored_before = 0;
         for (i, src) in sources.iter().enumerate() {
-            hasher.update(src.name.as_bytes());
-            hasher.update([0]);
-            hasher.update(&src.text);
-            hasher.update([0]);
             compiler.new_namespace(&src.namespace);
             let _ =
                 compiler.add_source(SourceCode::from(src.text.as_slice()).with_origin(&src.name));
@@ -228,7 +288,7 @@ impl YaraRules {
         }
         Ok(YaraRules {
             rules: Arc::new(rules),
-            version: hex::encode(&hasher.finalize()[..8]),
+            version: set.version(),
             skipped: diags,
             count,
         })
@@ -513,11 +573,12 @@ mod tests {
     use super::*;
 
     fn compile(text: &str) -> Result<YaraRules, Vec<Diagnostic>> {
-        YaraRules::from_sources(vec![YaraSource {
+        YaraSources::new(vec![YaraSource {
             name: "t.yar".into(),
             namespace: "t".into(),
             text: text.as_bytes().to_vec(),
         }])
+        .compile()
     }
 
     #[test]
