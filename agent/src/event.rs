@@ -252,8 +252,10 @@ impl rsigma_eval::Event for Event {
         for (k, _) in &self.fields {
             visit(k);
         }
+        // The field first: most events have none of them, and then the
+        // alias is never looked for.
         for (alias, field) in FIELD_ALIASES {
-            if self.get(alias).is_none() && self.get(field).is_some() {
+            if self.get(field).is_some() && self.get(alias).is_none() {
                 visit(alias);
             }
         }

@@ -91,8 +91,10 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
             continue;
         };
         let name = &l[..colon];
-        let value = String::from_utf8_lossy(&l[colon + 1..]).trim().to_string();
+        // Only the two headers rules see are copied out.
+        let value = || String::from_utf8_lossy(&l[colon + 1..]).trim().to_string();
         if name.eq_ignore_ascii_case(b"host") {
+            let value = value();
             let host = value.to_ascii_lowercase();
             let host = match host.rsplit_once(':') {
                 Some((h, port))
@@ -108,7 +110,7 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
                     .to_string(),
             );
         } else if name.eq_ignore_ascii_case(b"user-agent") {
-            r.user_agent = Some(value);
+            r.user_agent = Some(value());
         }
     }
     if !ended {

@@ -30,6 +30,7 @@ pub mod reassembly;
 pub mod tls;
 
 mod beacon;
+mod text;
 
 use std::fmt::Write as _;
 
@@ -39,6 +40,7 @@ use crate::event::{Event, EventKind, FieldValue};
 use beacon::Beacons;
 pub use flow::{EndReason, Flow, FlowConfig, FlowKey, FlowTable, RawFrame};
 pub use packet::{LinkType, Packet, PacketError, Proto};
+use text::{push_ip, push_rfc3339_micros, push_u64, u64_text};
 
 /// What a [`NetDecoder`] has seen.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -82,28 +84,6 @@ pub struct NetDecoder {
     stats: NetStats,
 }
 
-/// An address as text; IPv4 written directly (`Display` goes through the
-/// formatter's padding machinery, a measurable cost at two per event).
-fn ip_text(ip: std::net::IpAddr) -> String {
-    let std::net::IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
-    let mut s = String::with_capacity(15);
-    for (i, o) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            s.push('.');
-        }
-        if o >= 100 {
-            s.push(char::from(b'0' + o / 100));
-        }
-        if o >= 10 {
-            s.push(char::from(b'0' + o / 10 % 10));
-        }
-        s.push(char::from(b'0' + o % 10));
-    }
-    s
-}
-
 fn ts_us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -141,6 +121,8 @@ impl NetDecoder {
         self.flows.len()
     }
 
+    /// A network event named `<source>:<index>.<kind>` whose raw line
+    /// starts with `time` (the caller writes the rest of it).
     fn event(
         &self,
         time: DateTime<Utc>,
@@ -148,23 +130,53 @@ impl NetDecoder {
         kind: &str,
         event_type: &'static str,
     ) -> Event {
-        let mut e = Event::new(
-            time,
-            self.host.clone(),
-            format!("{}:{index}.{kind}", self.source),
-        );
+        let mut origin = String::with_capacity(self.source.len() + 24);
+        origin.push_str(&self.source);
+        origin.push(':');
+        push_u64(&mut origin, index);
+        origin.push('.');
+        origin.push_str(kind);
+        let mut e = Event::new(time, self.host.clone(), origin);
         e.kind = EventKind::Network;
-        e.fields.reserve(10);
+        e.fields.reserve(12);
+        e.raw.reserve(160);
+        push_rfc3339_micros(&mut e.raw, time);
         e.push_pair(("event_type".into(), FieldValue::fixed(event_type)));
         e
     }
 
+    /// Appends to the event's raw line what `write` writes, as a value
+    /// that is a slice of it.
+    fn append(e: &mut Event, write: impl FnOnce(&mut String)) -> FieldValue {
+        let start = e.raw.len();
+        write(&mut e.raw);
+        FieldValue::Raw {
+            start: start as u32,
+            end: e.raw.len() as u32,
+        }
+    }
+
+    /// Appends `text` to the raw line, returned as a slice of it.
+    fn append_str(e: &mut Event, text: &str) -> FieldValue {
+        Self::append(e, |raw| raw.push_str(text))
+    }
+
+    /// Writes `src:sport -> dst:dport` into the raw line and adds `proto`,
+    /// `src_ip`, `src_port`, `dst_ip` and `dst_port`, the last four as
+    /// slices of the line.
     fn endpoints(e: &mut Event, key: &FlowKey) {
-        e.push_pair(("proto".into(), key.proto.name().into_owned()));
-        e.push_pair(("src_ip".into(), ip_text(key.src)));
-        e.push_pair(("src_port".into(), key.src_port.to_string()));
-        e.push_pair(("dst_ip".into(), ip_text(key.dst)));
-        e.push_pair(("dst_port".into(), key.dst_port.to_string()));
+        let src = Self::append(e, |raw| push_ip(raw, key.src));
+        e.raw.push(':');
+        let sport = Self::append(e, |raw| push_u64(raw, key.src_port.into()));
+        e.raw.push_str(" -> ");
+        let dst = Self::append(e, |raw| push_ip(raw, key.dst));
+        e.raw.push(':');
+        let dport = Self::append(e, |raw| push_u64(raw, key.dst_port.into()));
+        e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
+        e.push_pair(("src_ip".into(), src));
+        e.push_pair(("src_port".into(), sport));
+        e.push_pair(("dst_ip".into(), dst));
+        e.push_pair(("dst_port".into(), dport));
     }
 
     /// Decodes one frame captured at `time`, the `index`-th of its source,
@@ -213,38 +225,44 @@ impl NetDecoder {
                 && p.tcp_flags & (packet::tcp::SYN | packet::tcp::ACK) == packet::tcp::SYN
             {
                 let mut e = self.event(time, index, "conn", "conn_attempt");
+                e.raw.push(' ');
+                e.raw.push_str(&key.proto.name());
+                e.raw.push(' ');
                 Self::endpoints(&mut e, &key);
-                e.push_pair(("tcp_flags".into(), packet::tcp::letters(p.tcp_flags)));
-                e.raw = format!(
-                    "{} {} {}:{} -> {}:{} {}",
-                    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    key.proto.name(),
-                    key.src,
-                    key.src_port,
-                    key.dst,
-                    key.dst_port,
-                    packet::tcp::letters(p.tcp_flags)
-                );
+                e.raw.push(' ');
+                let flags = Self::append_str(&mut e, packet::tcp::letters(p.tcp_flags));
+                e.push_pair(("tcp_flags".into(), flags));
                 e.packets = self.flows.frames(&key);
                 out.push(e);
             }
             if let Some(b) = self.beacons.connection(&key, now) {
                 let mut e = self.event(time, index, "beacon", "beacon");
-                Self::endpoints(&mut e, &key);
-                e.push_pair(("beacon_count".into(), b.count.to_string()));
-                e.push_pair(("beacon_interval_s".into(), format!("{:.1}", b.mean_s)));
-                e.push_pair(("beacon_jitter".into(), format!("{:.3}", b.jitter)));
-                e.raw = format!(
-                    "{} beacon {} {} -> {}:{} every {:.1}s (jitter {:.3}) x{}",
-                    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    key.proto.name(),
-                    key.src,
-                    key.dst,
-                    key.dst_port,
-                    b.mean_s,
-                    b.jitter,
-                    b.count
-                );
+                e.raw.push_str(" beacon ");
+                e.raw.push_str(&key.proto.name());
+                e.raw.push(' ');
+                let src = Self::append(&mut e, |raw| push_ip(raw, key.src));
+                e.raw.push_str(" -> ");
+                let dst = Self::append(&mut e, |raw| push_ip(raw, key.dst));
+                e.raw.push(':');
+                let dport = Self::append(&mut e, |raw| push_u64(raw, key.dst_port.into()));
+                e.raw.push_str(" every ");
+                let interval = Self::append(&mut e, |raw| {
+                    let _ = write!(raw, "{:.1}", b.mean_s);
+                });
+                e.raw.push_str("s (jitter ");
+                let jitter = Self::append(&mut e, |raw| {
+                    let _ = write!(raw, "{:.3}", b.jitter);
+                });
+                e.raw.push_str(") x");
+                let count = Self::append(&mut e, |raw| push_u64(raw, b.count as u64));
+                e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
+                e.push_pair(("src_ip".into(), src));
+                e.push_pair(("src_port".into(), u64_text(key.src_port.into())));
+                e.push_pair(("dst_ip".into(), dst));
+                e.push_pair(("dst_port".into(), dport));
+                e.push_pair(("beacon_count".into(), count));
+                e.push_pair(("beacon_interval_s".into(), interval));
+                e.push_pair(("beacon_jitter".into(), jitter));
                 e.packets = self.flows.frames(&key);
                 out.push(e);
             }
@@ -280,7 +298,6 @@ impl NetDecoder {
         frames: impl Fn() -> Option<crate::event::Frames>,
         out: &mut Vec<Event>,
     ) {
-        let stamp = || time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let dns_port = p.src_port == 53 || p.dst_port == 53;
         if dns_port && matches!(p.proto, Proto::Udp | Proto::Tcp) {
             let msg = if p.proto == Proto::Tcp {
@@ -295,30 +312,38 @@ impl NetDecoder {
                     "dns_query"
                 };
                 let mut e = self.event(time, index, "dns", kind);
-                Self::endpoints(&mut e, p);
                 let qtype = dns::qtype_name(m.qtype);
-                e.raw = format!(
-                    "{} dns {} {} {} {}:{} -> {}:{}",
-                    stamp(),
-                    if m.response { "answer" } else { "query" },
-                    qtype,
-                    m.query,
-                    p.src,
-                    p.src_port,
-                    p.dst,
-                    p.dst_port
-                );
-                let qlen = m.query.len();
-                e.push_pair(("query".into(), m.query));
-                e.push_pair(("query_type".into(), qtype.into_owned()));
-                e.push_pair(("query_length".into(), qlen.to_string()));
-                e.push_pair(("query_longest_label".into(), m.longest_label.to_string()));
+                e.raw.push_str(if m.response {
+                    " dns answer "
+                } else {
+                    " dns query "
+                });
+                let query_type = Self::append_str(&mut e, &qtype);
+                e.raw.push(' ');
+                let query = Self::append_str(&mut e, &m.query);
+                e.raw.push(' ');
+                Self::endpoints(&mut e, p);
+                e.push_pair(("query".into(), query));
+                e.push_pair(("query_type".into(), query_type));
+                e.push_pair(("query_length".into(), u64_text(m.query.len() as u64)));
+                e.push_pair((
+                    "query_longest_label".into(),
+                    u64_text(m.longest_label as u64),
+                ));
                 e.push_pair(("query_entropy".into(), format!("{:.2}", m.entropy)));
                 if m.response {
-                    e.push_pair(("dns_rcode".into(), m.rcode.to_string()));
+                    e.push_pair(("dns_rcode".into(), u64_text(m.rcode.into())));
                     if !m.answers.is_empty() {
-                        let _ = write!(e.raw, " = {}", m.answers.join(","));
-                        e.push_pair(("answers".into(), m.answers.join(",")));
+                        e.raw.push_str(" = ");
+                        let answers = Self::append(&mut e, |raw| {
+                            for (i, a) in m.answers.iter().enumerate() {
+                                if i > 0 {
+                                    raw.push(',');
+                                }
+                                raw.push_str(a);
+                            }
+                        });
+                        e.push_pair(("answers".into(), answers));
                     }
                 }
                 e.packets = frames();
@@ -331,47 +356,40 @@ impl NetDecoder {
         }
         if let Some(r) = http::parse(payload) {
             let mut e = self.event(time, index, "http", "http_request");
+            e.raw.push_str(" http ");
             Self::endpoints(&mut e, p);
-            e.raw = format!(
-                "{} http {}:{} -> {}:{} {} {} {} host={} ua={}",
-                stamp(),
-                p.src,
-                p.src_port,
-                p.dst,
-                p.dst_port,
-                r.method,
-                r.uri,
-                r.version,
-                r.host.as_deref().unwrap_or("-"),
-                r.user_agent.as_deref().unwrap_or("-")
-            );
+            e.raw.push(' ');
+            let method = Self::append_str(&mut e, &r.method);
+            e.raw.push(' ');
+            let uri = Self::append_str(&mut e, &r.uri);
+            e.raw.push(' ');
+            let version = Self::append_str(&mut e, &r.version);
+            e.raw.push_str(" host=");
+            let host = Self::append_str(&mut e, r.host.as_deref().unwrap_or("-"));
+            e.raw.push_str(" ua=");
+            let ua = Self::append_str(&mut e, r.user_agent.as_deref().unwrap_or("-"));
             e.push_pair(("uri_decoded".into(), http::percent_decode(&r.uri)));
-            e.push_pair(("http_method".into(), r.method));
-            e.push_pair(("uri".into(), r.uri));
-            e.push_pair(("http_version".into(), r.version));
-            if let Some(h) = r.host {
-                e.push_pair(("http_host".into(), h));
+            e.push_pair(("http_method".into(), method));
+            e.push_pair(("uri".into(), uri));
+            e.push_pair(("http_version".into(), version));
+            if r.host.is_some() {
+                e.push_pair(("http_host".into(), host));
             }
-            if let Some(ua) = r.user_agent {
+            if r.user_agent.is_some() {
                 e.push_pair(("user_agent".into(), ua));
             }
             e.packets = frames();
             out.push(e);
         } else if let Some(h) = tls::parse(payload) {
             let mut e = self.event(time, index, "tls", "tls_client_hello");
+            e.raw.push_str(" tls client hello ");
             Self::endpoints(&mut e, p);
-            e.raw = format!(
-                "{} tls client hello {}:{} -> {}:{} {} sni={}",
-                stamp(),
-                p.src,
-                p.src_port,
-                p.dst,
-                p.dst_port,
-                tls::version_name(h.version),
-                h.sni.as_deref().unwrap_or("-")
-            );
-            e.push_pair(("tls_version".into(), tls::version_name(h.version)));
-            if let Some(sni) = h.sni {
+            e.raw.push(' ');
+            let version = Self::append_str(&mut e, &tls::version_name(h.version));
+            e.raw.push_str(" sni=");
+            let sni = Self::append_str(&mut e, h.sni.as_deref().unwrap_or("-"));
+            e.push_pair(("tls_version".into(), version));
+            if h.sni.is_some() {
                 e.push_pair(("sni".into(), sni));
             }
             e.packets = frames();
@@ -389,36 +407,40 @@ impl NetDecoder {
                     self.application(time, index, &ends, &head, frames, out);
                 }
             }
-            let mut e = self.event(time, f.first_index, "end", "flow_end");
-            Self::endpoints(&mut e, &f.key);
+            // The line is stamped with the flow's start, the event with its end.
+            let mut e = self.event(from_us(f.first_us), f.first_index, "end", "flow_end");
+            e.time = time;
             let duration = (f.last_us - f.first_us) as f64 / 1e6;
+            e.raw.push_str(" flow ");
+            e.raw.push_str(&f.key.proto.name());
+            e.raw.push(' ');
+            Self::endpoints(&mut e, &f.key);
+            for part in [" ", f.conn_state(), " ", why.name(), " pkts "] {
+                e.raw.push_str(part);
+            }
+            push_u64(&mut e.raw, f.packets[0]);
+            e.raw.push('/');
+            push_u64(&mut e.raw, f.packets[1]);
+            e.raw.push_str(" bytes ");
+            push_u64(&mut e.raw, f.bytes[0]);
+            e.raw.push('/');
+            push_u64(&mut e.raw, f.bytes[1]);
+            e.raw.push(' ');
+            let duration_s = Self::append(&mut e, |raw| {
+                let _ = write!(raw, "{duration:.3}");
+            });
+            e.raw.push('s');
             e.push_pair(("conn_state".into(), FieldValue::fixed(f.conn_state())));
             e.push_pair(("end_reason".into(), FieldValue::fixed(why.name())));
-            e.push_pair(("packets".into(), (f.packets[0] + f.packets[1]).to_string()));
-            e.push_pair(("bytes".into(), (f.bytes[0] + f.bytes[1]).to_string()));
-            e.push_pair(("duration_s".into(), format!("{duration:.3}")));
+            e.push_pair(("packets".into(), u64_text(f.packets[0] + f.packets[1])));
+            e.push_pair(("bytes".into(), u64_text(f.bytes[0] + f.bytes[1])));
+            e.push_pair(("duration_s".into(), duration_s));
             if f.key.proto == Proto::Tcp {
                 e.push_pair((
                     "tcp_flags".into(),
-                    packet::tcp::letters(f.flags[0] | f.flags[1]),
+                    FieldValue::fixed(packet::tcp::letters(f.flags[0] | f.flags[1])),
                 ));
             }
-            e.raw = format!(
-                "{} flow {} {}:{} -> {}:{} {} {} pkts {}/{} bytes {}/{} {:.3}s",
-                from_us(f.first_us).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                f.key.proto.name(),
-                f.key.src,
-                f.key.src_port,
-                f.key.dst,
-                f.key.dst_port,
-                f.conn_state(),
-                why.name(),
-                f.packets[0],
-                f.packets[1],
-                f.bytes[0],
-                f.bytes[1],
-                duration
-            );
             e.packets = f.frames.take();
             out.push(e);
         }
@@ -444,25 +466,3 @@ impl NetDecoder {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod ip_text_tests {
-    use super::ip_text;
-    use std::net::IpAddr;
-
-    #[test]
-    fn ip_text_is_display() {
-        for a in [
-            "0.0.0.0",
-            "10.9.0.1",
-            "192.168.100.255",
-            "255.255.255.255",
-            "1.20.103.7",
-            "::1",
-            "2001:db8::5",
-        ] {
-            let ip: IpAddr = a.parse().unwrap();
-            assert_eq!(ip_text(ip), ip.to_string());
-        }
-    }
-}

@@ -36,21 +36,45 @@ pub mod tcp {
     pub const URG: u8 = 0x20;
 
     /// Flags as letters, Zeek/tcpdump style: `S`, `SA`, `FA`, `R`, ...
-    pub fn letters(flags: u8) -> String {
-        let mut s = String::with_capacity(6);
-        for (bit, c) in [
-            (SYN, 'S'),
-            (FIN, 'F'),
-            (RST, 'R'),
-            (PSH, 'P'),
-            (ACK, 'A'),
-            (URG, 'U'),
-        ] {
-            if flags & bit != 0 {
-                s.push(c);
+    /// (SYN, FIN, RST, PSH, ACK, URG in that order; the two high bits
+    /// have no letter). A static string: no allocation per event.
+    pub fn letters(flags: u8) -> &'static str {
+        LETTERS[usize::from(flags & 0x3f)]
+    }
+
+    /// [`letters`] for every combination of the six named bits.
+    const LETTERS: [&str; 64] = [
+        "", "F", "S", "SF", "R", "FR", "SR", "SFR", "P", "FP", "SP", "SFP", "RP", "FRP", "SRP",
+        "SFRP", "A", "FA", "SA", "SFA", "RA", "FRA", "SRA", "SFRA", "PA", "FPA", "SPA", "SFPA",
+        "RPA", "FRPA", "SRPA", "SFRPA", "U", "FU", "SU", "SFU", "RU", "FRU", "SRU", "SFRU", "PU",
+        "FPU", "SPU", "SFPU", "RPU", "FRPU", "SRPU", "SFRPU", "AU", "FAU", "SAU", "SFAU", "RAU",
+        "FRAU", "SRAU", "SFRAU", "PAU", "FPAU", "SPAU", "SFPAU", "RPAU", "FRPAU", "SRPAU",
+        "SFRPAU",
+    ];
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn letters_follow_the_bit_order() {
+            for flags in 0..=255u8 {
+                let mut want = String::new();
+                for (bit, c) in [
+                    (SYN, 'S'),
+                    (FIN, 'F'),
+                    (RST, 'R'),
+                    (PSH, 'P'),
+                    (ACK, 'A'),
+                    (URG, 'U'),
+                ] {
+                    if flags & bit != 0 {
+                        want.push(c);
+                    }
+                }
+                assert_eq!(letters(flags), want, "flags {flags:#x}");
             }
         }
-        s
     }
 }
 
