@@ -99,10 +99,10 @@ pub struct Gate {
     /// Field names rules ask about.
     slots: Vec<String>,
     sets: Vec<NeedleSet>,
-    /// Per event kind ([`kind_index`]): the conditions of the rules that
-    /// can apply to it; `None` when one of them is `true` (every event of
-    /// that kind goes to the engine).
-    by_kind: [Option<Vec<Cond>>; 4],
+    /// Per event kind ([`kind_index`]): the rules that can apply to it (by
+    /// their index in the list the gate was built from, ascending), each
+    /// with its necessary condition.
+    by_kind: [Vec<(usize, Cond)>; 4],
 }
 
 fn kind_index(kind: EventKind) -> usize {
@@ -341,17 +341,12 @@ impl Gate {
         ]
         .map(|kind| {
             let ls = logsource_of(kind);
-            let mut out = Vec::new();
-            for (c, rule_ls) in &conds {
-                if !applies(rule_ls, ls) {
-                    continue;
-                }
-                if *c == Cond::True {
-                    return None;
-                }
-                out.push(c.clone());
-            }
-            Some(out)
+            conds
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, rule_ls))| applies(rule_ls, ls))
+                .map(|(i, (c, _))| (i, c.clone()))
+                .collect()
         });
         Gate {
             slots: b.slots,
@@ -367,14 +362,18 @@ impl Gate {
         }
     }
 
-    /// Whether some rule could match `event`. `false` is a promise: no
-    /// rule of the pack matches it.
-    pub fn may_match(&self, event: &Event, scratch: &mut Scratch) -> bool {
-        let Some(conds) = &self.by_kind[kind_index(event.kind)] else {
-            return true;
-        };
+    /// The rules that could match `event` (indexes into the rule list the
+    /// gate was built from, ascending), written to `out`. A rule left out
+    /// is a promise: it does not match the event, and its logsource does
+    /// not apply to the event's kind or its necessary condition fails.
+    pub fn candidates(&self, event: &Event, scratch: &mut Scratch, out: &mut Vec<usize>) {
+        out.clear();
         scratch.field.fill(UNKNOWN);
-        conds.iter().any(|c| self.holds(c, event, scratch))
+        for (rule, c) in &self.by_kind[kind_index(event.kind)] {
+            if self.holds(c, event, scratch) {
+                out.push(*rule);
+            }
+        }
     }
 
     fn holds(&self, c: &Cond, event: &Event, scratch: &mut Scratch) -> bool {
@@ -427,8 +426,15 @@ mod tests {
         Gate::new(&rules(yaml), |_| None)
     }
 
+    /// Whether some rule could match `e`.
+    fn may_match(g: &Gate, e: &Event) -> bool {
+        let mut out = Vec::new();
+        g.candidates(e, &mut g.scratch(), &mut out);
+        !out.is_empty()
+    }
+
     fn may(g: &Gate, fields: &[(&'static str, &str)]) -> bool {
-        g.may_match(&event(EventKind::Unknown, fields), &mut g.scratch())
+        may_match(g, &event(EventKind::Unknown, fields))
     }
 
     #[test]
@@ -529,8 +535,60 @@ detection:
             _ => None,
         });
         let e = event(EventKind::Syslog, &[("sc-status", "404")]);
-        assert!(!g.may_match(&e, &mut g.scratch()));
+        assert!(!may_match(&g, &e));
         let e = event(EventKind::WebAccess, &[("sc-status", "404")]);
-        assert!(g.may_match(&e, &mut g.scratch()));
+        assert!(may_match(&g, &e));
+    }
+
+    #[test]
+    fn candidates_are_the_rules_that_could_match_in_order() {
+        let yaml = r#"
+title: a
+logsource: {product: linux}
+detection:
+    sel: {program: sshd}
+    condition: sel
+---
+title: b
+logsource: {category: webserver}
+detection:
+    sel: {sc-status: '404'}
+    condition: sel
+---
+title: c
+logsource: {product: linux}
+detection:
+    sel: {c-uri|re: 'x'}
+    condition: not sel
+---
+title: d
+logsource: {product: linux}
+detection:
+    sel: {program: [sudo, sshd]}
+    condition: sel
+"#;
+        let syslog = LogSource {
+            product: Some("linux".into()),
+            category: Some("ward-syslog".into()),
+            ..Default::default()
+        };
+        let g = Gate::new(&rules(yaml), |k| match k {
+            EventKind::Syslog => Some(&syslog),
+            _ => None,
+        });
+        let mut out = Vec::new();
+        let e = event(
+            EventKind::Syslog,
+            &[("program", "sshd"), ("sc-status", "404")],
+        );
+        g.candidates(&e, &mut g.scratch(), &mut out);
+        assert_eq!(out, [0, 2, 3]);
+        let e = event(EventKind::Syslog, &[("program", "cron")]);
+        g.candidates(&e, &mut g.scratch(), &mut out);
+        assert_eq!(out, [2]);
+        // No logsource known: every rule applies.
+        let e = event(EventKind::Unknown, &[("sc-status", "404")]);
+        g.candidates(&e, &mut g.scratch(), &mut out);
+        assert_eq!(out, [1, 2]);
     }
 }

@@ -51,10 +51,12 @@ pub struct SigmaDetector {
     /// The literal prefilter: events no rule can match skip the engine.
     gate: Gate,
     gate_scratch: Scratch,
+    /// The gate's candidate rules for the event being judged (reused).
+    candidates: Vec<usize>,
     rules: usize,
     /// Ids of rules that only feed correlations (`generate: false`): their
     /// matches are not alerts.
-    building_blocks: HashSet<String>,
+    building_blocks: HashSet<String, Hasher>,
     /// The pack's indicator lists, looked up before each event is judged.
     iocs: IocSet,
     /// Raw lines of recent building-block matches by origin, so a
@@ -68,10 +70,13 @@ pub struct SigmaDetector {
     state_evicted: u64,
 }
 
+/// A fast keyed hash for the per-match lookups (origins, rule ids).
+type Hasher = foldhash::fast::RandomState;
+
 /// Origins → raw records, the oldest forgotten past a fixed count.
 #[derive(Default)]
 struct EvidenceCache {
-    lines: HashMap<String, String>,
+    lines: HashMap<String, String, Hasher>,
     order: VecDeque<String>,
 }
 
@@ -165,6 +170,15 @@ impl SigmaDetector {
             .flat_map(|corr| corr.rules.iter().cloned())
             .collect();
         engine.add_collection(&all)?;
+        // The gate names rules by their place in `all.rules`, which is
+        // their place in the engine.
+        let compiled = engine.engine().rules().len();
+        if compiled != all.rules.len() {
+            return Err(rsigma_eval::EvalError::Ir(format!(
+                "the engine holds {compiled} rules for the pack's {}",
+                all.rules.len()
+            )));
+        }
         let gate = Gate::new(&all.rules, logsource_of);
         let gate_scratch = gate.scratch();
         let building_blocks = pack
@@ -183,6 +197,7 @@ impl SigmaDetector {
             engine,
             gate,
             gate_scratch,
+            candidates: Vec::new(),
             rules: pack.rule_count(),
             building_blocks,
             evidence: EvidenceCache::default(),
@@ -352,17 +367,24 @@ impl Detector for SigmaDetector {
         let event = enriched.as_ref().unwrap_or(event);
         let ts = event.time.timestamp();
         self.enforce_state_cap(ts);
-        // No rule matches: no detection, so nothing for correlation either.
-        if !self.gate.may_match(event, &mut self.gate_scratch) {
+        // Only the rules the gate lets through are evaluated, in the
+        // engine's order (as its own candidate pass would, which the gate
+        // replaces: it keeps every rule that could match and whose
+        // logsource applies).
+        self.gate
+            .candidates(event, &mut self.gate_scratch, &mut self.candidates);
+        let rules = self.engine.engine().rules();
+        let detections: Vec<EvaluationResult> = self
+            .candidates
+            .iter()
+            .filter_map(|&i| rsigma_eval::evaluate_rule(&rules[i], event))
+            .collect();
+        // No detection: nothing for correlation either (the state cap was
+        // enforced above, so the engine would not evict here).
+        if detections.is_empty() {
             return Vec::new();
         }
-        let results = match logsource_of(event.kind) {
-            Some(ls) => {
-                let detections = self.engine.engine().evaluate_pruned(event, ls);
-                self.engine.process_with_detections(event, detections, ts)
-            }
-            None => self.engine.process_event_at(event, ts),
-        };
+        let results = self.engine.process_with_detections(event, detections, ts);
         let mut alerts = Vec::new();
         let mut correlations = Vec::new();
         for r in results {
