@@ -149,49 +149,52 @@ impl AccessParser {
 
     /// Decodes one line; `None` when it is not an access-log line.
     pub fn decode(&self, line: &str, host: &str, origin: String) -> Option<Event> {
-        self.decode_within(line, line, host, origin)
+        let mut e = Event::new(DateTime::UNIX_EPOCH, host, origin);
+        self.decode_into(line, line, &mut e).then_some(e)
     }
 
-    /// Decodes `line`, a slice of `record` (a whole syslog line around an
-    /// access-log message), keeping `record` as the event's raw record and
-    /// the fields as slices of it.
-    pub fn decode_within(
-        &self,
-        record: &str,
-        line: &str,
-        host: &str,
-        origin: String,
-    ) -> Option<Event> {
-        let p = split_parts(line)?;
-        let time = parse_time(p.time)?;
-        let mut e = Event::new(time, host, origin);
+    /// Decodes `line`, a slice of `record` (the line itself, or a whole
+    /// syslog line around an access-log message), into `event`: its record
+    /// becomes `record`, its fields slices of it, its kind web access (host
+    /// and origin are kept). `false`, the event untouched, when `line` is
+    /// not an access-log line.
+    pub fn decode_into(&self, record: &str, line: &str, e: &mut Event) -> bool {
+        let Some(p) = split_parts(line) else {
+            return false;
+        };
+        let Some(time) = parse_time(p.time) else {
+            return false;
+        };
+        e.time = time;
         e.kind = crate::event::EventKind::WebAccess;
-        e.raw = record.to_string();
+        e.raw.clear();
+        e.raw.push_str(record);
+        e.fields.clear();
         e.fields.reserve(16);
         let push = |e: &mut Event, name: &'static str, part: &str| {
             e.push_slice(name, record, 0, part);
         };
         if let Some(v) = p.vhost {
-            push(&mut e, "cs-host", v);
+            push(e, "cs-host", v);
         }
-        push(&mut e, "c-ip", p.ip);
+        push(e, "c-ip", p.ip);
         if p.user != "-" {
-            push(&mut e, "cs-username", p.user);
+            push(e, "cs-username", p.user);
         }
-        push(&mut e, "request", p.request);
+        push(e, "request", p.request);
         let mut parts = p.request.splitn(3, ' ');
         if let (Some(method), Some(target)) = (parts.next(), parts.next())
             && !method.is_empty()
             && method.bytes().all(|b| b.is_ascii_uppercase())
         {
-            push(&mut e, "cs-method", method);
-            push(&mut e, "c-uri", target);
+            push(e, "cs-method", method);
+            push(e, "c-uri", target);
             match target.split_once('?') {
                 Some((stem, query)) => {
-                    push(&mut e, "cs-uri-stem", stem);
-                    push(&mut e, "cs-uri-query", query);
+                    push(e, "cs-uri-stem", stem);
+                    push(e, "cs-uri-query", query);
                 }
-                None => push(&mut e, "cs-uri-stem", target),
+                None => push(e, "cs-uri-stem", target),
             }
             if let Some(ext) = target
                 .split(['?', '#'])
@@ -204,26 +207,26 @@ impl AccessParser {
                 if ext.bytes().any(|b| b.is_ascii_uppercase()) {
                     e.push("c-uri-extension", ext.to_ascii_lowercase());
                 } else {
-                    push(&mut e, "c-uri-extension", ext);
+                    push(e, "c-uri-extension", ext);
                 }
             }
             if let Some(v) = parts.next() {
-                push(&mut e, "cs-version", v);
+                push(e, "cs-version", v);
             }
         }
         if p.status != "-" {
-            push(&mut e, "sc-status", p.status);
+            push(e, "sc-status", p.status);
         }
         if p.bytes != "-" {
-            push(&mut e, "sc-bytes", p.bytes);
+            push(e, "sc-bytes", p.bytes);
         }
         if let Some(r) = p.referer.filter(|r| *r != "-") {
-            push(&mut e, "cs-referer", r);
+            push(e, "cs-referer", r);
         }
         if let Some(ua) = p.ua.filter(|u| *u != "-") {
-            push(&mut e, "c-useragent", ua);
+            push(e, "c-useragent", ua);
         }
-        Some(e)
+        true
     }
 }
 
