@@ -21,13 +21,17 @@ use rsigma_parser::{
 
 use crate::event::{Event, EventKind};
 
-/// A necessary condition of a rule, over the atoms of [`Gate`].
+/// A necessary condition of a rule, over the atoms of [`Gate`]. Where
+/// the rule says exactly what an atom tests (see [`NeedleSet::exact`]),
+/// and the tree holds no `True` standing for something unknown, the
+/// condition is also sufficient: the rule matches when it holds.
 #[derive(Debug, Clone, PartialEq)]
 enum Cond {
+    /// Not known: the engine decides.
     True,
     /// The field (slot) is present.
     Present(usize),
-    /// The field (slot) contains a literal of the set.
+    /// The field (slot) matches a literal of the set.
     Any {
         slot: usize,
         set: usize,
@@ -36,6 +40,26 @@ enum Cond {
     Keyword(usize),
     And(Vec<Cond>),
     Or(Vec<Cond>),
+}
+
+/// What the gate knows of a rule and an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The rule does not match.
+    No,
+    /// The rule may match: the engine decides.
+    Maybe,
+    /// The rule matches (its whole detection was decided by the gate).
+    Yes,
+}
+
+/// How a set's literals are compared with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    Contains,
+    Equals,
+    StartsWith,
+    EndsWith,
 }
 
 /// Sets with more literals than this get an automaton; fewer are compared
@@ -51,12 +75,19 @@ const ABSENT: u32 = u32::MAX - 1;
 #[derive(Debug)]
 struct NeedleSet {
     needles: Vec<String>,
+    compare: Compare,
+    /// The set is exactly the rule's test for ASCII values: its literals
+    /// are the rule's whole values (no wildcards), ASCII, compared as the
+    /// rule compares them, case-insensitively (as the engine does for
+    /// ASCII text, which it lower-cases before comparing).
+    exact: bool,
     automaton: Option<AhoCorasick>,
 }
 
 impl NeedleSet {
-    fn new(needles: Vec<String>) -> Self {
-        let automaton = if needles.len() > AUTOMATON_MIN_NEEDLES {
+    fn new(needles: Vec<String>, compare: Compare, exact: bool) -> Self {
+        let exact = exact && needles.iter().all(|n| n.is_ascii());
+        let automaton = if compare == Compare::Contains && needles.len() > AUTOMATON_MIN_NEEDLES {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostFirst)
                 .ascii_case_insensitive(true)
@@ -66,22 +97,53 @@ impl NeedleSet {
         } else {
             None
         };
-        NeedleSet { needles, automaton }
+        NeedleSet {
+            needles,
+            compare,
+            exact,
+            automaton,
+        }
     }
 
-    /// Whether ASCII-case-insensitively one of the literals occurs in
-    /// `value`; assumed so for text that is not ASCII (which could match
-    /// only after Unicode case folding).
+    /// Whether ASCII-case-insensitively one of the literals matches
+    /// `value` (occurs in it, equals it, starts or ends it); assumed so for
+    /// text that is not ASCII (which could match only after Unicode case
+    /// folding).
     fn matches(&self, value: &str) -> bool {
         if !value.is_ascii() {
             return true;
         }
-        match &self.automaton {
-            Some(ac) => ac.is_match(value),
-            None => self.needles.iter().any(|n| {
-                let (v, n) = (value.as_bytes(), n.as_bytes());
+        let v = value.as_bytes();
+        match (&self.automaton, self.compare) {
+            (Some(ac), _) => ac.is_match(value),
+            (None, Compare::Contains) => self.needles.iter().any(|n| {
+                let n = n.as_bytes();
                 n.len() <= v.len() && v.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
             }),
+            (None, Compare::Equals) => self
+                .needles
+                .iter()
+                .any(|n| v.eq_ignore_ascii_case(n.as_bytes())),
+            (None, Compare::StartsWith) => self.needles.iter().any(|n| {
+                let n = n.as_bytes();
+                v.get(..n.len()).is_some_and(|p| p.eq_ignore_ascii_case(n))
+            }),
+            (None, Compare::EndsWith) => self.needles.iter().any(|n| {
+                let n = n.as_bytes();
+                v.len() >= n.len() && v[v.len() - n.len()..].eq_ignore_ascii_case(n)
+            }),
+        }
+    }
+
+    /// [`NeedleSet::matches`] as a verdict on the atom: certain for an
+    /// exact set and an ASCII value.
+    fn verdict(&self, value: &str) -> Verdict {
+        if !self.matches(value) {
+            Verdict::No
+        } else if self.exact && value.is_ascii() {
+            Verdict::Yes
+        } else {
+            Verdict::Maybe
         }
     }
 }
@@ -130,7 +192,13 @@ fn applies(rule: &LogSource, event: Option<&LogSource>) -> bool {
 }
 
 fn and(mut parts: Vec<Cond>) -> Cond {
+    // Unknown parts cannot make the AND fail, but they keep it from being
+    // certain: one `True` stays (last, so the known parts are tried first).
+    let unknown = parts.contains(&Cond::True);
     parts.retain(|c| *c != Cond::True);
+    if unknown && !parts.is_empty() {
+        parts.push(Cond::True);
+    }
     match parts.len() {
         0 => Cond::True,
         1 => parts.pop().unwrap_or(Cond::True),
@@ -188,14 +256,16 @@ impl Builder {
         self.slots.len() - 1
     }
 
-    fn set(&mut self, needles: Vec<String>) -> usize {
-        self.sets.push(NeedleSet::new(needles));
+    fn set(&mut self, needles: Vec<String>, compare: Compare, exact: bool) -> usize {
+        self.sets.push(NeedleSet::new(needles, compare, exact));
         self.sets.len() - 1
     }
 
     fn keywords(&mut self, values: &[SigmaValue]) -> Cond {
         match keyword_literals(values) {
-            Some(needles) if !needles.is_empty() => Cond::Keyword(self.set(needles)),
+            Some(needles) if !needles.is_empty() => {
+                Cond::Keyword(self.set(needles, Compare::Contains, false))
+            }
             _ => Cond::True,
         }
     }
@@ -226,9 +296,11 @@ impl Builder {
                 quantifier,
                 pattern,
             } => {
-                if matches!(quantifier, rsigma_parser::Quantifier::Count(0)) {
-                    return Cond::True;
-                }
+                let one = match quantifier {
+                    rsigma_parser::Quantifier::Count(0) => return Cond::True,
+                    rsigma_parser::Quantifier::Any | rsigma_parser::Quantifier::Count(1) => true,
+                    _ => false,
+                };
                 // The parser's own selection of names, as the engine uses it.
                 let mut names: Vec<&String> = named
                     .keys()
@@ -239,7 +311,12 @@ impl Builder {
                     .into_iter()
                     .map(|n| self.detection(&named[n]))
                     .collect();
-                or(parts)
+                if one {
+                    or(parts)
+                } else {
+                    // One is needed, not enough.
+                    and(vec![or(parts), Cond::True])
+                }
             }
         }
     }
@@ -266,12 +343,29 @@ impl Builder {
         }
         let mut substring = true;
         let mut all = false;
+        let mut compare = Compare::Equals;
+        // Whether the set built below is exactly the item's test.
+        let mut exact = true;
         for m in &item.field.modifiers {
+            let place = match m {
+                Modifier::Contains => Some(Compare::Contains),
+                Modifier::StartsWith => Some(Compare::StartsWith),
+                Modifier::EndsWith => Some(Compare::EndsWith),
+                _ => None,
+            };
+            if let Some(place) = place {
+                if compare != Compare::Equals {
+                    // Two of them: contains covers both.
+                    exact = false;
+                    compare = Compare::Contains;
+                } else {
+                    compare = place;
+                }
+                continue;
+            }
             match m {
-                Modifier::Contains
-                | Modifier::StartsWith
-                | Modifier::EndsWith
-                | Modifier::Cased => {}
+                // Case-sensitive: the case-insensitive test covers it.
+                Modifier::Cased => exact = false,
                 Modifier::All => all = true,
                 // Missing fields may satisfy these.
                 Modifier::Neq => return Cond::True,
@@ -294,10 +388,19 @@ impl Builder {
                 // Null or empty: a missing field may match.
                 SigmaValue::Null => return Cond::True,
                 SigmaValue::String(s) if s.original.is_empty() => return Cond::True,
-                SigmaValue::String(s) if substring => match literal(s) {
-                    Some(n) => needles.push(n),
-                    // Only wildcards: any value.
-                    None => present = true,
+                SigmaValue::String(s) if substring => match s.parts.as_slice() {
+                    // The whole value, compared as the rule says.
+                    [StringPart::Plain(t)] if !t.is_empty() => needles.push(t.to_lowercase()),
+                    // Wildcards: the longest literal run must occur somewhere.
+                    _ => match literal(s) {
+                        Some(n) => {
+                            needles.push(n);
+                            compare = Compare::Contains;
+                            exact = false;
+                        }
+                        // Only wildcards: any value.
+                        None => present = true,
+                    },
                 },
                 _ => present = true,
             }
@@ -308,7 +411,7 @@ impl Builder {
                 .into_iter()
                 .map(|n| Cond::Any {
                     slot,
-                    set: self.set(vec![n]),
+                    set: self.set(vec![n], compare, exact),
                 })
                 .collect();
             return and(parts);
@@ -318,7 +421,7 @@ impl Builder {
         }
         Cond::Any {
             slot,
-            set: self.set(needles),
+            set: self.set(needles, compare, exact),
         }
     }
 }
@@ -363,30 +466,66 @@ impl Gate {
     }
 
     /// The rules that could match `event` (indexes into the rule list the
-    /// gate was built from, ascending), written to `out`. A rule left out
-    /// is a promise: it does not match the event, and its logsource does
-    /// not apply to the event's kind or its necessary condition fails.
-    pub fn candidates(&self, event: &Event, scratch: &mut Scratch, out: &mut Vec<usize>) {
+    /// gate was built from, ascending), each with [`Verdict::Maybe`] or
+    /// [`Verdict::Yes`], written to `out`. A rule left out is a promise: it
+    /// does not match the event (its logsource does not apply to the
+    /// event's kind, or its necessary condition fails).
+    pub fn candidates(
+        &self,
+        event: &Event,
+        scratch: &mut Scratch,
+        out: &mut Vec<(usize, Verdict)>,
+    ) {
         out.clear();
         scratch.field.fill(UNKNOWN);
         for (rule, c) in &self.by_kind[kind_index(event.kind)] {
-            if self.holds(c, event, scratch) {
-                out.push(*rule);
+            let v = self.verdict(c, event, scratch);
+            if v != Verdict::No {
+                out.push((*rule, v));
             }
         }
     }
 
-    fn holds(&self, c: &Cond, event: &Event, scratch: &mut Scratch) -> bool {
+    fn verdict(&self, c: &Cond, event: &Event, scratch: &mut Scratch) -> Verdict {
         match c {
-            Cond::True => true,
-            Cond::Present(slot) => self.field(*slot, event, scratch).is_some(),
-            Cond::Any { slot, set } => match self.field(*slot, event, scratch) {
-                Some(i) => self.sets[*set].matches(event.text(&event.fields[i].1)),
-                None => false,
+            Cond::True => Verdict::Maybe,
+            Cond::Present(slot) => match self.field(*slot, event, scratch) {
+                Some(_) => Verdict::Maybe,
+                None => Verdict::No,
             },
-            Cond::Keyword(set) => event.values().any(|v| self.sets[*set].matches(v)),
-            Cond::And(xs) => xs.iter().all(|x| self.holds(x, event, scratch)),
-            Cond::Or(xs) => xs.iter().any(|x| self.holds(x, event, scratch)),
+            Cond::Any { slot, set } => match self.field(*slot, event, scratch) {
+                Some(i) => self.sets[*set].verdict(event.text(&event.fields[i].1)),
+                None => Verdict::No,
+            },
+            Cond::Keyword(set) => {
+                if event.values().any(|v| self.sets[*set].matches(v)) {
+                    Verdict::Maybe
+                } else {
+                    Verdict::No
+                }
+            }
+            Cond::And(xs) => {
+                let mut all = Verdict::Yes;
+                for x in xs {
+                    match self.verdict(x, event, scratch) {
+                        Verdict::No => return Verdict::No,
+                        Verdict::Maybe => all = Verdict::Maybe,
+                        Verdict::Yes => {}
+                    }
+                }
+                all
+            }
+            Cond::Or(xs) => {
+                let mut any = Verdict::No;
+                for x in xs {
+                    match self.verdict(x, event, scratch) {
+                        Verdict::Yes => return Verdict::Yes,
+                        Verdict::Maybe => any = Verdict::Maybe,
+                        Verdict::No => {}
+                    }
+                }
+                any
+            }
         }
     }
 
@@ -428,9 +567,13 @@ mod tests {
 
     /// Whether some rule could match `e`.
     fn may_match(g: &Gate, e: &Event) -> bool {
+        !verdicts(g, e).is_empty()
+    }
+
+    fn verdicts(g: &Gate, e: &Event) -> Vec<(usize, Verdict)> {
         let mut out = Vec::new();
         g.candidates(e, &mut g.scratch(), &mut out);
-        !out.is_empty()
+        out
     }
 
     fn may(g: &Gate, fields: &[(&'static str, &str)]) -> bool {
@@ -576,19 +719,84 @@ detection:
             EventKind::Syslog => Some(&syslog),
             _ => None,
         });
-        let mut out = Vec::new();
+        use Verdict::{Maybe, Yes};
         let e = event(
             EventKind::Syslog,
             &[("program", "sshd"), ("sc-status", "404")],
         );
-        g.candidates(&e, &mut g.scratch(), &mut out);
-        assert_eq!(out, [0, 2, 3]);
+        assert_eq!(verdicts(&g, &e), [(0, Yes), (2, Maybe), (3, Yes)]);
         let e = event(EventKind::Syslog, &[("program", "cron")]);
-        g.candidates(&e, &mut g.scratch(), &mut out);
-        assert_eq!(out, [2]);
+        assert_eq!(verdicts(&g, &e), [(2, Maybe)]);
+        // Not ASCII: left to the engine.
+        let e = event(EventKind::Syslog, &[("program", "sshd\u{e9}")]);
+        assert_eq!(verdicts(&g, &e), [(0, Maybe), (2, Maybe), (3, Maybe)]);
         // No logsource known: every rule applies.
         let e = event(EventKind::Unknown, &[("sc-status", "404")]);
-        g.candidates(&e, &mut g.scratch(), &mut out);
-        assert_eq!(out, [1, 2]);
+        assert_eq!(verdicts(&g, &e), [(1, Yes), (2, Maybe)]);
+    }
+
+    #[test]
+    fn only_whole_tests_are_certain() {
+        let g = gate(
+            r#"
+title: t
+logsource: {product: linux}
+detection:
+    sel:
+        program: sshd
+        c-uri|contains: ['../', 'etc/passwd']
+        c-uri|endswith: '.php'
+        cs-method|startswith: PO
+    wild: {c-useragent: '*nikto*'}
+    cased: {user|cased: Root}
+    condition: sel or wild or cased
+"#,
+        );
+        let e = |f: &[(&'static str, &str)]| verdicts(&g, &event(EventKind::Unknown, f));
+        let sel = [
+            ("program", "SSHD"),
+            ("c-uri", "/a/../x.PHP"),
+            ("cs-method", "POST"),
+        ];
+        assert_eq!(e(&sel), [(0, Verdict::Yes)]);
+        // Equality, not containment; suffix and prefix where they are.
+        assert!(
+            e(&[
+                ("program", "sshd-session"),
+                ("c-uri", "/../x.php"),
+                ("cs-method", "POST")
+            ])
+            .is_empty()
+        );
+        assert!(
+            e(&[
+                ("program", "sshd"),
+                ("c-uri", "/../x.php?"),
+                ("cs-method", "POST")
+            ])
+            .is_empty()
+        );
+        assert!(
+            e(&[
+                ("program", "sshd"),
+                ("c-uri", "/../x.php"),
+                ("cs-method", "GPOST")
+            ])
+            .is_empty()
+        );
+        // Wildcards and case-sensitive values are left to the engine.
+        assert_eq!(e(&[("c-useragent", "Nikto/2")]), [(0, Verdict::Maybe)]);
+        assert_eq!(e(&[("user", "root")]), [(0, Verdict::Maybe)]);
+        // `all of` needs more than one: never certain from one.
+        let g = gate(
+            "title: t\nlogsource: {product: linux}\ndetection:\n    s_a: {program: sshd}\n    s_b: {user: root}\n    condition: all of s_*\n",
+        );
+        assert_eq!(
+            verdicts(
+                &g,
+                &event(EventKind::Unknown, &[("program", "sshd"), ("user", "root")])
+            ),
+            [(0, Verdict::Maybe)]
+        );
     }
 }
