@@ -41,8 +41,13 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// `" ["`, the space before the time: where the head of a line ends.
+/// Built once (building a searcher costs more than most searches).
+static OPEN_BRACKET: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" ["));
+
 fn split_parts(line: &str) -> Option<Parts<'_>> {
-    let open = memchr::memmem::find(line.as_bytes(), b" [")?;
+    let open = OPEN_BRACKET.find(line.as_bytes())?;
     let head = &line[..open];
     let mut tokens = head.split(' ');
     let (vhost, ip, _ident, user) = match head.bytes().filter(|&b| b == b' ').count() {
@@ -137,7 +142,7 @@ impl AccessParser {
     pub fn looks_like(line: &str) -> bool {
         // "IP - - [" or "vhost IP - - [": a '[' after three or four tokens, before any '"'.
         let head = &line.as_bytes()[..line.len().min(200)];
-        let bracket = memchr::memmem::find(head, b" [");
+        let bracket = OPEN_BRACKET.find(head);
         let quote = memchr::memchr(b'"', head);
         match (bracket, quote) {
             (Some(b), Some(q)) => {

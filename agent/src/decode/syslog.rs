@@ -171,11 +171,17 @@ fn parse_common(line: &str) -> Option<Parsed<'_>> {
         return None;
     }
     // APP[PID], when the tag is exactly that; else the tag is the app.
-    let (appname, pid_text) = match tag.split_once('[') {
-        Some((app, rest)) => match rest.split_once(']') {
-            Some((pid, "")) if !pid.is_empty() => (app, Some(pid)),
-            _ => (tag, None),
-        },
+    // (Byte searches: the tag is short, and `[`, `]` are ASCII.)
+    let (appname, pid_text) = match tag.bytes().position(|c| c == b'[') {
+        Some(open) => {
+            let rest = &tag[open + 1..];
+            match rest.bytes().position(|c| c == b']') {
+                Some(close) if close > 0 && close + 1 == rest.len() => {
+                    (&tag[..open], Some(&rest[..close]))
+                }
+                _ => (tag, None),
+            }
+        }
         None => (tag, None),
     };
     let procid = pid_text.map(ProcId::from);
