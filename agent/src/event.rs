@@ -210,14 +210,18 @@ impl Event {
     }
 
     /// `part` of `record` as a slice of `raw`; a copy when it is not a
-    /// slice of `record` or does not fit.
+    /// slice of `record` or does not fit. The text is not compared again
+    /// (`raw` holds `record` at `base`, as the callers promise); a slice
+    /// must still lie inside `raw` on character boundaries.
     fn slice_of(&self, record: &str, base: usize, part: &str) -> FieldValue {
         let at = (part.as_ptr() as usize).wrapping_sub(record.as_ptr() as usize);
         let (start, end) = (base + at, base + at + part.len());
         if at <= record.len()
             && at + part.len() <= record.len()
             && end <= u32::MAX as usize
-            && self.raw.get(start..end) == Some(part)
+            && self.raw.len() >= base + record.len()
+            && self.raw.is_char_boundary(start)
+            && self.raw.is_char_boundary(end)
         {
             FieldValue::Raw {
                 start: start as u32,
