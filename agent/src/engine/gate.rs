@@ -82,6 +82,71 @@ struct NeedleSet {
     /// ASCII text, which it lower-cases before comparing).
     exact: bool,
     automaton: Option<AhoCorasick>,
+    /// Its bit in its field's [`FieldScan`], when it is searched with the
+    /// field's other sets.
+    bit: Option<u32>,
+}
+
+/// The contains-sets asked of one field, searched together: one
+/// overlapping pass over the value marks every set with a hit (instead
+/// of one pass per set).
+#[derive(Debug)]
+struct FieldScan {
+    automaton: AhoCorasick,
+    /// Per pattern: the bit of the set it belongs to.
+    pattern_bit: Vec<u32>,
+    /// Every set's bit.
+    all: u64,
+}
+
+impl FieldScan {
+    /// The sets of `sets` (at most 64, all `Contains`), as one automaton;
+    /// `None` when it cannot be built.
+    fn new(sets: &[&NeedleSet]) -> Option<Self> {
+        let mut patterns = Vec::new();
+        let mut pattern_bit = Vec::new();
+        for (bit, set) in sets.iter().enumerate() {
+            for n in &set.needles {
+                patterns.push(n.as_str());
+                pattern_bit.push(bit as u32);
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)
+            .ok()?;
+        let all = if sets.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << sets.len()) - 1
+        };
+        Some(FieldScan {
+            automaton,
+            pattern_bit,
+            all,
+        })
+    }
+
+    /// The bits of the sets with a literal in `value` (all of them for
+    /// text that is not ASCII, as [`NeedleSet::matches`] has it).
+    fn hits(&self, value: &str) -> u64 {
+        if !value.is_ascii() {
+            return self.all;
+        }
+        let Ok(found) = self.automaton.try_find_overlapping_iter(value) else {
+            return self.all;
+        };
+        let mut hits = 0u64;
+        for m in found {
+            hits |= 1 << self.pattern_bit[m.pattern().as_usize()];
+            if hits == self.all {
+                break;
+            }
+        }
+        hits
+    }
 }
 
 impl NeedleSet {
@@ -102,6 +167,7 @@ impl NeedleSet {
             compare,
             exact,
             automaton,
+            bit: None,
         }
     }
 
@@ -138,7 +204,12 @@ impl NeedleSet {
     /// [`NeedleSet::matches`] as a verdict on the atom: certain for an
     /// exact set and an ASCII value.
     fn verdict(&self, value: &str) -> Verdict {
-        if !self.matches(value) {
+        self.verdict_of(self.matches(value), value)
+    }
+
+    /// The verdict on the atom when whether it matches `value` is known.
+    fn verdict_of(&self, matched: bool, value: &str) -> Verdict {
+        if !matched {
             Verdict::No
         } else if self.exact && value.is_ascii() {
             Verdict::Yes
@@ -153,6 +224,8 @@ impl NeedleSet {
 pub struct Scratch {
     /// Per slot: [`UNKNOWN`], [`ABSENT`], or the index of the field in the event.
     field: Vec<u32>,
+    /// Per slot with a [`FieldScan`]: its hits, once scanned for this event.
+    hits: Vec<Option<u64>>,
 }
 
 /// The prefilter over a pack's detection rules (see the module docs).
@@ -161,6 +234,9 @@ pub struct Gate {
     /// Field names rules ask about.
     slots: Vec<String>,
     sets: Vec<NeedleSet>,
+    /// Per slot: the field's contains-sets searched together, when it has
+    /// two or more.
+    scans: Vec<Option<FieldScan>>,
     /// Per event kind ([`kind_index`]): the rules that can apply to it (by
     /// their index in the list the gate was built from, ascending), each
     /// with its necessary condition.
@@ -426,6 +502,47 @@ impl Builder {
     }
 }
 
+/// Every `Any` atom of `c`, as (slot, set).
+fn atoms(c: &Cond, out: &mut Vec<(usize, usize)>) {
+    match c {
+        Cond::Any { slot, set } => out.push((*slot, *set)),
+        Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| atoms(x, out)),
+        Cond::True | Cond::Present(_) | Cond::Keyword(_) => {}
+    }
+}
+
+/// Per slot: one [`FieldScan`] over its contains-sets when it has two to
+/// 64 of them (each set gets its bit).
+fn field_scans<'c>(
+    slots: usize,
+    sets: &mut [NeedleSet],
+    conds: impl Iterator<Item = &'c Cond>,
+) -> Vec<Option<FieldScan>> {
+    let mut found = Vec::new();
+    for c in conds {
+        atoms(c, &mut found);
+    }
+    let mut by_slot: Vec<Vec<usize>> = vec![Vec::new(); slots];
+    for (slot, set) in found {
+        if sets[set].compare == Compare::Contains && !by_slot[slot].contains(&set) {
+            by_slot[slot].push(set);
+        }
+    }
+    by_slot
+        .into_iter()
+        .map(|ids| {
+            if !(2..=64).contains(&ids.len()) {
+                return None;
+            }
+            let scan = FieldScan::new(&ids.iter().map(|&i| &sets[i]).collect::<Vec<_>>())?;
+            for (bit, &i) in ids.iter().enumerate() {
+                sets[i].bit = Some(bit as u32);
+            }
+            Some(scan)
+        })
+        .collect()
+}
+
 impl Gate {
     /// The gate of `rules` (as handed to the engine), for events whose
     /// logsource is given by `logsource_of`.
@@ -451,9 +568,12 @@ impl Gate {
                 .map(|(i, (c, _))| (i, c.clone()))
                 .collect()
         });
+        let mut sets = b.sets;
+        let scans = field_scans(b.slots.len(), &mut sets, conds.iter().map(|(c, _)| c));
         Gate {
             slots: b.slots,
-            sets: b.sets,
+            sets,
+            scans,
             by_kind,
         }
     }
@@ -462,6 +582,7 @@ impl Gate {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             field: vec![UNKNOWN; self.slots.len()],
+            hits: vec![None; self.slots.len()],
         }
     }
 
@@ -478,6 +599,7 @@ impl Gate {
     ) {
         out.clear();
         scratch.field.fill(UNKNOWN);
+        scratch.hits.fill(None);
         for (rule, c) in &self.by_kind[kind_index(event.kind)] {
             let v = self.verdict(c, event, scratch);
             if v != Verdict::No {
@@ -494,7 +616,17 @@ impl Gate {
                 None => Verdict::No,
             },
             Cond::Any { slot, set } => match self.field(*slot, event, scratch) {
-                Some(i) => self.sets[*set].verdict(event.text(&event.fields[i].1)),
+                Some(i) => {
+                    let value = event.text(&event.fields[i].1);
+                    let set = &self.sets[*set];
+                    match (set.bit, &self.scans[*slot]) {
+                        (Some(bit), Some(scan)) => {
+                            let hits = *scratch.hits[*slot].get_or_insert_with(|| scan.hits(value));
+                            set.verdict_of(hits & (1 << bit) != 0, value)
+                        }
+                        _ => set.verdict(value),
+                    }
+                }
                 None => Verdict::No,
             },
             Cond::Keyword(set) => {
