@@ -176,9 +176,11 @@ impl NeedleSet {
     /// text that is not ASCII (which could match only after Unicode case
     /// folding).
     fn matches(&self, value: &str) -> bool {
-        if !value.is_ascii() {
-            return true;
-        }
+        !value.is_ascii() || self.matches_ascii(value)
+    }
+
+    /// [`NeedleSet::matches`] for ASCII `value`.
+    fn matches_ascii(&self, value: &str) -> bool {
         let v = value.as_bytes();
         match (&self.automaton, self.compare) {
             (Some(ac), _) => ac.is_match(value),
@@ -204,7 +206,15 @@ impl NeedleSet {
     /// [`NeedleSet::matches`] as a verdict on the atom: certain for an
     /// exact set and an ASCII value.
     fn verdict(&self, value: &str) -> Verdict {
-        self.verdict_of(self.matches(value), value)
+        if !value.is_ascii() {
+            // Matches as far as the gate knows; never certain.
+            return Verdict::Maybe;
+        }
+        match (self.matches_ascii(value), self.exact) {
+            (false, _) => Verdict::No,
+            (true, true) => Verdict::Yes,
+            (true, false) => Verdict::Maybe,
+        }
     }
 
     /// The verdict on the atom when whether it matches `value` is known.
@@ -226,6 +236,9 @@ pub struct Scratch {
     field: Vec<u32>,
     /// Per slot with a [`FieldScan`]: its hits, once scanned for this event.
     hits: Vec<Option<u64>>,
+    /// Per set: its verdict on this event, once known (a set belongs to
+    /// one field, and rules share sets with the same literals).
+    verdicts: Vec<Option<Verdict>>,
 }
 
 /// The prefilter over a pack's detection rules (see the module docs).
@@ -321,6 +334,8 @@ fn keyword_literals(values: &[SigmaValue]) -> Option<Vec<String>> {
 struct Builder {
     slots: Vec<String>,
     sets: Vec<NeedleSet>,
+    /// Per set: the slot it is asked of (`None` for keywords).
+    set_slots: Vec<Option<usize>>,
 }
 
 impl Builder {
@@ -332,15 +347,34 @@ impl Builder {
         self.slots.len() - 1
     }
 
-    fn set(&mut self, needles: Vec<String>, compare: Compare, exact: bool) -> usize {
+    /// The set of these literals asked of `slot` (`None`: of every value),
+    /// shared by every item that asks the same.
+    fn set(
+        &mut self,
+        slot: Option<usize>,
+        needles: Vec<String>,
+        compare: Compare,
+        exact: bool,
+    ) -> usize {
+        let same = |(i, s): (usize, &NeedleSet)| {
+            (self.set_slots[i] == slot
+                && s.needles == needles
+                && s.compare == compare
+                && s.exact == (exact && needles.iter().all(|n| n.is_ascii())))
+            .then_some(i)
+        };
+        if let Some(i) = self.sets.iter().enumerate().find_map(same) {
+            return i;
+        }
         self.sets.push(NeedleSet::new(needles, compare, exact));
+        self.set_slots.push(slot);
         self.sets.len() - 1
     }
 
     fn keywords(&mut self, values: &[SigmaValue]) -> Cond {
         match keyword_literals(values) {
             Some(needles) if !needles.is_empty() => {
-                Cond::Keyword(self.set(needles, Compare::Contains, false))
+                Cond::Keyword(self.set(None, needles, Compare::Contains, false))
             }
             _ => Cond::True,
         }
@@ -487,7 +521,7 @@ impl Builder {
                 .into_iter()
                 .map(|n| Cond::Any {
                     slot,
-                    set: self.set(vec![n], compare, exact),
+                    set: self.set(Some(slot), vec![n], compare, exact),
                 })
                 .collect();
             return and(parts);
@@ -497,7 +531,7 @@ impl Builder {
         }
         Cond::Any {
             slot,
-            set: self.set(needles, compare, exact),
+            set: self.set(Some(slot), needles, compare, exact),
         }
     }
 }
@@ -583,6 +617,7 @@ impl Gate {
         Scratch {
             field: vec![UNKNOWN; self.slots.len()],
             hits: vec![None; self.slots.len()],
+            verdicts: vec![None; self.sets.len()],
         }
     }
 
@@ -600,6 +635,7 @@ impl Gate {
         out.clear();
         scratch.field.fill(UNKNOWN);
         scratch.hits.fill(None);
+        scratch.verdicts.fill(None);
         for (rule, c) in &self.by_kind[kind_index(event.kind)] {
             let v = self.verdict(c, event, scratch);
             if v != Verdict::No {
@@ -615,20 +651,29 @@ impl Gate {
                 Some(_) => Verdict::Maybe,
                 None => Verdict::No,
             },
-            Cond::Any { slot, set } => match self.field(*slot, event, scratch) {
-                Some(i) => {
-                    let value = event.text(&event.fields[i].1);
-                    let set = &self.sets[*set];
-                    match (set.bit, &self.scans[*slot]) {
-                        (Some(bit), Some(scan)) => {
-                            let hits = *scratch.hits[*slot].get_or_insert_with(|| scan.hits(value));
-                            set.verdict_of(hits & (1 << bit) != 0, value)
-                        }
-                        _ => set.verdict(value),
-                    }
+            Cond::Any { slot, set: id } => {
+                if let Some(v) = scratch.verdicts[*id] {
+                    return v;
                 }
-                None => Verdict::No,
-            },
+                let set = *id;
+                let v = match self.field(*slot, event, scratch) {
+                    Some(i) => {
+                        let value = event.text(&event.fields[i].1);
+                        let set = &self.sets[set];
+                        match (set.bit, &self.scans[*slot]) {
+                            (Some(bit), Some(scan)) => {
+                                let hits =
+                                    *scratch.hits[*slot].get_or_insert_with(|| scan.hits(value));
+                                set.verdict_of(hits & (1 << bit) != 0, value)
+                            }
+                            _ => set.verdict(value),
+                        }
+                    }
+                    None => Verdict::No,
+                };
+                scratch.verdicts[*id] = Some(v);
+                v
+            }
             Cond::Keyword(set) => {
                 if event.values().any(|v| self.sets[*set].matches(v)) {
                     Verdict::Maybe
@@ -748,6 +793,53 @@ detection:
         assert!(may(&g, &[("c-uri", "/a/NEEDLE17X/b")]));
         assert!(!may(&g, &[("c-uri", "/a/needle17/b")]));
         assert!(may(&g, &[("c-uri", "/caf\u{e9}")]));
+    }
+
+    #[test]
+    fn a_fields_sets_are_searched_together_and_shared() {
+        let g = gate(
+            r#"
+title: a
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: [one1, two2, three3, four4, five5, six6]}
+    condition: sel
+---
+title: b
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: ['../']}
+    condition: sel
+---
+title: c
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: ['../'], cs-method: POST}
+    condition: sel
+"#,
+        );
+        assert!(g.scans.iter().flatten().count() == 1);
+        // The same literals on the same field are one set.
+        assert_eq!(g.sets.len(), 3);
+        let v = |uri: &str| {
+            verdicts(
+                &g,
+                &event(EventKind::Unknown, &[("c-uri", uri), ("cs-method", "POST")]),
+            )
+        };
+        use Verdict::Yes;
+        assert_eq!(v("/../FIVE5"), [(0, Yes), (1, Yes), (2, Yes)]);
+        assert_eq!(v("/a/six6"), [(0, Yes)]);
+        assert_eq!(v("/.."), []);
+        assert_eq!(v("/x/../"), [(1, Yes), (2, Yes)]);
+        assert_eq!(
+            v("/\u{e9}"),
+            [
+                (0, Verdict::Maybe),
+                (1, Verdict::Maybe),
+                (2, Verdict::Maybe)
+            ]
+        );
     }
 
     #[test]
