@@ -816,11 +816,17 @@ logsource: {category: webserver}
 detection:
     sel: {c-uri|contains: ['../'], cs-method: POST}
     condition: sel
+---
+title: d
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: [six6, zzz]}
+    condition: sel
 "#,
         );
         assert!(g.scans.iter().flatten().count() == 1);
         // The same literals on the same field are one set.
-        assert_eq!(g.sets.len(), 3);
+        assert_eq!(g.sets.len(), 4);
         let v = |uri: &str| {
             verdicts(
                 &g,
@@ -829,7 +835,9 @@ detection:
         };
         use Verdict::Yes;
         assert_eq!(v("/../FIVE5"), [(0, Yes), (1, Yes), (2, Yes)]);
-        assert_eq!(v("/a/six6"), [(0, Yes)]);
+        // A literal of two sets marks both.
+        assert_eq!(v("/a/six6"), [(0, Yes), (3, Yes)]);
+        assert_eq!(v("/a/ZZZ"), [(3, Yes)]);
         assert_eq!(v("/.."), []);
         assert_eq!(v("/x/../"), [(1, Yes), (2, Yes)]);
         assert_eq!(
@@ -837,7 +845,8 @@ detection:
             [
                 (0, Verdict::Maybe),
                 (1, Verdict::Maybe),
-                (2, Verdict::Maybe)
+                (2, Verdict::Maybe),
+                (3, Verdict::Maybe)
             ]
         );
     }
