@@ -148,6 +148,8 @@ pub fn detect_chunks(
     stats: &Stats,
 ) -> Vec<Alert> {
     let mut alerts = Vec::new();
+    // One event, decoded into line after line (no allocation per line).
+    let mut event = crate::event::Event::new(chrono::DateTime::UNIX_EPOCH, host, "");
     for chunk in chunks {
         let decoder = decoders
             .entry(chunk.format)
@@ -159,8 +161,8 @@ pub fn detect_chunks(
             .lines
             .fetch_add(chunk.lines.len() as u64, Ordering::Relaxed);
         for line in &chunk.lines {
-            match decoder.decode(&line.text, line.origin.clone()) {
-                Ok(event) => {
+            match decoder.decode_into(&line.text, &line.origin, &mut event) {
+                Ok(()) => {
                     stats.events.fetch_add(1, Ordering::Relaxed);
                     alerts.extend(detector.process(&event));
                 }

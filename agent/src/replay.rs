@@ -121,6 +121,8 @@ pub fn replay_logs(
         let source = format!("replay:{}", path.display());
         let mut origin = source.clone();
         let mut digits = itoa::Buffer::new();
+        // One event, decoded into line after line.
+        let mut event = crate::event::Event::new(chrono::DateTime::UNIX_EPOCH, host, "");
         loop {
             buf.clear();
             let n = reader
@@ -149,8 +151,8 @@ pub fn replay_logs(
             origin.truncate(source.len());
             origin.push(':');
             origin.push_str(digits.format(start));
-            match decoder.decode(line, origin.clone()) {
-                Ok(event) => {
+            match decoder.decode_into(line, &origin, &mut event) {
+                Ok(()) => {
                     stats.events += 1;
                     for alert in detector.process(&event) {
                         stats.alerts += 1;

@@ -41,19 +41,42 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// `" ["`, the space before the time: where the head of a line ends.
+/// Built once (building a searcher costs more than most searches).
+static OPEN_BRACKET: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" ["));
+
+/// `s` split around its first `b` (an ASCII byte), by byte search (what
+/// `split_once` gives, without decoding characters).
+fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let at = memchr::memchr(b, s.as_bytes())?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+/// `s` split around its last `b` (an ASCII byte): `rsplit_once`.
+fn rsplit_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let at = memchr::memrchr(b, s.as_bytes())?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+/// `s` up to its first `b`, and what follows it when there is one (the
+/// first two items of `splitn(_, b)`).
+fn first_field(s: &str, b: u8) -> (&str, Option<&str>) {
+    match split_byte(s, b) {
+        Some((a, rest)) => (a, Some(rest)),
+        None => (s, None),
+    }
+}
+
 fn split_parts(line: &str) -> Option<Parts<'_>> {
-    let open = memchr::memmem::find(line.as_bytes(), b" [")?;
+    let open = OPEN_BRACKET.find(line.as_bytes())?;
     let head = &line[..open];
-    let mut tokens = head.split(' ');
-    let (vhost, ip, _ident, user) = match head.bytes().filter(|&b| b == b' ').count() {
-        2 => (None, tokens.next()?, tokens.next()?, tokens.next()?),
-        3 => (
-            Some(tokens.next()?),
-            tokens.next()?,
-            tokens.next()?,
-            tokens.next()?,
-        ),
-        _ => return None,
+    let (a, rest) = split_byte(head, b' ')?;
+    let (b, rest) = split_byte(rest, b' ')?;
+    let (vhost, ip, _ident, user) = match split_byte(rest, b' ') {
+        None => (None, a, b, rest),
+        Some((c, d)) if !d.as_bytes().contains(&b' ') => (Some(a), b, c, d),
+        Some(_) => return None,
     };
     if ip.is_empty() {
         return None;
@@ -64,16 +87,15 @@ fn split_parts(line: &str) -> Option<Parts<'_>> {
     let rest = rest[close + 1..].strip_prefix(' ')?;
     let (request, rest) = quoted(rest)?;
     let rest = rest.strip_prefix(' ')?;
-    let mut it = rest.splitn(3, ' ');
-    let status = it.next()?;
-    let bytes = it.next()?;
+    let (status, rest) = first_field(rest, b' ');
+    let (bytes, tail) = first_field(rest?, b' ');
     let valid = |s: &str, max: usize| {
         s == "-" || (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
     };
     if !valid(status, 3) || !valid(bytes, 20) {
         return None;
     }
-    let (referer, ua) = match it.next().and_then(quoted) {
+    let (referer, ua) = match tail.and_then(quoted) {
         Some((referer, rest)) => match rest.strip_prefix(' ').and_then(quoted) {
             Some((ua, _)) => (Some(referer), Some(ua)),
             None => (None, None),
@@ -99,7 +121,15 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> { s.get(r)?.parse().ok() };
+    // What `str::parse::<u32>` reads (an optional `+`, then digits), by hand.
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        let d = d.strip_prefix(b"+").filter(|d| !d.is_empty()).unwrap_or(d);
+        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(d.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))
+    };
     let month = match &s[3..6] {
         "Jan" => 1,
         "Feb" => 2,
@@ -137,7 +167,7 @@ impl AccessParser {
     pub fn looks_like(line: &str) -> bool {
         // "IP - - [" or "vhost IP - - [": a '[' after three or four tokens, before any '"'.
         let head = &line.as_bytes()[..line.len().min(200)];
-        let bracket = memchr::memmem::find(head, b" [");
+        let bracket = OPEN_BRACKET.find(head);
         let quote = memchr::memchr(b'"', head);
         match (bracket, quote) {
             (Some(b), Some(q)) => {
@@ -149,81 +179,92 @@ impl AccessParser {
 
     /// Decodes one line; `None` when it is not an access-log line.
     pub fn decode(&self, line: &str, host: &str, origin: String) -> Option<Event> {
-        self.decode_within(line, line, host, origin)
+        let mut e = Event::new(DateTime::UNIX_EPOCH, host, origin);
+        self.decode_into(line, line, &mut e).then_some(e)
     }
 
-    /// Decodes `line`, a slice of `record` (a whole syslog line around an
-    /// access-log message), keeping `record` as the event's raw record and
-    /// the fields as slices of it.
-    pub fn decode_within(
-        &self,
-        record: &str,
-        line: &str,
-        host: &str,
-        origin: String,
-    ) -> Option<Event> {
-        let p = split_parts(line)?;
-        let time = parse_time(p.time)?;
-        let mut e = Event::new(time, host, origin);
+    /// Decodes `line`, a slice of `record` (the line itself, or a whole
+    /// syslog line around an access-log message), into `event`: its record
+    /// becomes `record`, its fields slices of it, its kind web access (host
+    /// and origin are kept). `false`, the event untouched, when `line` is
+    /// not an access-log line.
+    pub fn decode_into(&self, record: &str, line: &str, e: &mut Event) -> bool {
+        let Some(p) = split_parts(line) else {
+            return false;
+        };
+        let Some(time) = parse_time(p.time) else {
+            return false;
+        };
+        e.time = time;
         e.kind = crate::event::EventKind::WebAccess;
-        e.raw = record.to_string();
+        e.raw.clear();
+        e.raw.push_str(record);
+        e.fields.clear();
         e.fields.reserve(16);
         let push = |e: &mut Event, name: &'static str, part: &str| {
             e.push_slice(name, record, 0, part);
         };
         if let Some(v) = p.vhost {
-            push(&mut e, "cs-host", v);
+            push(e, "cs-host", v);
         }
-        push(&mut e, "c-ip", p.ip);
+        push(e, "c-ip", p.ip);
         if p.user != "-" {
-            push(&mut e, "cs-username", p.user);
+            push(e, "cs-username", p.user);
         }
-        push(&mut e, "request", p.request);
-        let mut parts = p.request.splitn(3, ' ');
-        if let (Some(method), Some(target)) = (parts.next(), parts.next())
+        push(e, "request", p.request);
+        let (method, rest) = first_field(p.request, b' ');
+        let (target, version) = match rest {
+            Some(rest) => {
+                let (target, version) = first_field(rest, b' ');
+                (Some(target), version)
+            }
+            None => (None, None),
+        };
+        if let Some(target) = target
             && !method.is_empty()
             && method.bytes().all(|b| b.is_ascii_uppercase())
         {
-            push(&mut e, "cs-method", method);
-            push(&mut e, "c-uri", target);
-            match target.split_once('?') {
+            push(e, "cs-method", method);
+            push(e, "c-uri", target);
+            match split_byte(target, b'?') {
                 Some((stem, query)) => {
-                    push(&mut e, "cs-uri-stem", stem);
-                    push(&mut e, "cs-uri-query", query);
+                    push(e, "cs-uri-stem", stem);
+                    push(e, "cs-uri-query", query);
                 }
-                None => push(&mut e, "cs-uri-stem", target),
+                None => push(e, "cs-uri-stem", target),
             }
-            if let Some(ext) = target
-                .split(['?', '#'])
-                .next()
-                .and_then(|p| p.rsplit('/').next())
-                .and_then(|f| f.rsplit_once('.'))
+            let path = match memchr::memchr2(b'?', b'#', target.as_bytes()) {
+                Some(at) => &target[..at],
+                None => target,
+            };
+            let file = rsplit_byte(path, b'/').map_or(path, |(_, f)| f);
+            if let Some(ext) = rsplit_byte(file, b'.')
                 .map(|(_, x)| x)
                 .filter(|x| !x.is_empty() && x.len() <= 10)
             {
                 if ext.bytes().any(|b| b.is_ascii_uppercase()) {
                     e.push("c-uri-extension", ext.to_ascii_lowercase());
                 } else {
-                    push(&mut e, "c-uri-extension", ext);
+                    push(e, "c-uri-extension", ext);
                 }
             }
-            if let Some(v) = parts.next() {
-                push(&mut e, "cs-version", v);
+            if let Some(v) = version {
+                push(e, "cs-version", v);
             }
         }
         if p.status != "-" {
-            push(&mut e, "sc-status", p.status);
+            push(e, "sc-status", p.status);
         }
         if p.bytes != "-" {
-            push(&mut e, "sc-bytes", p.bytes);
+            push(e, "sc-bytes", p.bytes);
         }
         if let Some(r) = p.referer.filter(|r| *r != "-") {
-            push(&mut e, "cs-referer", r);
+            push(e, "cs-referer", r);
         }
         if let Some(ua) = p.ua.filter(|u| *u != "-") {
-            push(&mut e, "c-useragent", ua);
+            push(e, "c-useragent", ua);
         }
-        Some(e)
+        true
     }
 }
 
@@ -281,6 +322,61 @@ mod tests {
         assert_eq!(e.get("cs-method"), None);
         assert_eq!(e.get("request"), Some(r"\x16\x03\x01\x02\x00\x01"));
         assert_eq!(e.get("sc-status"), Some("400"));
+    }
+
+    #[test]
+    fn odd_requests_split_as_before() {
+        let line = |req: &str, tail: &str| {
+            format!(r#"192.0.2.4 - - [22/Nov/2026:10:15:32 +0000] "{req}" 200 1{tail}"#)
+        };
+        let e = decode(&line("GET", ""));
+        assert_eq!((e.get("request"), e.get("cs-method")), (Some("GET"), None));
+        let e = decode(&line("GET /a b c", " \"-\" \"ua x\""));
+        assert_eq!(e.get("c-uri"), Some("/a"));
+        assert_eq!(e.get("cs-version"), Some("b c"));
+        assert_eq!(e.get("c-useragent"), Some("ua x"));
+        for (target, ext) in [
+            ("/a.b/c", None),
+            ("/x.PHP?y#z", Some("php")),
+            ("/a#b.c", None),
+            ("/a?b.c", None),
+            ("/.htaccess", Some("htaccess")),
+            ("/a.", None),
+        ] {
+            let e = decode(&line(&format!("GET {target} HTTP/1.1"), ""));
+            assert_eq!(e.get("c-uri-extension"), ext, "{target}");
+        }
+        let e = decode(&line("GET /p?q=1?2 HTTP/1.1", ""));
+        assert_eq!(
+            (e.get("cs-uri-stem"), e.get("cs-uri-query")),
+            (Some("/p"), Some("q=1?2"))
+        );
+        // Five tokens before the time, or a day written with a sign.
+        let p = AccessParser::new();
+        assert!(
+            p.decode(
+                r#"a b c d e [22/Nov/2026:10:15:32 +0000] "GET / HTTP/1.1" 200 1"#,
+                "h",
+                "o".into()
+            )
+            .is_none()
+        );
+        assert!(
+            p.decode(
+                r#"a - - [+2/Nov/2026:10:15:32 +0000] "GET / HTTP/1.1" 200 1"#,
+                "h",
+                "o".into()
+            )
+            .is_some()
+        );
+        assert!(
+            p.decode(
+                r#"a - - [-2/Nov/2026:10:15:32 +0000] "GET / HTTP/1.1" 200 1"#,
+                "h",
+                "o".into()
+            )
+            .is_none()
+        );
     }
 
     #[test]

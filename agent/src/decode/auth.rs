@@ -61,7 +61,9 @@ fn run(s: &str, f: impl Fn(u8) -> bool) -> usize {
 /// the regex engine reads it: the shortest user for which the rest
 /// matches; with `need_port`, the port part is required.
 fn from_port(s: &str, need_port: bool) -> Option<(&str, &str, Option<&str>)> {
-    let finder = memchr::memmem::Finder::new(" from ");
+    static FROM: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(" from "));
+    let finder = &*FROM;
     let mut at = 0;
     while let Some(i) = finder.find(&s.as_bytes()[at..]) {
         let k = at + i;

@@ -13,20 +13,20 @@ const MAX_FIELDS: usize = 256;
 /// Field names tried, in order, for the event time.
 const TIME_FIELDS: &[&str] = &["@timestamp", "timestamp", "time", "ts", "date"];
 
-/// Decodes a JSON object line; `None` when the line is not a JSON object.
-pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
+/// Decodes a JSON object line into `event` (as [`Event::reset`] left
+/// it); `false`, the event untouched, when the line is not a JSON object.
+pub(super) fn decode_into(line: &str, e: &mut Event) -> bool {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else {
-        return None;
+        return false;
     };
-    let time = TIME_FIELDS
+    e.time = TIME_FIELDS
         .iter()
         .find_map(|k| map.get(*k).and_then(parse_time))
         .unwrap_or_else(Utc::now);
-    let mut e = Event::new(time, host, origin);
     let mut prefix = String::new();
-    flatten(&Value::Object(map), &mut prefix, 0, &mut e);
-    e.raw = line.to_string();
-    Some(e)
+    flatten(&Value::Object(map), &mut prefix, 0, e);
+    e.raw.push_str(line);
+    true
 }
 
 fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
@@ -71,6 +71,11 @@ fn flatten(v: &Value, prefix: &mut String, depth: usize, e: &mut Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
+        let mut e = Event::new(Utc::now(), host, origin);
+        decode_into(line, &mut e).then_some(e)
+    }
 
     #[test]
     fn flattens_and_finds_time() {

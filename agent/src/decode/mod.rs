@@ -267,6 +267,25 @@ impl LineDecoder {
     /// Decodes one line (without its line terminator). `origin` identifies
     /// the line's position (see [`Event::origin`]).
     pub fn decode(&self, line: &str, origin: String) -> Result<Event, DecodeError> {
+        let mut event = Event::new(chrono::DateTime::UNIX_EPOCH, self.host.clone(), origin);
+        self.fill(line, &mut event).map(|()| event)
+    }
+
+    /// [`LineDecoder::decode`] into `event`, reusing its buffers (a reader
+    /// decoding line after line into one event allocates nothing per line).
+    /// On error the event is left empty.
+    pub fn decode_into(
+        &self,
+        line: &str,
+        origin: &str,
+        event: &mut Event,
+    ) -> Result<(), DecodeError> {
+        event.reset(&self.host, origin);
+        self.fill(line, event)
+    }
+
+    /// Decodes into an event as [`Event::reset`] leaves it.
+    fn fill(&self, line: &str, event: &mut Event) -> Result<(), DecodeError> {
         if line.len() > MAX_LINE_BYTES {
             return Err(DecodeError::TooLong(line.len()));
         }
@@ -279,30 +298,52 @@ impl LineDecoder {
         };
         let decoded = match format {
             LogFormat::Syslog | LogFormat::Auto => {
-                syslog::decode(line, &self.host, origin).map(|mut event| {
-                    // A web server logging its access log through syslog.
-                    let web = matches!(
-                        event.get("program"),
-                        Some("nginx" | "apache" | "apache2" | "httpd")
-                    ) && event.get("message").is_some_and(AccessParser::looks_like);
-                    if web
-                        && let Some(access) = self.access.decode_within(
-                            &event.raw,
-                            event.get("message").unwrap_or_default(),
-                            &self.host,
-                            event.origin.clone(),
-                        )
-                    {
-                        return access;
-                    }
-                    self.auth.enrich(&mut event);
-                    event
-                })
+                let syslog = syslog::decode_into(line, event);
+                if syslog && !self.web_through_syslog(event) {
+                    self.auth.enrich(event);
+                }
+                syslog
             }
-            LogFormat::Nginx | LogFormat::Apache => self.access.decode(line, &self.host, origin),
-            LogFormat::Json => json::decode(line, &self.host, origin),
+            LogFormat::Nginx | LogFormat::Apache => self.access.decode_into(line, line, event),
+            LogFormat::Json => json::decode_into(line, event),
         };
-        decoded.ok_or(DecodeError::Malformed(format))
+        if decoded {
+            Ok(())
+        } else {
+            Err(DecodeError::Malformed(format))
+        }
+    }
+
+    /// A web server logging its access log through syslog: the syslog event
+    /// becomes the access-log event of its message (the whole line kept as
+    /// the record). `false`, the event untouched, when it is not that.
+    fn web_through_syslog(&self, event: &mut Event) -> bool {
+        let web = matches!(
+            event.get("program"),
+            Some("nginx" | "apache" | "apache2" | "httpd")
+        ) && event.get("message").is_some_and(AccessParser::looks_like);
+        if !web {
+            return false;
+        }
+        // The record is lent out while the event is rewritten from it.
+        let record = std::mem::take(&mut event.raw);
+        let message = event
+            .fields
+            .iter()
+            .find(|(k, _)| k == "message")
+            .map(|(_, v)| v.clone());
+        let message = match &message {
+            Some(crate::event::FieldValue::Raw { start, end }) => {
+                record.get(*start as usize..*end as usize).unwrap_or("")
+            }
+            Some(crate::event::FieldValue::Text(t)) => t,
+            None => "",
+        };
+        if self.access.decode_into(&record, message, event) {
+            return true;
+        }
+        event.raw = record;
+        false
     }
 }
 
@@ -359,6 +400,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sys.get("program"), Some("sudo"));
+    }
+
+    #[test]
+    fn one_reused_event_decodes_as_fresh_ones_do() {
+        let d = LineDecoder::new(LogFormat::Auto, "web01");
+        let mut reused = Event::new(chrono::Utc::now(), "other", "x");
+        for (i, line) in [
+            "Mar  3 10:15:01 web01 sshd[2211]: Failed password for invalid user admin from 203.0.113.7 port 51234 ssh2",
+            r#"203.0.113.9 - - [22/Nov/2026:10:15:32 +0700] "GET /a?b=1 HTTP/1.1" 404 5 "-" "curl/8""#,
+            "not a log line",
+            r#"Jul  8 11:07:08 ip-172-31-43-28 nginx[2869]: 167.71.13.196 - - [08/Jul/2021:11:07:08 +0000] "GET /x.php HTTP/1.1" 404 21 "-" "curl/8""#,
+            r#"Jul  8 11:07:08 h nginx[2869]: 1.2.3.4 - - [broken"#,
+            r#"{"time": "2026-11-22T04:00:00Z", "msg": "hi"}"#,
+            "<38>1 2026-11-22T04:00:00.123Z web01 sshd 0077 - - Accepted publickey for deploy from 198.51.100.4 port 40022 ssh2",
+            "Nov 22 04:00:01 web01 sudo: pam_unix(sudo:session): session closed for user root",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let origin = format!("test:{i}");
+            let fresh = d.decode(line, origin.clone());
+            let into = d.decode_into(line, &origin, &mut reused);
+            match fresh {
+                Ok(fresh) => {
+                    assert_eq!(into, Ok(()), "{line}");
+                    assert_eq!(reused, fresh, "{line}");
+                }
+                Err(e) => assert_eq!(into, Err(e), "{line}"),
+            }
+        }
     }
 
     #[test]

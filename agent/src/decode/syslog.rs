@@ -38,12 +38,54 @@ fn local_year_month() -> (i32, u32) {
     })
 }
 
+/// A local wall-clock time as UTC (the earlier one when the clock was set
+/// back), `None` when it does not exist (skipped when the clock was set
+/// forward): what `Local.with_ymd_and_hms(..).earliest()` gives.
+fn local_time_uncached(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<DateTime<Utc>> {
+    Local
+        .with_ymd_and_hms(y, mo, d, h, mi, s)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// [`local_time_uncached`], remembered for the last minute asked: lines
+/// come in time order, so nearly every line asks the minute the one
+/// before it asked. A minute is remembered only when its first and last
+/// second are exactly 59 s apart in UTC (no change of offset inside it),
+/// so that every second of it is its start plus the seconds.
+fn local_time(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<DateTime<Utc>> {
+    type Minute = (i32, u32, u32, u32, u32);
+    thread_local! {
+        static LAST: Cell<Option<(Minute, DateTime<Utc>)>> = const { Cell::new(None) };
+    }
+    if s > 59 {
+        return local_time_uncached(y, mo, d, h, mi, s);
+    }
+    let key = (y, mo, d, h, mi);
+    if let Some((k, start)) = LAST.get()
+        && k == key
+    {
+        return Some(start + chrono::TimeDelta::seconds(i64::from(s)));
+    }
+    let start = local_time_uncached(y, mo, d, h, mi, 0);
+    let end = local_time_uncached(y, mo, d, h, mi, 59);
+    match (start, end) {
+        (Some(a), Some(b)) if b - a == chrono::TimeDelta::seconds(59) => {
+            LAST.set(Some((key, a)));
+            Some(a + chrono::TimeDelta::seconds(i64::from(s)))
+        }
+        _ => local_time_uncached(y, mo, d, h, mi, s),
+    }
+}
+
 /// The parts of a syslog line, borrowed from it.
 struct Parsed<'a> {
     time: DateTime<Utc>,
     hostname: Option<&'a str>,
     appname: Option<&'a str>,
     procid: Option<ProcId<&'a str>>,
+    /// The text `procid` was read from, when known.
+    pid_text: Option<&'a str>,
     facility: Option<&'static str>,
     severity: Option<&'static str>,
     msg: &'a str,
@@ -129,23 +171,28 @@ fn parse_common(line: &str) -> Option<Parsed<'_>> {
         return None;
     }
     // APP[PID], when the tag is exactly that; else the tag is the app.
-    let (appname, procid) = match tag.split_once('[') {
-        Some((app, rest)) => match rest.split_once(']') {
-            Some((pid, "")) if !pid.is_empty() => (app, Some(ProcId::from(pid))),
-            _ => (tag, None),
-        },
+    // (Byte searches: the tag is short, and `[`, `]` are ASCII.)
+    let (appname, pid_text) = match tag.bytes().position(|c| c == b'[') {
+        Some(open) => {
+            let rest = &tag[open + 1..];
+            match rest.bytes().position(|c| c == b']') {
+                Some(close) if close > 0 && close + 1 == rest.len() => {
+                    (&tag[..open], Some(&rest[..close]))
+                }
+                _ => (tag, None),
+            }
+        }
         None => (tag, None),
     };
+    let procid = pid_text.map(ProcId::from);
     let date = (month, day, hour, minute, second);
-    let time = Local
-        .with_ymd_and_hms(resolve_year(date), month, day, hour, minute, second)
-        .earliest()?
-        .with_timezone(&Utc);
+    let time = local_time(resolve_year(date), month, day, hour, minute, second)?;
     Some(Parsed {
         time,
         hostname: Some(hostname),
         appname: Some(appname),
         procid,
+        pid_text,
         facility: None,
         severity: None,
         msg: &line[at..],
@@ -166,22 +213,25 @@ fn parse_any(line: &str) -> Option<Parsed<'_>> {
         hostname: msg.hostname,
         appname: msg.appname,
         procid: msg.procid,
+        pid_text: None,
         facility: msg.facility.map(|f| f.as_str()),
         severity: msg.severity.map(|s| s.as_str()),
         msg: msg.msg,
     })
 }
 
-/// Decodes a syslog line into an event with `hostname`, `program`, `pid`,
-/// `facility`, `syslog_severity` and `message` fields; `None` when the line
-/// is not syslog.
-pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
-    let msg = parse_common(line).or_else(|| parse_any(line))?;
-    let time = msg.time;
-    let mut event = Event::new(time, host, origin);
+/// Decodes a syslog line into `event` (as [`Event::reset`] left it) with
+/// `hostname`, `program`, `pid`, `facility`, `syslog_severity` and
+/// `message` fields; `false`, the event untouched, when the line is not
+/// syslog.
+pub(super) fn decode_into(line: &str, event: &mut Event) -> bool {
+    let Some(msg) = parse_common(line).or_else(|| parse_any(line)) else {
+        return false;
+    };
+    event.time = msg.time;
     event.kind = crate::event::EventKind::Syslog;
     // Fields are slices of the line, which the event keeps as `raw`.
-    event.raw = line.to_string();
+    event.raw.push_str(line);
     event.fields.reserve(12);
     if let Some(h) = msg.hostname {
         event.push_slice("hostname", line, 0, h);
@@ -190,7 +240,15 @@ pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
         event.push_slice("program", line, 0, app);
     }
     match msg.procid {
-        Some(ProcId::PID(pid)) => event.push("pid", itoa::Buffer::new().format(pid).to_string()),
+        Some(ProcId::PID(pid)) => {
+            let mut digits = itoa::Buffer::new();
+            let text = digits.format(pid);
+            // The line's own digits when they read the same (no leading zeros).
+            match msg.pid_text.filter(|t| *t == text) {
+                Some(t) => event.push_slice("pid", line, 0, t),
+                None => event.push("pid", text.to_string()),
+            }
+        }
         Some(ProcId::Name(name)) => event.push_slice("pid", line, 0, name),
         None => {}
     }
@@ -201,7 +259,7 @@ pub(super) fn decode(line: &str, host: &str, origin: String) -> Option<Event> {
         event.push("syslog_severity", FieldValue::fixed(s));
     }
     event.push_slice("message", line, 0, msg.msg);
-    Some(event)
+    true
 }
 
 #[cfg(test)]
@@ -274,5 +332,34 @@ mod tests {
             }
         }
         assert!(taken > 20, "only {taken} fixture lines taken");
+    }
+
+    #[test]
+    fn remembered_minutes_give_what_the_clock_gives() {
+        // Twice through, so the second pass reads remembered minutes.
+        for _ in 0..2 {
+            for (mo, d) in [
+                (1, 1),
+                (3, 10),
+                (3, 30),
+                (10, 27),
+                (11, 3),
+                (2, 29),
+                (2, 30),
+                (4, 31),
+            ] {
+                for h in [0, 1, 2, 3, 23] {
+                    for mi in [0, 30, 59] {
+                        for s in [0, 1, 30, 59, 60] {
+                            assert_eq!(
+                                local_time(2024, mo, d, h, mi, s),
+                                local_time_uncached(2024, mo, d, h, mi, s),
+                                "{mo}-{d} {h}:{mi}:{s}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -21,13 +21,17 @@ use rsigma_parser::{
 
 use crate::event::{Event, EventKind};
 
-/// A necessary condition of a rule, over the atoms of [`Gate`].
+/// A necessary condition of a rule, over the atoms of [`Gate`]. Where
+/// the rule says exactly what an atom tests (see [`NeedleSet::exact`]),
+/// and the tree holds no `True` standing for something unknown, the
+/// condition is also sufficient: the rule matches when it holds.
 #[derive(Debug, Clone, PartialEq)]
 enum Cond {
+    /// Not known: the engine decides.
     True,
     /// The field (slot) is present.
     Present(usize),
-    /// The field (slot) contains a literal of the set.
+    /// The field (slot) matches a literal of the set.
     Any {
         slot: usize,
         set: usize,
@@ -36,6 +40,26 @@ enum Cond {
     Keyword(usize),
     And(Vec<Cond>),
     Or(Vec<Cond>),
+}
+
+/// What the gate knows of a rule and an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The rule does not match.
+    No,
+    /// The rule may match: the engine decides.
+    Maybe,
+    /// The rule matches (its whole detection was decided by the gate).
+    Yes,
+}
+
+/// How a set's literals are compared with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    Contains,
+    Equals,
+    StartsWith,
+    EndsWith,
 }
 
 /// Sets with more literals than this get an automaton; fewer are compared
@@ -51,12 +75,84 @@ const ABSENT: u32 = u32::MAX - 1;
 #[derive(Debug)]
 struct NeedleSet {
     needles: Vec<String>,
+    compare: Compare,
+    /// The set is exactly the rule's test for ASCII values: its literals
+    /// are the rule's whole values (no wildcards), ASCII, compared as the
+    /// rule compares them, case-insensitively (as the engine does for
+    /// ASCII text, which it lower-cases before comparing).
+    exact: bool,
     automaton: Option<AhoCorasick>,
+    /// Its bit in its field's [`FieldScan`], when it is searched with the
+    /// field's other sets.
+    bit: Option<u32>,
+}
+
+/// The contains-sets asked of one field, searched together: one
+/// overlapping pass over the value marks every set with a hit (instead
+/// of one pass per set).
+#[derive(Debug)]
+struct FieldScan {
+    automaton: AhoCorasick,
+    /// Per pattern: the bit of the set it belongs to.
+    pattern_bit: Vec<u32>,
+    /// Every set's bit.
+    all: u64,
+}
+
+impl FieldScan {
+    /// The sets of `sets` (at most 64, all `Contains`), as one automaton;
+    /// `None` when it cannot be built.
+    fn new(sets: &[&NeedleSet]) -> Option<Self> {
+        let mut patterns = Vec::new();
+        let mut pattern_bit = Vec::new();
+        for (bit, set) in sets.iter().enumerate() {
+            for n in &set.needles {
+                patterns.push(n.as_str());
+                pattern_bit.push(bit as u32);
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&patterns)
+            .ok()?;
+        let all = if sets.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << sets.len()) - 1
+        };
+        Some(FieldScan {
+            automaton,
+            pattern_bit,
+            all,
+        })
+    }
+
+    /// The bits of the sets with a literal in `value` (all of them for
+    /// text that is not ASCII, as [`NeedleSet::matches`] has it).
+    fn hits(&self, value: &str) -> u64 {
+        if !value.is_ascii() {
+            return self.all;
+        }
+        let Ok(found) = self.automaton.try_find_overlapping_iter(value) else {
+            return self.all;
+        };
+        let mut hits = 0u64;
+        for m in found {
+            hits |= 1 << self.pattern_bit[m.pattern().as_usize()];
+            if hits == self.all {
+                break;
+            }
+        }
+        hits
+    }
 }
 
 impl NeedleSet {
-    fn new(needles: Vec<String>) -> Self {
-        let automaton = if needles.len() > AUTOMATON_MIN_NEEDLES {
+    fn new(needles: Vec<String>, compare: Compare, exact: bool) -> Self {
+        let exact = exact && needles.iter().all(|n| n.is_ascii());
+        let automaton = if compare == Compare::Contains && needles.len() > AUTOMATON_MIN_NEEDLES {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostFirst)
                 .ascii_case_insensitive(true)
@@ -66,22 +162,69 @@ impl NeedleSet {
         } else {
             None
         };
-        NeedleSet { needles, automaton }
+        NeedleSet {
+            needles,
+            compare,
+            exact,
+            automaton,
+            bit: None,
+        }
     }
 
-    /// Whether ASCII-case-insensitively one of the literals occurs in
-    /// `value`; assumed so for text that is not ASCII (which could match
-    /// only after Unicode case folding).
+    /// Whether ASCII-case-insensitively one of the literals matches
+    /// `value` (occurs in it, equals it, starts or ends it); assumed so for
+    /// text that is not ASCII (which could match only after Unicode case
+    /// folding).
     fn matches(&self, value: &str) -> bool {
-        if !value.is_ascii() {
-            return true;
-        }
-        match &self.automaton {
-            Some(ac) => ac.is_match(value),
-            None => self.needles.iter().any(|n| {
-                let (v, n) = (value.as_bytes(), n.as_bytes());
+        !value.is_ascii() || self.matches_ascii(value)
+    }
+
+    /// [`NeedleSet::matches`] for ASCII `value`.
+    fn matches_ascii(&self, value: &str) -> bool {
+        let v = value.as_bytes();
+        match (&self.automaton, self.compare) {
+            (Some(ac), _) => ac.is_match(value),
+            (None, Compare::Contains) => self.needles.iter().any(|n| {
+                let n = n.as_bytes();
                 n.len() <= v.len() && v.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
             }),
+            (None, Compare::Equals) => self
+                .needles
+                .iter()
+                .any(|n| v.eq_ignore_ascii_case(n.as_bytes())),
+            (None, Compare::StartsWith) => self.needles.iter().any(|n| {
+                let n = n.as_bytes();
+                v.get(..n.len()).is_some_and(|p| p.eq_ignore_ascii_case(n))
+            }),
+            (None, Compare::EndsWith) => self.needles.iter().any(|n| {
+                let n = n.as_bytes();
+                v.len() >= n.len() && v[v.len() - n.len()..].eq_ignore_ascii_case(n)
+            }),
+        }
+    }
+
+    /// [`NeedleSet::matches`] as a verdict on the atom: certain for an
+    /// exact set and an ASCII value.
+    fn verdict(&self, value: &str) -> Verdict {
+        if !value.is_ascii() {
+            // Matches as far as the gate knows; never certain.
+            return Verdict::Maybe;
+        }
+        match (self.matches_ascii(value), self.exact) {
+            (false, _) => Verdict::No,
+            (true, true) => Verdict::Yes,
+            (true, false) => Verdict::Maybe,
+        }
+    }
+
+    /// The verdict on the atom when whether it matches `value` is known.
+    fn verdict_of(&self, matched: bool, value: &str) -> Verdict {
+        if !matched {
+            Verdict::No
+        } else if self.exact && value.is_ascii() {
+            Verdict::Yes
+        } else {
+            Verdict::Maybe
         }
     }
 }
@@ -91,6 +234,11 @@ impl NeedleSet {
 pub struct Scratch {
     /// Per slot: [`UNKNOWN`], [`ABSENT`], or the index of the field in the event.
     field: Vec<u32>,
+    /// Per slot with a [`FieldScan`]: its hits, once scanned for this event.
+    hits: Vec<Option<u64>>,
+    /// Per set: its verdict on this event, once known (a set belongs to
+    /// one field, and rules share sets with the same literals).
+    verdicts: Vec<Option<Verdict>>,
 }
 
 /// The prefilter over a pack's detection rules (see the module docs).
@@ -99,10 +247,13 @@ pub struct Gate {
     /// Field names rules ask about.
     slots: Vec<String>,
     sets: Vec<NeedleSet>,
-    /// Per event kind ([`kind_index`]): the conditions of the rules that
-    /// can apply to it; `None` when one of them is `true` (every event of
-    /// that kind goes to the engine).
-    by_kind: [Option<Vec<Cond>>; 4],
+    /// Per slot: the field's contains-sets searched together, when it has
+    /// two or more.
+    scans: Vec<Option<FieldScan>>,
+    /// Per event kind ([`kind_index`]): the rules that can apply to it (by
+    /// their index in the list the gate was built from, ascending), each
+    /// with its necessary condition.
+    by_kind: [Vec<(usize, Cond)>; 4],
 }
 
 fn kind_index(kind: EventKind) -> usize {
@@ -130,7 +281,13 @@ fn applies(rule: &LogSource, event: Option<&LogSource>) -> bool {
 }
 
 fn and(mut parts: Vec<Cond>) -> Cond {
+    // Unknown parts cannot make the AND fail, but they keep it from being
+    // certain: one `True` stays (last, so the known parts are tried first).
+    let unknown = parts.contains(&Cond::True);
     parts.retain(|c| *c != Cond::True);
+    if unknown && !parts.is_empty() {
+        parts.push(Cond::True);
+    }
     match parts.len() {
         0 => Cond::True,
         1 => parts.pop().unwrap_or(Cond::True),
@@ -177,6 +334,8 @@ fn keyword_literals(values: &[SigmaValue]) -> Option<Vec<String>> {
 struct Builder {
     slots: Vec<String>,
     sets: Vec<NeedleSet>,
+    /// Per set: the slot it is asked of (`None` for keywords).
+    set_slots: Vec<Option<usize>>,
 }
 
 impl Builder {
@@ -188,14 +347,35 @@ impl Builder {
         self.slots.len() - 1
     }
 
-    fn set(&mut self, needles: Vec<String>) -> usize {
-        self.sets.push(NeedleSet::new(needles));
+    /// The set of these literals asked of `slot` (`None`: of every value),
+    /// shared by every item that asks the same.
+    fn set(
+        &mut self,
+        slot: Option<usize>,
+        needles: Vec<String>,
+        compare: Compare,
+        exact: bool,
+    ) -> usize {
+        let same = |(i, s): (usize, &NeedleSet)| {
+            (self.set_slots[i] == slot
+                && s.needles == needles
+                && s.compare == compare
+                && s.exact == (exact && needles.iter().all(|n| n.is_ascii())))
+            .then_some(i)
+        };
+        if let Some(i) = self.sets.iter().enumerate().find_map(same) {
+            return i;
+        }
+        self.sets.push(NeedleSet::new(needles, compare, exact));
+        self.set_slots.push(slot);
         self.sets.len() - 1
     }
 
     fn keywords(&mut self, values: &[SigmaValue]) -> Cond {
         match keyword_literals(values) {
-            Some(needles) if !needles.is_empty() => Cond::Keyword(self.set(needles)),
+            Some(needles) if !needles.is_empty() => {
+                Cond::Keyword(self.set(None, needles, Compare::Contains, false))
+            }
             _ => Cond::True,
         }
     }
@@ -226,9 +406,11 @@ impl Builder {
                 quantifier,
                 pattern,
             } => {
-                if matches!(quantifier, rsigma_parser::Quantifier::Count(0)) {
-                    return Cond::True;
-                }
+                let one = match quantifier {
+                    rsigma_parser::Quantifier::Count(0) => return Cond::True,
+                    rsigma_parser::Quantifier::Any | rsigma_parser::Quantifier::Count(1) => true,
+                    _ => false,
+                };
                 // The parser's own selection of names, as the engine uses it.
                 let mut names: Vec<&String> = named
                     .keys()
@@ -239,7 +421,12 @@ impl Builder {
                     .into_iter()
                     .map(|n| self.detection(&named[n]))
                     .collect();
-                or(parts)
+                if one {
+                    or(parts)
+                } else {
+                    // One is needed, not enough.
+                    and(vec![or(parts), Cond::True])
+                }
             }
         }
     }
@@ -266,12 +453,29 @@ impl Builder {
         }
         let mut substring = true;
         let mut all = false;
+        let mut compare = Compare::Equals;
+        // Whether the set built below is exactly the item's test.
+        let mut exact = true;
         for m in &item.field.modifiers {
+            let place = match m {
+                Modifier::Contains => Some(Compare::Contains),
+                Modifier::StartsWith => Some(Compare::StartsWith),
+                Modifier::EndsWith => Some(Compare::EndsWith),
+                _ => None,
+            };
+            if let Some(place) = place {
+                if compare != Compare::Equals {
+                    // Two of them: contains covers both.
+                    exact = false;
+                    compare = Compare::Contains;
+                } else {
+                    compare = place;
+                }
+                continue;
+            }
             match m {
-                Modifier::Contains
-                | Modifier::StartsWith
-                | Modifier::EndsWith
-                | Modifier::Cased => {}
+                // Case-sensitive: the case-insensitive test covers it.
+                Modifier::Cased => exact = false,
                 Modifier::All => all = true,
                 // Missing fields may satisfy these.
                 Modifier::Neq => return Cond::True,
@@ -294,10 +498,19 @@ impl Builder {
                 // Null or empty: a missing field may match.
                 SigmaValue::Null => return Cond::True,
                 SigmaValue::String(s) if s.original.is_empty() => return Cond::True,
-                SigmaValue::String(s) if substring => match literal(s) {
-                    Some(n) => needles.push(n),
-                    // Only wildcards: any value.
-                    None => present = true,
+                SigmaValue::String(s) if substring => match s.parts.as_slice() {
+                    // The whole value, compared as the rule says.
+                    [StringPart::Plain(t)] if !t.is_empty() => needles.push(t.to_lowercase()),
+                    // Wildcards: the longest literal run must occur somewhere.
+                    _ => match literal(s) {
+                        Some(n) => {
+                            needles.push(n);
+                            compare = Compare::Contains;
+                            exact = false;
+                        }
+                        // Only wildcards: any value.
+                        None => present = true,
+                    },
                 },
                 _ => present = true,
             }
@@ -308,7 +521,7 @@ impl Builder {
                 .into_iter()
                 .map(|n| Cond::Any {
                     slot,
-                    set: self.set(vec![n]),
+                    set: self.set(Some(slot), vec![n], compare, exact),
                 })
                 .collect();
             return and(parts);
@@ -318,9 +531,50 @@ impl Builder {
         }
         Cond::Any {
             slot,
-            set: self.set(needles),
+            set: self.set(Some(slot), needles, compare, exact),
         }
     }
+}
+
+/// Every `Any` atom of `c`, as (slot, set).
+fn atoms(c: &Cond, out: &mut Vec<(usize, usize)>) {
+    match c {
+        Cond::Any { slot, set } => out.push((*slot, *set)),
+        Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| atoms(x, out)),
+        Cond::True | Cond::Present(_) | Cond::Keyword(_) => {}
+    }
+}
+
+/// Per slot: one [`FieldScan`] over its contains-sets when it has two to
+/// 64 of them (each set gets its bit).
+fn field_scans<'c>(
+    slots: usize,
+    sets: &mut [NeedleSet],
+    conds: impl Iterator<Item = &'c Cond>,
+) -> Vec<Option<FieldScan>> {
+    let mut found = Vec::new();
+    for c in conds {
+        atoms(c, &mut found);
+    }
+    let mut by_slot: Vec<Vec<usize>> = vec![Vec::new(); slots];
+    for (slot, set) in found {
+        if sets[set].compare == Compare::Contains && !by_slot[slot].contains(&set) {
+            by_slot[slot].push(set);
+        }
+    }
+    by_slot
+        .into_iter()
+        .map(|ids| {
+            if !(2..=64).contains(&ids.len()) {
+                return None;
+            }
+            let scan = FieldScan::new(&ids.iter().map(|&i| &sets[i]).collect::<Vec<_>>())?;
+            for (bit, &i) in ids.iter().enumerate() {
+                sets[i].bit = Some(bit as u32);
+            }
+            Some(scan)
+        })
+        .collect()
 }
 
 impl Gate {
@@ -341,21 +595,19 @@ impl Gate {
         ]
         .map(|kind| {
             let ls = logsource_of(kind);
-            let mut out = Vec::new();
-            for (c, rule_ls) in &conds {
-                if !applies(rule_ls, ls) {
-                    continue;
-                }
-                if *c == Cond::True {
-                    return None;
-                }
-                out.push(c.clone());
-            }
-            Some(out)
+            conds
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, rule_ls))| applies(rule_ls, ls))
+                .map(|(i, (c, _))| (i, c.clone()))
+                .collect()
         });
+        let mut sets = b.sets;
+        let scans = field_scans(b.slots.len(), &mut sets, conds.iter().map(|(c, _)| c));
         Gate {
             slots: b.slots,
-            sets: b.sets,
+            sets,
+            scans,
             by_kind,
         }
     }
@@ -364,30 +616,93 @@ impl Gate {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             field: vec![UNKNOWN; self.slots.len()],
+            hits: vec![None; self.slots.len()],
+            verdicts: vec![None; self.sets.len()],
         }
     }
 
-    /// Whether some rule could match `event`. `false` is a promise: no
-    /// rule of the pack matches it.
-    pub fn may_match(&self, event: &Event, scratch: &mut Scratch) -> bool {
-        let Some(conds) = &self.by_kind[kind_index(event.kind)] else {
-            return true;
-        };
+    /// The rules that could match `event` (indexes into the rule list the
+    /// gate was built from, ascending), each with [`Verdict::Maybe`] or
+    /// [`Verdict::Yes`], written to `out`. A rule left out is a promise: it
+    /// does not match the event (its logsource does not apply to the
+    /// event's kind, or its necessary condition fails).
+    pub fn candidates(
+        &self,
+        event: &Event,
+        scratch: &mut Scratch,
+        out: &mut Vec<(usize, Verdict)>,
+    ) {
+        out.clear();
         scratch.field.fill(UNKNOWN);
-        conds.iter().any(|c| self.holds(c, event, scratch))
+        scratch.hits.fill(None);
+        scratch.verdicts.fill(None);
+        for (rule, c) in &self.by_kind[kind_index(event.kind)] {
+            let v = self.verdict(c, event, scratch);
+            if v != Verdict::No {
+                out.push((*rule, v));
+            }
+        }
     }
 
-    fn holds(&self, c: &Cond, event: &Event, scratch: &mut Scratch) -> bool {
+    fn verdict(&self, c: &Cond, event: &Event, scratch: &mut Scratch) -> Verdict {
         match c {
-            Cond::True => true,
-            Cond::Present(slot) => self.field(*slot, event, scratch).is_some(),
-            Cond::Any { slot, set } => match self.field(*slot, event, scratch) {
-                Some(i) => self.sets[*set].matches(event.text(&event.fields[i].1)),
-                None => false,
+            Cond::True => Verdict::Maybe,
+            Cond::Present(slot) => match self.field(*slot, event, scratch) {
+                Some(_) => Verdict::Maybe,
+                None => Verdict::No,
             },
-            Cond::Keyword(set) => event.values().any(|v| self.sets[*set].matches(v)),
-            Cond::And(xs) => xs.iter().all(|x| self.holds(x, event, scratch)),
-            Cond::Or(xs) => xs.iter().any(|x| self.holds(x, event, scratch)),
+            Cond::Any { slot, set: id } => {
+                if let Some(v) = scratch.verdicts[*id] {
+                    return v;
+                }
+                let set = *id;
+                let v = match self.field(*slot, event, scratch) {
+                    Some(i) => {
+                        let value = event.text(&event.fields[i].1);
+                        let set = &self.sets[set];
+                        match (set.bit, &self.scans[*slot]) {
+                            (Some(bit), Some(scan)) => {
+                                let hits =
+                                    *scratch.hits[*slot].get_or_insert_with(|| scan.hits(value));
+                                set.verdict_of(hits & (1 << bit) != 0, value)
+                            }
+                            _ => set.verdict(value),
+                        }
+                    }
+                    None => Verdict::No,
+                };
+                scratch.verdicts[*id] = Some(v);
+                v
+            }
+            Cond::Keyword(set) => {
+                if event.values().any(|v| self.sets[*set].matches(v)) {
+                    Verdict::Maybe
+                } else {
+                    Verdict::No
+                }
+            }
+            Cond::And(xs) => {
+                let mut all = Verdict::Yes;
+                for x in xs {
+                    match self.verdict(x, event, scratch) {
+                        Verdict::No => return Verdict::No,
+                        Verdict::Maybe => all = Verdict::Maybe,
+                        Verdict::Yes => {}
+                    }
+                }
+                all
+            }
+            Cond::Or(xs) => {
+                let mut any = Verdict::No;
+                for x in xs {
+                    match self.verdict(x, event, scratch) {
+                        Verdict::Yes => return Verdict::Yes,
+                        Verdict::Maybe => any = Verdict::Maybe,
+                        Verdict::No => {}
+                    }
+                }
+                any
+            }
         }
     }
 
@@ -427,8 +742,19 @@ mod tests {
         Gate::new(&rules(yaml), |_| None)
     }
 
+    /// Whether some rule could match `e`.
+    fn may_match(g: &Gate, e: &Event) -> bool {
+        !verdicts(g, e).is_empty()
+    }
+
+    fn verdicts(g: &Gate, e: &Event) -> Vec<(usize, Verdict)> {
+        let mut out = Vec::new();
+        g.candidates(e, &mut g.scratch(), &mut out);
+        out
+    }
+
     fn may(g: &Gate, fields: &[(&'static str, &str)]) -> bool {
-        g.may_match(&event(EventKind::Unknown, fields), &mut g.scratch())
+        may_match(g, &event(EventKind::Unknown, fields))
     }
 
     #[test]
@@ -467,6 +793,62 @@ detection:
         assert!(may(&g, &[("c-uri", "/a/NEEDLE17X/b")]));
         assert!(!may(&g, &[("c-uri", "/a/needle17/b")]));
         assert!(may(&g, &[("c-uri", "/caf\u{e9}")]));
+    }
+
+    #[test]
+    fn a_fields_sets_are_searched_together_and_shared() {
+        let g = gate(
+            r#"
+title: a
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: [one1, two2, three3, four4, five5, six6]}
+    condition: sel
+---
+title: b
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: ['../']}
+    condition: sel
+---
+title: c
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: ['../'], cs-method: POST}
+    condition: sel
+---
+title: d
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: [six6, zzz]}
+    condition: sel
+"#,
+        );
+        assert!(g.scans.iter().flatten().count() == 1);
+        // The same literals on the same field are one set.
+        assert_eq!(g.sets.len(), 4);
+        let v = |uri: &str| {
+            verdicts(
+                &g,
+                &event(EventKind::Unknown, &[("c-uri", uri), ("cs-method", "POST")]),
+            )
+        };
+        use Verdict::Yes;
+        assert_eq!(v("/../FIVE5"), [(0, Yes), (1, Yes), (2, Yes)]);
+        // A literal of two sets marks both.
+        assert_eq!(v("/a/six6"), [(0, Yes), (3, Yes)]);
+        assert_eq!(v("/a/ZZZ"), [(3, Yes)]);
+        assert_eq!(v("/.."), []);
+        assert_eq!(v("/x/../"), [(1, Yes), (2, Yes)]);
+        assert_eq!(
+            v("/\u{e9}"),
+            [
+                (0, Verdict::Maybe),
+                (1, Verdict::Maybe),
+                (2, Verdict::Maybe),
+                (3, Verdict::Maybe)
+            ]
+        );
     }
 
     #[test]
@@ -529,8 +911,125 @@ detection:
             _ => None,
         });
         let e = event(EventKind::Syslog, &[("sc-status", "404")]);
-        assert!(!g.may_match(&e, &mut g.scratch()));
+        assert!(!may_match(&g, &e));
         let e = event(EventKind::WebAccess, &[("sc-status", "404")]);
-        assert!(g.may_match(&e, &mut g.scratch()));
+        assert!(may_match(&g, &e));
+    }
+
+    #[test]
+    fn candidates_are_the_rules_that_could_match_in_order() {
+        let yaml = r#"
+title: a
+logsource: {product: linux}
+detection:
+    sel: {program: sshd}
+    condition: sel
+---
+title: b
+logsource: {category: webserver}
+detection:
+    sel: {sc-status: '404'}
+    condition: sel
+---
+title: c
+logsource: {product: linux}
+detection:
+    sel: {c-uri|re: 'x'}
+    condition: not sel
+---
+title: d
+logsource: {product: linux}
+detection:
+    sel: {program: [sudo, sshd]}
+    condition: sel
+"#;
+        let syslog = LogSource {
+            product: Some("linux".into()),
+            category: Some("ward-syslog".into()),
+            ..Default::default()
+        };
+        let g = Gate::new(&rules(yaml), |k| match k {
+            EventKind::Syslog => Some(&syslog),
+            _ => None,
+        });
+        use Verdict::{Maybe, Yes};
+        let e = event(
+            EventKind::Syslog,
+            &[("program", "sshd"), ("sc-status", "404")],
+        );
+        assert_eq!(verdicts(&g, &e), [(0, Yes), (2, Maybe), (3, Yes)]);
+        let e = event(EventKind::Syslog, &[("program", "cron")]);
+        assert_eq!(verdicts(&g, &e), [(2, Maybe)]);
+        // Not ASCII: left to the engine.
+        let e = event(EventKind::Syslog, &[("program", "sshd\u{e9}")]);
+        assert_eq!(verdicts(&g, &e), [(0, Maybe), (2, Maybe), (3, Maybe)]);
+        // No logsource known: every rule applies.
+        let e = event(EventKind::Unknown, &[("sc-status", "404")]);
+        assert_eq!(verdicts(&g, &e), [(1, Yes), (2, Maybe)]);
+    }
+
+    #[test]
+    fn only_whole_tests_are_certain() {
+        let g = gate(
+            r#"
+title: t
+logsource: {product: linux}
+detection:
+    sel:
+        program: sshd
+        c-uri|contains: ['../', 'etc/passwd']
+        c-uri|endswith: '.php'
+        cs-method|startswith: PO
+    wild: {c-useragent: '*nikto*'}
+    cased: {user|cased: Root}
+    condition: sel or wild or cased
+"#,
+        );
+        let e = |f: &[(&'static str, &str)]| verdicts(&g, &event(EventKind::Unknown, f));
+        let sel = [
+            ("program", "SSHD"),
+            ("c-uri", "/a/../x.PHP"),
+            ("cs-method", "POST"),
+        ];
+        assert_eq!(e(&sel), [(0, Verdict::Yes)]);
+        // Equality, not containment; suffix and prefix where they are.
+        assert!(
+            e(&[
+                ("program", "sshd-session"),
+                ("c-uri", "/../x.php"),
+                ("cs-method", "POST")
+            ])
+            .is_empty()
+        );
+        assert!(
+            e(&[
+                ("program", "sshd"),
+                ("c-uri", "/../x.php?"),
+                ("cs-method", "POST")
+            ])
+            .is_empty()
+        );
+        assert!(
+            e(&[
+                ("program", "sshd"),
+                ("c-uri", "/../x.php"),
+                ("cs-method", "GPOST")
+            ])
+            .is_empty()
+        );
+        // Wildcards and case-sensitive values are left to the engine.
+        assert_eq!(e(&[("c-useragent", "Nikto/2")]), [(0, Verdict::Maybe)]);
+        assert_eq!(e(&[("user", "root")]), [(0, Verdict::Maybe)]);
+        // `all of` needs more than one: never certain from one.
+        let g = gate(
+            "title: t\nlogsource: {product: linux}\ndetection:\n    s_a: {program: sshd}\n    s_b: {user: root}\n    condition: all of s_*\n",
+        );
+        assert_eq!(
+            verdicts(
+                &g,
+                &event(EventKind::Unknown, &[("program", "sshd"), ("user", "root")])
+            ),
+            [(0, Verdict::Maybe)]
+        );
     }
 }

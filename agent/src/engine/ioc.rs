@@ -153,16 +153,41 @@ impl IocSet {
 
     /// The event with `ioc_*` fields added, when one of its fields is listed.
     pub fn enrich(&self, event: &Event) -> Option<Event> {
-        if self.is_empty() {
+        let (has_ips, has_domains) = (
+            !self.ips.is_empty() || !self.nets.is_empty(),
+            !self.domains.is_empty(),
+        );
+        if !has_ips && !has_domains {
             return None;
         }
-        for field in IOC_FIELDS {
-            let Some(value) = event.get(field) else {
+        // One pass over the event's fields finds every looked-up one (names
+        // are unique); they are then tried in `IOC_FIELDS` order.
+        let mut values: [Option<&str>; IOC_FIELDS.len()] = [None; IOC_FIELDS.len()];
+        let mut any = false;
+        for (name, value) in &event.fields {
+            if let Some(i) = IOC_FIELDS.iter().position(|f| *f == name.as_ref())
+                && values[i].is_none()
+            {
+                values[i] = Some(event.text(value));
+                any = true;
+            }
+        }
+        if !any {
+            return None;
+        }
+        for (field, value) in IOC_FIELDS.iter().zip(values) {
+            let Some(value) = value else {
                 continue;
             };
             let hit = if field.ends_with("_ip") {
+                if !has_ips {
+                    continue;
+                }
                 self.match_ip(value)
             } else {
+                if !has_domains {
+                    continue;
+                }
                 self.match_domain(value)
             };
             if let Some((list, indicator)) = hit {

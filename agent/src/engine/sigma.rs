@@ -11,7 +11,7 @@ use rsigma_parser::{Level, LogSource};
 use sha2::{Digest, Sha256};
 
 use super::evidence::{PacketCache, alert_packets};
-use super::gate::{Gate, Scratch};
+use super::gate::{Gate, Scratch, Verdict};
 use super::{Detector, IocSet, RulePack};
 use crate::event::{Event, EventKind};
 use crate::wire::{Alert, MAX_EVIDENCE_LINES, Severity, cap_evidence_line};
@@ -51,10 +51,17 @@ pub struct SigmaDetector {
     /// The literal prefilter: events no rule can match skip the engine.
     gate: Gate,
     gate_scratch: Scratch,
+    /// The gate's candidate rules for the event being judged (reused).
+    candidates: Vec<(usize, Verdict)>,
+    /// Per rule (engine order): the detection result the engine gives when
+    /// it matches, for the rules the gate can decide alone; `None` where
+    /// the engine must evaluate (a filter applies, or the result carries
+    /// the event).
+    decided: Vec<Option<EvaluationResult>>,
     rules: usize,
     /// Ids of rules that only feed correlations (`generate: false`): their
     /// matches are not alerts.
-    building_blocks: HashSet<String>,
+    building_blocks: HashSet<String, Hasher>,
     /// The pack's indicator lists, looked up before each event is judged.
     iocs: IocSet,
     /// Raw lines of recent building-block matches by origin, so a
@@ -68,10 +75,13 @@ pub struct SigmaDetector {
     state_evicted: u64,
 }
 
+/// A fast keyed hash for the per-match lookups (origins, rule ids).
+type Hasher = foldhash::fast::RandomState;
+
 /// Origins → raw records, the oldest forgotten past a fixed count.
 #[derive(Default)]
 struct EvidenceCache {
-    lines: HashMap<String, String>,
+    lines: HashMap<String, String, Hasher>,
     order: VecDeque<String>,
 }
 
@@ -165,7 +175,24 @@ impl SigmaDetector {
             .flat_map(|corr| corr.rules.iter().cloned())
             .collect();
         engine.add_collection(&all)?;
+        // The gate names rules by their place in `all.rules`, which is
+        // their place in the engine.
+        let compiled = engine.engine().rules().len();
+        if compiled != all.rules.len() {
+            return Err(rsigma_eval::EvalError::Ir(format!(
+                "the engine holds {compiled} rules for the pack's {}",
+                all.rules.len()
+            )));
+        }
         let gate = Gate::new(&all.rules, logsource_of);
+        // The gate reads the rules without the collection's filters, so it
+        // decides nothing alone when there are any.
+        let decided = engine
+            .engine()
+            .rules()
+            .iter()
+            .map(|r| (all.filters.is_empty() && !r.include_event).then(|| decided_result(r)))
+            .collect();
         let gate_scratch = gate.scratch();
         let building_blocks = pack
             .collections
@@ -183,6 +210,8 @@ impl SigmaDetector {
             engine,
             gate,
             gate_scratch,
+            candidates: Vec::new(),
+            decided,
             rules: pack.rule_count(),
             building_blocks,
             evidence: EvidenceCache::default(),
@@ -325,6 +354,28 @@ fn make_logsource(kind: EventKind) -> Option<LogSource> {
     }
 }
 
+/// The detection result the engine gives for a match of `rule`: its
+/// header, no field details (the engine's match detail is off) and no
+/// names of matched selections (nothing reads them: alerts and
+/// correlations use the header).
+fn decided_result(rule: &rsigma_eval::CompiledRule) -> EvaluationResult {
+    EvaluationResult {
+        header: rsigma_eval::RuleHeader {
+            rule_title: rule.title.clone(),
+            rule_id: rule.id.clone(),
+            level: rule.level,
+            tags: rule.tags.clone(),
+            custom_attributes: rule.custom_attributes.clone(),
+            enrichments: None,
+        },
+        body: ResultBody::Detection(rsigma_eval::DetectionBody {
+            matched_selections: Vec::new(),
+            matched_fields: Vec::new(),
+            event: None,
+        }),
+    }
+}
+
 /// Sigma level → Ward severity.
 fn severity(level: Option<Level>) -> Severity {
     match level {
@@ -352,17 +403,30 @@ impl Detector for SigmaDetector {
         let event = enriched.as_ref().unwrap_or(event);
         let ts = event.time.timestamp();
         self.enforce_state_cap(ts);
-        // No rule matches: no detection, so nothing for correlation either.
-        if !self.gate.may_match(event, &mut self.gate_scratch) {
+        // Only the rules the gate lets through are evaluated, in the
+        // engine's order (as its own candidate pass would, which the gate
+        // replaces: it keeps every rule that could match and whose
+        // logsource applies).
+        self.gate
+            .candidates(event, &mut self.gate_scratch, &mut self.candidates);
+        // A rule the gate decided alone needs no evaluation: its result is
+        // the engine's, less the names of the matched selections (which
+        // nothing reads; the engine's field details are off).
+        let rules = self.engine.engine().rules();
+        let detections: Vec<EvaluationResult> = self
+            .candidates
+            .iter()
+            .filter_map(|&(i, verdict)| match (&self.decided[i], verdict) {
+                (Some(result), Verdict::Yes) => Some(result.clone()),
+                _ => rsigma_eval::evaluate_rule(&rules[i], event),
+            })
+            .collect();
+        // No detection: nothing for correlation either (the state cap was
+        // enforced above, so the engine would not evict here).
+        if detections.is_empty() {
             return Vec::new();
         }
-        let results = match logsource_of(event.kind) {
-            Some(ls) => {
-                let detections = self.engine.engine().evaluate_pruned(event, ls);
-                self.engine.process_with_detections(event, detections, ts)
-            }
-            None => self.engine.process_event_at(event, ts),
-        };
+        let results = self.engine.process_with_detections(event, detections, ts);
         let mut alerts = Vec::new();
         let mut correlations = Vec::new();
         for r in results {
@@ -392,5 +456,79 @@ impl Detector for SigmaDetector {
 
     fn state_evicted(&self) -> u64 {
         self.state_evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{LineDecoder, LogFormat};
+
+    /// The gate against the engine on every fixture line of the shipped
+    /// pack: a rule that matches is a candidate, and a rule the gate calls
+    /// certain matches.
+    #[test]
+    fn the_gate_keeps_every_match_and_its_certain_verdicts_hold() {
+        let pack = RulePack::shipped().expect("shipped pack loads");
+        let mut d = SigmaDetector::new(&pack).expect("compiles");
+        let decoder = LineDecoder::new(LogFormat::Auto, "h");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/fixtures");
+        let (mut lines, mut matches, mut certain) = (0, 0, 0);
+        let mut extra = vec![
+            "Nov 22 00:00:00 srv sshd[1]: Failed password for r\u{f6}ot from 203.0.113.9 port 22 ssh2".to_string(),
+            "Nov 22 00:00:00 srv SSHD[1]: Failed password for root from 203.0.113.9 port 22 ssh2".to_string(),
+            r#"203.0.113.9 - - [22/Nov/2026:10:15:32 +0700] "GET /a?id=1%20UNION%20SELECT%201 HTTP/1.1" 404 5 "-" "sqlmap/1""#.to_string(),
+        ];
+        for dir in ["linux", "web"] {
+            for entry in walkdir::WalkDir::new(root.join(dir)) {
+                let entry = entry.unwrap();
+                if entry.file_type().is_file() {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    extra.extend(text.lines().map(str::to_string));
+                }
+            }
+        }
+        for (n, line) in extra.iter().enumerate() {
+            let Ok(event) = decoder.decode(line, format!("t:{n}")) else {
+                continue;
+            };
+            lines += 1;
+            d.gate
+                .candidates(&event, &mut d.gate_scratch, &mut d.candidates);
+            let rules = d.engine.engine().rules();
+            for (i, rule) in rules.iter().enumerate() {
+                let applies = logsource_of(event.kind).is_none_or(|ls| {
+                    let c = |r: &Option<String>, e: &Option<String>| {
+                        matches!((r, e), (Some(r), Some(e)) if !r.eq_ignore_ascii_case(e))
+                    };
+                    !(c(&rule.logsource.product, &ls.product)
+                        || c(&rule.logsource.service, &ls.service)
+                        || c(&rule.logsource.category, &ls.category))
+                });
+                let matched = applies && rsigma_eval::evaluate_rule(rule, &event).is_some();
+                let verdict = d.candidates.iter().find(|(r, _)| *r == i).map(|(_, v)| *v);
+                if matched {
+                    matches += 1;
+                    assert!(
+                        verdict.is_some(),
+                        "rule {} matches but was left out: {line}",
+                        rule.title
+                    );
+                }
+                if verdict == Some(Verdict::Yes) {
+                    certain += 1;
+                    assert!(
+                        matched,
+                        "rule {} called certain but does not match: {line}",
+                        rule.title
+                    );
+                }
+            }
+        }
+        assert!(lines > 50, "only {lines} lines");
+        assert!(
+            matches > 20 && certain > 10,
+            "{matches} matches, {certain} certain"
+        );
     }
 }
