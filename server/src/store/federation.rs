@@ -59,7 +59,7 @@ pub(super) async fn changed(tx: &mut AnyConnection, id: i64, now: &str) -> Resul
 /// [`changed`] for several incidents (distinct ids), two statements per
 /// chunk of them.
 pub(super) async fn changed_many(tx: &mut AnyConnection, ids: &[i64], now: &str) -> Result<()> {
-    for chunk in pieces(&ids) {
+    for chunk in pieces(ids) {
         let mut q = batch_query(format!(
             "UPDATE incidents SET revision = revision + 1 WHERE id IN ({})",
             list(chunk.len(), 1)

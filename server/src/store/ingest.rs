@@ -250,7 +250,7 @@ pub(super) async fn store_alerts(
 /// The ids of `items` already stored.
 async fn stored_ids(tx: &mut AnyConnection, items: &[Item<'_>]) -> Result<HashSet<String>> {
     let mut known = HashSet::new();
-    for chunk in pieces(&items) {
+    for chunk in pieces(items) {
         let mut q = batch_query(format!(
             "SELECT id FROM alerts WHERE id IN ({})",
             list(chunk.len(), 1)
@@ -284,7 +284,7 @@ async fn resolve(
     window: chrono::Duration,
     now: &str,
 ) -> Result<()> {
-    for chunk in pieces(&idx) {
+    for chunk in pieces(idx) {
         let mut q = batch_query(format!(
             "WITH v(k, ws) AS (VALUES {})
              UPDATE incidents SET group_key = group_key || '#' || CAST(id AS TEXT)
@@ -340,7 +340,7 @@ async fn count_into_open(
     facts: &mut HashMap<i64, (Severity, String)>,
     now: &str,
 ) -> Result<()> {
-    for chunk in pieces(&pending) {
+    for chunk in pieces(pending) {
         let by_key: HashMap<&str, usize> = chunk.iter().map(|&i| (groups[i].key, i)).collect();
         let cols = 4;
         let mut q = batch_query(format!(
@@ -389,7 +389,7 @@ async fn follow_aliases(
     now: &str,
 ) -> Result<()> {
     let mut aliased: HashSet<String> = HashSet::new();
-    for chunk in pieces(&pending) {
+    for chunk in pieces(pending) {
         let mut q = batch_query(format!(
             "SELECT group_key FROM incident_group_aliases WHERE group_key IN ({})",
             list(chunk.len(), 1)
@@ -468,7 +468,7 @@ async fn open_incidents(
     pending: &[usize],
     now: &str,
 ) -> Result<()> {
-    for chunk in pieces(&pending) {
+    for chunk in pieces(pending) {
         let by_key: HashMap<&str, usize> = chunk.iter().map(|&i| (groups[i].key, i)).collect();
         let mut q = batch_query(format!(
             "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
@@ -536,7 +536,7 @@ async fn set_severity_and_entities(
     tx: &mut AnyConnection,
     changed: &[(i64, Severity, String)],
 ) -> Result<()> {
-    for chunk in pieces(&changed) {
+    for chunk in pieces(changed) {
         let mut q = batch_query(format!(
             "WITH v(id, sev, ent) AS (VALUES {})
              UPDATE incidents SET severity = v.sev, entities = v.ent

@@ -774,7 +774,7 @@ pub(super) async fn escalate_for_spread_many(
     let mut raise: Vec<(i64, String)> = Vec::new();
     // Campaign → whether it has spread, decided once per call.
     let mut spread: BTreeMap<i64, bool> = BTreeMap::new();
-    for chunk in pieces(&ids) {
+    for chunk in pieces(ids) {
         let mut q = batch_query(format!(
             "SELECT m.incident_id, c.id, c.realm, c.kind, c.value, c.spread_at
              FROM campaigns c JOIN incident_attackers m
