@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 use sqlx::{AnyConnection, Row};
 
-use super::ingest::{CHUNK, batch_query, list};
+use super::ingest::{batch_query, list, pieces};
 use super::{Result, Store, StoreError, from_json, now, to_json, ts, webhooks, workflow};
 use crate::model::{
     Attacker, FederationStatus, ForwardAck, IncidentSnapshot, ProvinceInfo, Status,
@@ -59,7 +59,7 @@ pub(super) async fn changed(tx: &mut AnyConnection, id: i64, now: &str) -> Resul
 /// [`changed`] for several incidents (distinct ids), two statements per
 /// chunk of them.
 pub(super) async fn changed_many(tx: &mut AnyConnection, ids: &[i64], now: &str) -> Result<()> {
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in pieces(ids) {
         let mut q = batch_query(format!(
             "UPDATE incidents SET revision = revision + 1 WHERE id IN ({})",
             list(chunk.len(), 1)

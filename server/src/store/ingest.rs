@@ -28,9 +28,33 @@ use super::{AgentPrincipal, Backend, Result, federation, to_json, ts, webhooks};
 /// A statement built for a batch, its values bound one by one.
 pub(super) type BatchQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// Rows per multi-row statement: far below both dialects' limits on bound
-/// values (SQLite 32,766, PostgreSQL 65,535) at the widest row (16).
-pub(super) const CHUNK: usize = 256;
+/// Rows per multi-row statement, largest first: a list is cut into pieces
+/// of these sizes, so each statement comes in three texts that stay in the
+/// connection's prepared-statement cache (a text per row count would be
+/// parsed anew every time, and parsing a statement of a few thousand
+/// placeholders costs more than running it). The largest stays far below
+/// both dialects' limits on bound values (SQLite 32,766, PostgreSQL 65,535)
+/// at the widest row (16 values).
+const PIECE_ROWS: [usize; 3] = [64, 8, 1];
+
+/// `items` cut into consecutive pieces of [`PIECE_ROWS`] sizes (largest
+/// that fits first).
+pub(super) fn pieces<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = PIECE_ROWS
+            .iter()
+            .copied()
+            .find(|&n| n <= rest.len())
+            .unwrap_or(1);
+        let (piece, tail) = rest.split_at(n);
+        rest = tail;
+        Some(piece)
+    })
+}
 
 /// `($1, $2), ($3, $4)`: `rows` tuples of `cols` placeholders numbered
 /// from `first`.
@@ -226,7 +250,7 @@ pub(super) async fn store_alerts(
 /// The ids of `items` already stored.
 async fn stored_ids(tx: &mut AnyConnection, items: &[Item<'_>]) -> Result<HashSet<String>> {
     let mut known = HashSet::new();
-    for chunk in items.chunks(CHUNK) {
+    for chunk in pieces(items) {
         let mut q = batch_query(format!(
             "SELECT id FROM alerts WHERE id IN ({})",
             list(chunk.len(), 1)
@@ -260,7 +284,7 @@ async fn resolve(
     window: chrono::Duration,
     now: &str,
 ) -> Result<()> {
-    for chunk in idx.chunks(CHUNK) {
+    for chunk in pieces(idx) {
         let mut q = batch_query(format!(
             "WITH v(k, ws) AS (VALUES {})
              UPDATE incidents SET group_key = group_key || '#' || CAST(id AS TEXT)
@@ -279,7 +303,7 @@ async fn resolve(
     let mut pending: Vec<usize> = idx.to_vec();
     while !pending.is_empty() {
         if backend == Backend::Postgres {
-            for chunk in pending.chunks(CHUNK) {
+            for chunk in pieces(&pending) {
                 let mut q = batch_query(format!(
                     "SELECT id FROM incidents WHERE group_key IN ({}) AND {OPEN}
                      ORDER BY group_key FOR UPDATE",
@@ -316,7 +340,7 @@ async fn count_into_open(
     facts: &mut HashMap<i64, (Severity, String)>,
     now: &str,
 ) -> Result<()> {
-    for chunk in pending.chunks(CHUNK) {
+    for chunk in pieces(pending) {
         let by_key: HashMap<&str, usize> = chunk.iter().map(|&i| (groups[i].key, i)).collect();
         let cols = 4;
         let mut q = batch_query(format!(
@@ -365,7 +389,7 @@ async fn follow_aliases(
     now: &str,
 ) -> Result<()> {
     let mut aliased: HashSet<String> = HashSet::new();
-    for chunk in pending.chunks(CHUNK) {
+    for chunk in pieces(pending) {
         let mut q = batch_query(format!(
             "SELECT group_key FROM incident_group_aliases WHERE group_key IN ({})",
             list(chunk.len(), 1)
@@ -444,7 +468,7 @@ async fn open_incidents(
     pending: &[usize],
     now: &str,
 ) -> Result<()> {
-    for chunk in pending.chunks(CHUNK) {
+    for chunk in pieces(pending) {
         let by_key: HashMap<&str, usize> = chunk.iter().map(|&i| (groups[i].key, i)).collect();
         let mut q = batch_query(format!(
             "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
@@ -512,7 +536,7 @@ async fn set_severity_and_entities(
     tx: &mut AnyConnection,
     changed: &[(i64, Severity, String)],
 ) -> Result<()> {
-    for chunk in changed.chunks(CHUNK) {
+    for chunk in pieces(changed) {
         let mut q = batch_query(format!(
             "WITH v(id, sev, ent) AS (VALUES {})
              UPDATE incidents SET severity = v.sev, entities = v.ent
@@ -554,7 +578,7 @@ async fn index_attackers(
     }
     let mut gained = BTreeSet::new();
     let mut identities: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in pieces(&rows) {
         let mut q = batch_query(format!(
             "INSERT INTO incident_attackers (incident_id, realm, kind, value, host, agency)
              VALUES {} ON CONFLICT DO NOTHING
@@ -578,7 +602,7 @@ async fn index_attackers(
     // Identities that already have a campaign need nothing more.
     let identities: Vec<(String, String, String)> = identities.into_iter().collect();
     let mut known = HashSet::new();
-    for chunk in identities.chunks(CHUNK) {
+    for chunk in pieces(&identities) {
         let mut q = batch_query(format!(
             "WITH v(realm, kind, value) AS (VALUES {})
              SELECT v.realm, v.kind, v.value FROM v JOIN campaigns c
@@ -611,7 +635,7 @@ async fn insert_alerts(
         .flat_map(|g| g.alerts.iter().map(move |(a, b)| (g.id(), *a, agents[*b])))
         .collect();
     let mut stored = 0;
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in pieces(&rows) {
         let mut q = batch_query(format!(
             "INSERT INTO alerts (id, agent_id, incident_id, rule_id, title, severity, time, host,
                  entities, evidence, tags, source, received_at, drill_id)
@@ -647,7 +671,7 @@ async fn insert_packets(tx: &mut AnyConnection, groups: &[Group<'_>]) -> Result<
         .flat_map(|g| g.alerts.iter())
         .flat_map(|(a, _)| (0..a.packets.len()).map(move |seq| (*a, seq)))
         .collect();
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in pieces(&rows) {
         let mut q = batch_query(format!(
             "INSERT INTO alert_packets (alert_id, seq, ts_ns, linktype, orig_len, data)
              VALUES {}",
@@ -677,6 +701,16 @@ mod tests {
         assert_eq!(tuples(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(tuples(1, 2, 5), "($5, $6)");
         assert_eq!(list(3, 2), "$2, $3, $4");
+    }
+
+    #[test]
+    fn lists_are_cut_into_pieces_of_few_sizes_in_order() {
+        let items: Vec<usize> = (0..83).collect();
+        let sizes: Vec<usize> = pieces(&items).map(<[usize]>::len).collect();
+        assert_eq!(sizes, vec![64, 8, 8, 1, 1, 1]);
+        let again: Vec<usize> = pieces(&items).flatten().copied().collect();
+        assert_eq!(again, items);
+        assert_eq!(pieces(&items[..0]).count(), 0);
     }
 
     fn alert(id: &str, secs: i64) -> Alert {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use sqlx::{AnyConnection, Row};
 use ward_agent::wire::Severity;
 
-use super::ingest::{CHUNK, batch_query, list, tuples};
+use super::ingest::{batch_query, list, pieces, tuples};
 use super::security::scope_param;
 use super::{
     DrillFilter, Result, Scope, Store, StoreError, from_json, incident_from_row, now,
@@ -774,7 +774,7 @@ pub(super) async fn escalate_for_spread_many(
     let mut raise: Vec<(i64, String)> = Vec::new();
     // Campaign → whether it has spread, decided once per call.
     let mut spread: BTreeMap<i64, bool> = BTreeMap::new();
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in pieces(ids) {
         let mut q = batch_query(format!(
             "SELECT m.incident_id, c.id, c.realm, c.kind, c.value, c.spread_at
              FROM campaigns c JOIN incident_attackers m
@@ -910,7 +910,7 @@ pub(super) async fn escalate_many(
         why.entry(*id).or_insert(w.as_str());
     }
     let ids: Vec<i64> = why.keys().copied().collect();
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in pieces(&ids) {
         let mut q = batch_query(format!(
             "SELECT DISTINCT incident_id FROM incident_events
              WHERE kind = 'escalated' AND detail LIKE $1 AND incident_id IN ({})",
