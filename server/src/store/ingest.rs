@@ -299,7 +299,7 @@ async fn resolve(
         q.execute(&mut *tx).await?;
     }
     // The incident's stored severity and entities, as this batch leaves them.
-    let mut facts: HashMap<i64, (Severity, String)> = HashMap::new();
+    let mut facts: HashMap<i64, Facts> = HashMap::new();
     let mut pending: Vec<usize> = idx.to_vec();
     while !pending.is_empty() {
         if backend == Backend::Postgres {
@@ -325,7 +325,8 @@ async fn resolve(
     // Severity and entities of the incidents that already existed.
     let changed: Vec<(i64, Severity, String)> = facts
         .into_iter()
-        .map(|(id, (sev, entities))| (id, sev, entities))
+        .filter(|(_, f)| f.changed)
+        .map(|(id, f)| (id, f.severity, f.entities))
         .collect();
     set_severity_and_entities(tx, &changed).await
 }
@@ -337,7 +338,7 @@ async fn count_into_open(
     tx: &mut AnyConnection,
     groups: &mut [Group<'_>],
     pending: &[usize],
-    facts: &mut HashMap<i64, (Severity, String)>,
+    facts: &mut HashMap<i64, Facts>,
     now: &str,
 ) -> Result<()> {
     for chunk in pieces(pending) {
@@ -384,7 +385,7 @@ async fn follow_aliases(
     tx: &mut AnyConnection,
     groups: &mut [Group<'_>],
     pending: &[usize],
-    facts: &mut HashMap<i64, (Severity, String)>,
+    facts: &mut HashMap<i64, Facts>,
     window: chrono::Duration,
     now: &str,
 ) -> Result<()> {
@@ -435,27 +436,34 @@ async fn follow_aliases(
 /// Folds group `g` into what is known of incident `id`: its stored
 /// severity and entities (from the row, unless an earlier group of this
 /// batch already counted into it).
-fn merge_facts(
-    facts: &mut HashMap<i64, (Severity, String)>,
-    id: i64,
-    stored: (String, String),
-    g: &Group<'_>,
-) {
-    let (sev, entities) = facts.entry(id).or_insert(stored_facts(&stored));
+fn merge_facts(facts: &mut HashMap<i64, Facts>, id: i64, stored: (String, String), g: &Group<'_>) {
+    let f = facts.entry(id).or_insert_with(|| Facts {
+        severity: Severity::from_str(&stored.0).unwrap_or(Severity::Low),
+        entities: stored.1,
+        changed: false,
+    });
     let mut map: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(entities).unwrap_or_default();
+        serde_json::from_str(&f.entities).unwrap_or_default();
+    let before = map.len();
     for (k, v) in &g.entities {
         map.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    *sev = (*sev).max(g.severity);
-    *entities = to_json(&map);
+    if map.len() != before {
+        f.entities = to_json(&map);
+        f.changed = true;
+    }
+    if g.severity > f.severity {
+        f.severity = g.severity;
+        f.changed = true;
+    }
 }
 
-fn stored_facts((sev, entities): &(String, String)) -> (Severity, String) {
-    (
-        Severity::from_str(sev).unwrap_or(Severity::Low),
-        entities.clone(),
-    )
+/// An existing incident's severity and entities as this transaction
+/// leaves them, and whether they differ from the stored ones.
+struct Facts {
+    severity: Severity,
+    entities: String,
+    changed: bool,
 }
 
 /// Opens an incident for every group in `pending` in one INSERT, with its
@@ -531,7 +539,8 @@ async fn open_incidents(
     Ok(())
 }
 
-/// Writes the severity and entities of incidents that this batch changed.
+/// Writes the severity and entities of incidents that this batch changed
+/// (only those: most transactions change none).
 async fn set_severity_and_entities(
     tx: &mut AnyConnection,
     changed: &[(i64, Severity, String)],
