@@ -622,10 +622,13 @@ impl Store {
         let mut ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut q = ingest::batch_query(format!(
-            "UPDATE agents SET last_seen = $1 WHERE id IN ({})",
-            ingest::list(ids.len(), 2)
-        ))
+        let mut q = ingest::batch_query(
+            &tx,
+            format!(
+                "UPDATE agents SET last_seen = $1 WHERE id IN ({})",
+                ingest::list(ids.len(), 2)
+            ),
+        )
         .bind(now.clone());
         for id in ids {
             q = q.bind(id.to_string());

@@ -60,23 +60,29 @@ pub(super) async fn changed(tx: &mut AnyConnection, id: i64, now: &str) -> Resul
 /// chunk of them.
 pub(super) async fn changed_many(tx: &mut AnyConnection, ids: &[i64], now: &str) -> Result<()> {
     for chunk in pieces(ids) {
-        let mut q = batch_query(format!(
-            "UPDATE incidents SET revision = revision + 1 WHERE id IN ({})",
-            list(chunk.len(), 1)
-        ));
+        let mut q = batch_query(
+            tx,
+            format!(
+                "UPDATE incidents SET revision = revision + 1 WHERE id IN ({})",
+                list(chunk.len(), 1)
+            ),
+        );
         for id in chunk {
             q = q.bind(*id);
         }
         q.execute(&mut *tx).await?;
-        let mut q = batch_query(format!(
+        let mut q = batch_query(
+            tx,
+            format!(
             "INSERT INTO federation_outbox (incident_id, revision, attempts, next_at, queued_at)
-             SELECT i.id, i.revision, 0, $1, $1 FROM incidents i, federation_link l
+             SELECT i.id, i.revision, 0, $1, $2 FROM incidents i, federation_link l
              WHERE i.id IN ({}) AND l.id = 1 AND l.upstream IS NOT NULL
                AND i.drill = 0 AND i.province IS NULL
              ON CONFLICT (incident_id) DO UPDATE SET revision = excluded.revision",
-            list(chunk.len(), 2)
-        ));
-        q = q.bind(now.to_string());
+            list(chunk.len(), 3)
+        ),
+        );
+        q = q.bind(now.to_string()).bind(now.to_string());
         for id in chunk {
             q = q.bind(*id);
         }

@@ -82,9 +82,53 @@ pub(super) fn list(n: usize, first: usize) -> String {
 }
 
 /// A statement whose text was built from placeholders only (every value is
-/// bound, none is spliced in).
-pub(super) fn batch_query(sql: String) -> BatchQuery {
+/// bound, none is spliced in), for the connection `conn`.
+///
+/// On SQLite the numbered placeholders become anonymous `?`: SQLite finds
+/// the name of a numbered parameter by a linear scan of all of them, and
+/// sqlx asks for every parameter's name when it binds, so binding the
+/// hundreds of values of a multi-row statement by number costs time
+/// quadratic in their count (it was an eighth of the coordinator's CPU under
+/// fleet load). Anonymous ones are bound by position, which is the same
+/// order when each `$n` appears once, in order — as [`tuples`] and [`list`]
+/// write them; batch statements keep their placeholders in that order.
+pub(super) fn batch_query(conn: &AnyConnection, sql: String) -> BatchQuery {
+    let sql = match conn.backend_name() {
+        "SQLite" => positional(&sql).unwrap_or_else(|| {
+            debug_assert!(false, "batch statement placeholders out of order: {sql}");
+            sql
+        }),
+        _ => sql,
+    };
     sqlx::query(sqlx::AssertSqlSafe(sql))
+}
+
+/// `sql` with `$1, $2, …` replaced by `?`, when each appears once and in
+/// that order (outside quoted literals); `None` otherwise.
+fn positional(sql: &str) -> Option<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut next = 1usize;
+    let mut quoted = false;
+    let mut rest = sql;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        if c == '\'' {
+            quoted = !quoted;
+        } else if c == '$' && !quoted {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits > 0 {
+                if rest[..digits].parse::<usize>().ok()? != next {
+                    return None;
+                }
+                next += 1;
+                rest = &rest[digits..];
+                out.push('?');
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 /// Open incidents (the ones that still take alerts).
@@ -251,10 +295,13 @@ pub(super) async fn store_alerts(
 async fn stored_ids(tx: &mut AnyConnection, items: &[Item<'_>]) -> Result<HashSet<String>> {
     let mut known = HashSet::new();
     for chunk in pieces(items) {
-        let mut q = batch_query(format!(
-            "SELECT id FROM alerts WHERE id IN ({})",
-            list(chunk.len(), 1)
-        ));
+        let mut q = batch_query(
+            tx,
+            format!(
+                "SELECT id FROM alerts WHERE id IN ({})",
+                list(chunk.len(), 1)
+            ),
+        );
         for it in chunk {
             q = q.bind(it.alert.id.clone());
         }
@@ -285,13 +332,16 @@ async fn resolve(
     now: &str,
 ) -> Result<()> {
     for chunk in pieces(idx) {
-        let mut q = batch_query(format!(
-            "WITH v(k, ws) AS (VALUES {})
+        let mut q = batch_query(
+            tx,
+            format!(
+                "WITH v(k, ws) AS (VALUES {})
              UPDATE incidents SET group_key = group_key || '#' || CAST(id AS TEXT)
              FROM v WHERE incidents.group_key = v.k AND incidents.{OPEN}
                AND incidents.last_seen < v.ws",
-            tuples(chunk.len(), 2, 1)
-        ));
+                tuples(chunk.len(), 2, 1)
+            ),
+        );
         for &i in chunk {
             let g = &groups[i];
             q = q.bind(g.key.to_string()).bind(ts(g.first().time - window));
@@ -304,11 +354,14 @@ async fn resolve(
     while !pending.is_empty() {
         if backend == Backend::Postgres {
             for chunk in pieces(&pending) {
-                let mut q = batch_query(format!(
-                    "SELECT id FROM incidents WHERE group_key IN ({}) AND {OPEN}
+                let mut q = batch_query(
+                    tx,
+                    format!(
+                        "SELECT id FROM incidents WHERE group_key IN ({}) AND {OPEN}
                      ORDER BY group_key FOR UPDATE",
-                    list(chunk.len(), 1)
-                ));
+                        list(chunk.len(), 1)
+                    ),
+                );
                 for &i in chunk {
                     q = q.bind(groups[i].key.to_string());
                 }
@@ -344,8 +397,10 @@ async fn count_into_open(
     for chunk in pieces(pending) {
         let by_key: HashMap<&str, usize> = chunk.iter().map(|&i| (groups[i].key, i)).collect();
         let cols = 4;
-        let mut q = batch_query(format!(
-            "WITH v(k, n, tmin, tmax) AS (VALUES {})
+        let mut q = batch_query(
+            tx,
+            format!(
+                "WITH v(k, n, tmin, tmax) AS (VALUES {})
              UPDATE incidents SET alert_count = alert_count + v.n,
                  first_seen = CASE WHEN v.tmin < first_seen THEN v.tmin ELSE first_seen END,
                  last_seen = CASE WHEN v.tmax > last_seen THEN v.tmax ELSE last_seen END,
@@ -353,9 +408,10 @@ async fn count_into_open(
              FROM v WHERE incidents.group_key = v.k AND incidents.{OPEN}
              RETURNING incidents.id, incidents.group_key, incidents.severity,
                        incidents.entities, incidents.alert_count",
-            tuples(chunk.len(), cols, 1),
-            chunk.len() * cols + 1
-        ));
+                tuples(chunk.len(), cols, 1),
+                chunk.len() * cols + 1
+            ),
+        );
         for &i in chunk {
             let g = &groups[i];
             q = q
@@ -391,10 +447,13 @@ async fn follow_aliases(
 ) -> Result<()> {
     let mut aliased: HashSet<String> = HashSet::new();
     for chunk in pieces(pending) {
-        let mut q = batch_query(format!(
-            "SELECT group_key FROM incident_group_aliases WHERE group_key IN ({})",
-            list(chunk.len(), 1)
-        ));
+        let mut q = batch_query(
+            tx,
+            format!(
+                "SELECT group_key FROM incident_group_aliases WHERE group_key IN ({})",
+                list(chunk.len(), 1)
+            ),
+        );
         for &i in chunk {
             q = q.bind(groups[i].key.to_string());
         }
@@ -478,15 +537,18 @@ async fn open_incidents(
 ) -> Result<()> {
     for chunk in pieces(pending) {
         let by_key: HashMap<&str, usize> = chunk.iter().map(|&i| (groups[i].key, i)).collect();
-        let mut q = batch_query(format!(
-            "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
+        let mut q = batch_query(
+            tx,
+            format!(
+                "INSERT INTO incidents (title, rule_id, severity, status, host, agency, group_key,
                  entities, tags, alert_count, first_seen, last_seen, drill, created_at,
                  updated_at, drill_id)
              VALUES {}
              ON CONFLICT (group_key) WHERE {OPEN} DO NOTHING
              RETURNING id, group_key",
-            tuples(chunk.len(), 16, 1)
-        ));
+                tuples(chunk.len(), 16, 1)
+            ),
+        );
         for &i in chunk {
             let g = &groups[i];
             let a = g.first();
@@ -518,23 +580,25 @@ async fn open_incidents(
                 opened.push(i);
             }
         }
-        if opened.is_empty() {
-            continue;
+        for piece in pieces(&opened) {
+            let mut q = batch_query(
+                tx,
+                format!(
+                    "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES {}",
+                    tuples(piece.len(), 5, 1)
+                ),
+            );
+            for &i in piece {
+                let g = &groups[i];
+                q = q
+                    .bind(g.id())
+                    .bind(now.to_string())
+                    .bind(format!("agent:{}", agents[g.first_batch()].id))
+                    .bind("created")
+                    .bind(format!("first alert {}", g.first().id));
+            }
+            q.execute(&mut *tx).await?;
         }
-        let mut q = batch_query(format!(
-            "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES {}",
-            tuples(opened.len(), 5, 1)
-        ));
-        for &i in &opened {
-            let g = &groups[i];
-            q = q
-                .bind(g.id())
-                .bind(now.to_string())
-                .bind(format!("agent:{}", agents[g.first_batch()].id))
-                .bind("created")
-                .bind(format!("first alert {}", g.first().id));
-        }
-        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -546,13 +610,16 @@ async fn set_severity_and_entities(
     changed: &[(i64, Severity, String)],
 ) -> Result<()> {
     for chunk in pieces(changed) {
-        let mut q = batch_query(format!(
-            "WITH v(id, sev, ent) AS (VALUES {})
+        let mut q = batch_query(
+            tx,
+            format!(
+                "WITH v(id, sev, ent) AS (VALUES {})
              UPDATE incidents SET severity = v.sev, entities = v.ent
              FROM v WHERE incidents.id = v.id
                AND (incidents.severity <> v.sev OR incidents.entities <> v.ent)",
-            tuples(chunk.len(), 3, 1)
-        ));
+                tuples(chunk.len(), 3, 1)
+            ),
+        );
         for (id, sev, entities) in chunk {
             q = q.bind(*id).bind(sev.as_str()).bind(entities.clone());
         }
@@ -588,12 +655,15 @@ async fn index_attackers(
     let mut gained = BTreeSet::new();
     let mut identities: BTreeSet<(String, String, String)> = BTreeSet::new();
     for chunk in pieces(&rows) {
-        let mut q = batch_query(format!(
-            "INSERT INTO incident_attackers (incident_id, realm, kind, value, host, agency)
+        let mut q = batch_query(
+            tx,
+            format!(
+                "INSERT INTO incident_attackers (incident_id, realm, kind, value, host, agency)
              VALUES {} ON CONFLICT DO NOTHING
              RETURNING incident_id, realm, kind, value",
-            tuples(chunk.len(), 6, 1)
-        ));
+                tuples(chunk.len(), 6, 1)
+            ),
+        );
         for (id, realm, kind, value, host, agency) in chunk {
             q = q
                 .bind(*id)
@@ -612,12 +682,15 @@ async fn index_attackers(
     let identities: Vec<(String, String, String)> = identities.into_iter().collect();
     let mut known = HashSet::new();
     for chunk in pieces(&identities) {
-        let mut q = batch_query(format!(
-            "WITH v(realm, kind, value) AS (VALUES {})
+        let mut q = batch_query(
+            tx,
+            format!(
+                "WITH v(realm, kind, value) AS (VALUES {})
              SELECT v.realm, v.kind, v.value FROM v JOIN campaigns c
                  ON c.realm = v.realm AND c.kind = v.kind AND c.value = v.value",
-            tuples(chunk.len(), 3, 1)
-        ));
+                tuples(chunk.len(), 3, 1)
+            ),
+        );
         for (realm, kind, value) in chunk {
             q = q.bind(realm.clone()).bind(kind.clone()).bind(value.clone());
         }
@@ -645,12 +718,15 @@ async fn insert_alerts(
         .collect();
     let mut stored = 0;
     for chunk in pieces(&rows) {
-        let mut q = batch_query(format!(
+        let mut q = batch_query(
+            tx,
+            format!(
             "INSERT INTO alerts (id, agent_id, incident_id, rule_id, title, severity, time, host,
                  entities, evidence, tags, source, received_at, drill_id)
              VALUES {} ON CONFLICT (id) DO NOTHING",
             tuples(chunk.len(), 14, 1)
-        ));
+        ),
+        );
         for (incident, a, agent) in chunk {
             q = q
                 .bind(a.id.clone())
@@ -681,11 +757,14 @@ async fn insert_packets(tx: &mut AnyConnection, groups: &[Group<'_>]) -> Result<
         .flat_map(|(a, _)| (0..a.packets.len()).map(move |seq| (*a, seq)))
         .collect();
     for chunk in pieces(&rows) {
-        let mut q = batch_query(format!(
-            "INSERT INTO alert_packets (alert_id, seq, ts_ns, linktype, orig_len, data)
+        let mut q = batch_query(
+            tx,
+            format!(
+                "INSERT INTO alert_packets (alert_id, seq, ts_ns, linktype, orig_len, data)
              VALUES {}",
-            tuples(chunk.len(), 6, 1)
-        ));
+                tuples(chunk.len(), 6, 1)
+            ),
+        );
         for (a, seq) in chunk {
             let p = &a.packets[*seq];
             q = q
@@ -710,6 +789,21 @@ mod tests {
         assert_eq!(tuples(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(tuples(1, 2, 5), "($5, $6)");
         assert_eq!(list(3, 2), "$2, $3, $4");
+    }
+
+    #[test]
+    fn numbered_placeholders_in_order_become_positional() {
+        assert_eq!(
+            positional("INSERT INTO t VALUES ($1, $2), ($3, $4) -- '$9'").as_deref(),
+            Some("INSERT INTO t VALUES (?, ?), (?, ?) -- '$9'")
+        );
+        assert_eq!(
+            positional("SELECT json_extract(x, '$.a') FROM t WHERE a = $1 AND b = $2").as_deref(),
+            Some("SELECT json_extract(x, '$.a') FROM t WHERE a = ? AND b = ?")
+        );
+        assert_eq!(positional("SELECT $1, $1"), None);
+        assert_eq!(positional("SELECT $2, $1"), None);
+        assert_eq!(positional("SELECT 1").as_deref(), Some("SELECT 1"));
     }
 
     #[test]

@@ -775,14 +775,17 @@ pub(super) async fn escalate_for_spread_many(
     // Campaign → whether it has spread, decided once per call.
     let mut spread: BTreeMap<i64, bool> = BTreeMap::new();
     for chunk in pieces(ids) {
-        let mut q = batch_query(format!(
-            "SELECT m.incident_id, c.id, c.realm, c.kind, c.value, c.spread_at
+        let mut q = batch_query(
+            tx,
+            format!(
+                "SELECT m.incident_id, c.id, c.realm, c.kind, c.value, c.spread_at
              FROM campaigns c JOIN incident_attackers m
                   ON m.realm = c.realm AND m.kind = c.kind AND m.value = c.value
              WHERE m.incident_id IN ({})
              ORDER BY c.id, m.incident_id",
-            list(chunk.len(), 1)
-        ));
+                list(chunk.len(), 1)
+            ),
+        );
         for id in chunk {
             q = q.bind(*id);
         }
@@ -911,11 +914,14 @@ pub(super) async fn escalate_many(
     }
     let ids: Vec<i64> = why.keys().copied().collect();
     for chunk in pieces(&ids) {
-        let mut q = batch_query(format!(
-            "SELECT DISTINCT incident_id FROM incident_events
+        let mut q = batch_query(
+            tx,
+            format!(
+                "SELECT DISTINCT incident_id FROM incident_events
              WHERE kind = 'escalated' AND detail LIKE $1 AND incident_id IN ({})",
-            list(chunk.len(), 2)
-        ));
+                list(chunk.len(), 2)
+            ),
+        );
         q = q.bind(format!("{reason}:%"));
         for id in chunk {
             q = q.bind(*id);
@@ -934,10 +940,13 @@ pub(super) async fn escalate_many(
         if todo.is_empty() {
             continue;
         }
-        let mut q = batch_query(format!(
-            "SELECT id, severity FROM incidents WHERE id IN ({}) ORDER BY id",
-            list(todo.len(), 1)
-        ));
+        let mut q = batch_query(
+            tx,
+            format!(
+                "SELECT id, severity FROM incidents WHERE id IN ({}) ORDER BY id",
+                list(todo.len(), 1)
+            ),
+        );
         for id in &todo {
             q = q.bind(*id);
         }
@@ -952,23 +961,29 @@ pub(super) async fn escalate_many(
         if rises.is_empty() {
             continue;
         }
-        let mut q = batch_query(format!(
-            "WITH v(id, sev) AS (VALUES {})
+        let mut q = batch_query(
+            tx,
+            format!(
+                "WITH v(id, sev) AS (VALUES {})
              UPDATE incidents SET severity = v.sev, updated_at = ${}
              FROM v WHERE incidents.id = v.id",
-            tuples(rises.len(), 2, 1),
-            rises.len() * 2 + 1
-        ));
+                tuples(rises.len(), 2, 1),
+                rises.len() * 2 + 1
+            ),
+        );
         for (id, _, new) in &rises {
             q = q.bind(*id).bind(new.as_str());
         }
         q.bind(now.to_string()).execute(&mut *tx).await?;
         let raised_ids: Vec<i64> = rises.iter().map(|(id, _, _)| *id).collect();
         super::federation::changed_many(tx, &raised_ids, now).await?;
-        let mut q = batch_query(format!(
-            "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES {}",
-            tuples(rises.len(), 5, 1)
-        ));
+        let mut q = batch_query(
+            tx,
+            format!(
+                "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES {}",
+                tuples(rises.len(), 5, 1)
+            ),
+        );
         for (id, old, new) in &rises {
             q = q
                 .bind(*id)
