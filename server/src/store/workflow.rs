@@ -913,12 +913,15 @@ pub(super) async fn escalate_many(
         why.entry(*id).or_insert(w.as_str());
     }
     let ids: Vec<i64> = why.keys().copied().collect();
+    // Every statement goes over pieces of fixed sizes, so its texts stay
+    // prepared.
+    let mut todo: Vec<i64> = Vec::new();
     for chunk in pieces(&ids) {
         let mut q = batch_query(
             tx,
             format!(
                 "SELECT DISTINCT incident_id FROM incident_events
-             WHERE kind = 'escalated' AND detail LIKE $1 AND incident_id IN ({})",
+                 WHERE kind = 'escalated' AND detail LIKE $1 AND incident_id IN ({})",
                 list(chunk.len(), 2)
             ),
         );
@@ -932,25 +935,20 @@ pub(super) async fn escalate_many(
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let todo: Vec<i64> = chunk
-            .iter()
-            .copied()
-            .filter(|id| !done.contains(id))
-            .collect();
-        if todo.is_empty() {
-            continue;
-        }
+        todo.extend(chunk.iter().copied().filter(|id| !done.contains(id)));
+    }
+    let mut rises: Vec<(i64, Severity, Severity)> = Vec::new();
+    for chunk in pieces(&todo) {
         let mut q = batch_query(
             tx,
             format!(
                 "SELECT id, severity FROM incidents WHERE id IN ({}) ORDER BY id",
-                list(todo.len(), 1)
+                list(chunk.len(), 1)
             ),
         );
-        for id in &todo {
+        for id in chunk {
             q = q.bind(*id);
         }
-        let mut rises: Vec<(i64, Severity, Severity)> = Vec::new();
         for r in q.fetch_all(&mut *tx).await? {
             let old = parse_severity(r.get(1))?;
             let new = raised(old);
@@ -958,33 +956,32 @@ pub(super) async fn escalate_many(
                 rises.push((r.get(0), old, new));
             }
         }
-        if rises.is_empty() {
-            continue;
-        }
+    }
+    for chunk in pieces(&rises) {
         let mut q = batch_query(
             tx,
             format!(
                 "WITH v(id, sev) AS (VALUES {})
-             UPDATE incidents SET severity = v.sev, updated_at = ${}
-             FROM v WHERE incidents.id = v.id",
-                tuples(rises.len(), 2, 1),
-                rises.len() * 2 + 1
+                 UPDATE incidents SET severity = v.sev, updated_at = ${}
+                 FROM v WHERE incidents.id = v.id",
+                tuples(chunk.len(), 2, 1),
+                chunk.len() * 2 + 1
             ),
         );
-        for (id, _, new) in &rises {
+        for (id, _, new) in chunk {
             q = q.bind(*id).bind(new.as_str());
         }
         q.bind(now.to_string()).execute(&mut *tx).await?;
-        let raised_ids: Vec<i64> = rises.iter().map(|(id, _, _)| *id).collect();
+        let raised_ids: Vec<i64> = chunk.iter().map(|(id, _, _)| *id).collect();
         super::federation::changed_many(tx, &raised_ids, now).await?;
         let mut q = batch_query(
             tx,
             format!(
                 "INSERT INTO incident_events (incident_id, at, actor, kind, detail) VALUES {}",
-                tuples(rises.len(), 5, 1)
+                tuples(chunk.len(), 5, 1)
             ),
         );
-        for (id, old, new) in &rises {
+        for (id, old, new) in chunk {
             q = q
                 .bind(*id)
                 .bind(now.to_string())
@@ -993,9 +990,9 @@ pub(super) async fn escalate_many(
                 .bind(format!("{reason}: {}; {old} → {new}", why[id]));
         }
         q.execute(&mut *tx).await?;
-        for (id, old, new) in &rises {
-            tracing::info!(incident = id, %old, %new, reason, "incident escalated");
-        }
+    }
+    for (id, old, new) in &rises {
+        tracing::info!(incident = id, %old, %new, reason, "incident escalated");
     }
     Ok(())
 }
