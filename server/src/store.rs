@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -30,6 +31,7 @@ pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod agencies;
 mod commit;
+mod credentials;
 mod drills;
 mod federation;
 mod ingest;
@@ -166,6 +168,7 @@ pub struct Store {
     backend: Backend,
     group_window: chrono::Duration,
     queue: commit::Queue,
+    credentials: Arc<credentials::AgentCredentials>,
 }
 
 /// How long an open incident keeps collecting its group's alerts after its
@@ -223,6 +226,7 @@ impl Store {
             backend: Backend::Sqlite,
             group_window: DEFAULT_GROUP_WINDOW,
             queue: commit::Queue::default(),
+            credentials: Arc::default(),
         })
     }
 
@@ -242,6 +246,7 @@ impl Store {
             backend: Backend::Postgres,
             group_window: DEFAULT_GROUP_WINDOW,
             queue: commit::Queue::default(),
+            credentials: Arc::default(),
         })
     }
 
@@ -402,33 +407,68 @@ impl Store {
         Ok(Some(agency))
     }
 
-    /// The agent owning a token hash.
+    /// The agent owning a token hash (not revoked), remembered for a moment
+    /// (`store/credentials.rs`).
     pub async fn agent_by_token(&self, token_hash: &str) -> Result<Option<AgentPrincipal>> {
+        if let Some(agent) = self.credentials.get(token_hash) {
+            return Ok(Some(agent));
+        }
         let row = sqlx::query(
             "SELECT id, agency FROM agents WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|r| AgentPrincipal {
+        let agent = row.map(|r| AgentPrincipal {
             id: r.get(0),
             agency: r.get(1),
-        }))
+        });
+        if let Some(a) = &agent {
+            self.credentials.put(token_hash, a);
+        }
+        Ok(agent)
     }
 
-    /// Records a heartbeat.
+    /// Records a heartbeat (through the committer, with the heartbeats that
+    /// arrive meanwhile: `store/commit.rs`).
     pub async fn heartbeat(&self, agent_id: &str, hb: &Heartbeat) -> Result<()> {
-        let json = serde_json::to_string(hb).map_err(|e| StoreError::Damaged(e.to_string()))?;
-        sqlx::query(
-            "UPDATE agents SET last_seen = $1, version = $2, rules_version = $3, heartbeat = $4 WHERE id = $5",
-        )
-        .bind(now())
-        .bind(&hb.version)
-        .bind(&hb.rules_version)
-        .bind(json)
-        .bind(agent_id)
-        .execute(&self.write)
-        .await?;
+        self.heartbeat_queued(agent_id, hb).await
+    }
+
+    /// Records `beats` (agent id, heartbeat) in one transaction; an agent
+    /// named twice keeps its last.
+    async fn record_heartbeats(&self, beats: &[(&str, &Heartbeat)]) -> Result<()> {
+        let mut last: BTreeMap<&str, &Heartbeat> = BTreeMap::new();
+        for (id, hb) in beats {
+            last.insert(id, hb);
+        }
+        let rows: Vec<(&str, &Heartbeat)> = last.into_iter().collect();
+        let now = now();
+        let mut tx = self.write.begin().await?;
+        for chunk in ingest::pieces(&rows) {
+            let mut q = ingest::batch_query(
+                &tx,
+                format!(
+                    "WITH v(id, version, rules_version, heartbeat) AS (VALUES {})
+                     UPDATE agents SET last_seen = ${}, version = v.version,
+                         rules_version = v.rules_version, heartbeat = v.heartbeat
+                     FROM v WHERE agents.id = v.id",
+                    ingest::tuples(chunk.len(), 4, 1),
+                    chunk.len() * 4 + 1
+                ),
+            );
+            for (id, hb) in chunk {
+                let json =
+                    serde_json::to_string(hb).map_err(|e| StoreError::Damaged(e.to_string()))?;
+                q = q
+                    .bind(id.to_string())
+                    .bind(hb.version.clone())
+                    .bind(hb.rules_version.clone())
+                    .bind(json);
+            }
+            q.bind(now.clone()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1084,6 +1124,7 @@ impl Store {
         }
         drills::retire_agents(&mut tx, id, &now).await?;
         tx.commit().await?;
+        self.credentials.forget_all();
         Ok(())
     }
 
@@ -1107,6 +1148,7 @@ impl Store {
         }
         drills::retire_agents(&mut tx, id, &now).await?;
         tx.commit().await?;
+        self.credentials.forget_all();
         Ok(())
     }
 

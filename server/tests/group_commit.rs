@@ -138,3 +138,55 @@ async fn batches_stored_together_each_get_their_own_answer() {
         AGENTS as i64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_written_together_each_land_on_their_agent() {
+    let db = TestDb::new().await;
+    let mut agents = Vec::new();
+    for i in 0..AGENTS {
+        agents.push(store_agent(&db.store, &format!("beat{i:02}")).await);
+    }
+    // All agents at once beat, send a batch and beat again: the queue holds
+    // both kinds, heartbeats of many agents share a statement, and each
+    // agent keeps its own last one.
+    let tasks: Vec<_> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let (store, a) = (db.store.clone(), a.clone());
+            tokio::spawn(async move {
+                let hb = |uptime_s| ward_agent::wire::Heartbeat {
+                    version: format!("9.{i}"),
+                    rules_version: format!("pack-{i}"),
+                    uptime_s,
+                    ..Default::default()
+                };
+                store.heartbeat(&a.id, &hb(1)).await?;
+                store.ingest(&a, &[alert(&a, 0)], &[]).await?;
+                store.heartbeat(&a.id, &hb(2)).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let pool = db.raw().await;
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, version, rules_version, heartbeat FROM agents WHERE last_seen IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(rows.len(), AGENTS);
+    for (id, version, rules, hb) in rows {
+        let i: usize = id.trim_start_matches("agent-beat").parse().unwrap();
+        assert_eq!(
+            (version, rules),
+            (format!("9.{i}"), format!("pack-{i}")),
+            "{id}"
+        );
+        let hb: serde_json::Value = serde_json::from_str(&hb).unwrap();
+        assert_eq!(hb["uptime_s"], 2, "{id}");
+    }
+}

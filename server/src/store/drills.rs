@@ -99,6 +99,7 @@ impl Store {
             }
             let retired = retire_agents(&mut tx, &id, &stamp).await?;
             tx.commit().await?;
+            self.credentials.forget_all();
             tracing::warn!(drill = %id, retired, "drill abandoned: its runner stopped renewing the lease");
             abandoned.push(id);
         }

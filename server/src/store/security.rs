@@ -217,6 +217,7 @@ impl Store {
         .bind(scope_param(scope))
         .execute(&self.write)
         .await?;
+        self.credentials.forget_all();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
