@@ -39,8 +39,9 @@ pub(super) type Queue = Arc<OnceLock<mpsc::Sender<Work>>>;
 pub(super) enum Work {
     /// An agent's alert batch.
     Alerts(Job),
-    /// An agent's heartbeat.
-    Beat(Beat),
+    /// An agent's heartbeat (boxed: a heartbeat is much larger than a
+    /// batch's handles).
+    Beat(Box<Beat>),
 }
 
 /// One agent's batch, and where its answer goes.
@@ -107,7 +108,7 @@ impl Store {
             heartbeat: hb.clone(),
             reply,
         };
-        if queue.send(Work::Beat(beat)).await.is_ok()
+        if queue.send(Work::Beat(Box::new(beat))).await.is_ok()
             && let Ok(done) = answer.await
         {
             return done;
@@ -137,7 +138,7 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Work>) {
                     n += job.alerts.len();
                     jobs.push(job);
                 }
-                Work::Beat(beat) => beats.push(beat),
+                Work::Beat(beat) => beats.push(*beat),
             }
             if n >= MAX_GROUP_ALERTS || beats.len() >= MAX_GROUP_BEATS {
                 break;
