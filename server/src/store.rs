@@ -203,12 +203,15 @@ impl Store {
     }
 
     /// SQLite: one writer connection (WAL, so readers never wait for it)
-    /// and a few read-only ones.
+    /// and a few read-only ones. Connections to a local file do not break
+    /// while idle, so they are not pinged each time they are taken from the
+    /// pool (a round trip to the connection's thread per statement).
     async fn open_sqlite_with(opts: SqliteConnectOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let url = |o: SqliteConnectOptions| o.to_url_lossy().to_string();
         let write = AnyPoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
             .connect(&url(opts.clone().create_if_missing(true)))
             .await?;
@@ -217,6 +220,7 @@ impl Store {
         SQLITE_MIGRATOR.run(&write).await?;
         let read = AnyPoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
             .connect(&url(opts.read_only(true)))
             .await?;
