@@ -21,6 +21,11 @@ use rsigma_parser::{
 
 use crate::event::{Event, EventKind};
 
+mod operators;
+mod regex_literals;
+
+use operators::NumTest;
+
 /// A necessary condition of a rule, over the atoms of [`Gate`]. Where
 /// the rule says exactly what an atom tests (see [`NeedleSet::exact`]),
 /// and the tree holds no `True` standing for something unknown, the
@@ -38,6 +43,11 @@ enum Cond {
     },
     /// Some field contains a literal of the set.
     Keyword(usize),
+    /// The field (slot) passes the numeric test (see [`operators`]).
+    Num {
+        slot: usize,
+        test: usize,
+    },
     And(Vec<Cond>),
     Or(Vec<Cond>),
 }
@@ -247,6 +257,8 @@ pub struct Gate {
     /// Field names rules ask about.
     slots: Vec<String>,
     sets: Vec<NeedleSet>,
+    /// Numeric tests, by [`Cond::Num`]'s index.
+    nums: Vec<NumTest>,
     /// Per slot: the field's contains-sets searched together, when it has
     /// two or more.
     scans: Vec<Option<FieldScan>>,
@@ -336,6 +348,8 @@ struct Builder {
     sets: Vec<NeedleSet>,
     /// Per set: the slot it is asked of (`None` for keywords).
     set_slots: Vec<Option<usize>>,
+    /// Numeric tests, by [`Cond::Num`]'s index.
+    nums: Vec<NumTest>,
 }
 
 impl Builder {
@@ -451,6 +465,9 @@ impl Builder {
         if name.contains(['[', '\\']) {
             return Cond::True;
         }
+        if let Some(c) = self.operator_item(name, item) {
+            return c;
+        }
         let mut substring = true;
         let mut all = false;
         let mut compare = Compare::Equals;
@@ -541,7 +558,7 @@ fn atoms(c: &Cond, out: &mut Vec<(usize, usize)>) {
     match c {
         Cond::Any { slot, set } => out.push((*slot, *set)),
         Cond::And(xs) | Cond::Or(xs) => xs.iter().for_each(|x| atoms(x, out)),
-        Cond::True | Cond::Present(_) | Cond::Keyword(_) => {}
+        Cond::True | Cond::Present(_) | Cond::Keyword(_) | Cond::Num { .. } => {}
     }
 }
 
@@ -607,6 +624,7 @@ impl Gate {
         Gate {
             slots: b.slots,
             sets,
+            nums: b.nums,
             scans,
             by_kind,
         }
@@ -674,6 +692,10 @@ impl Gate {
                 scratch.verdicts[*id] = Some(v);
                 v
             }
+            Cond::Num { slot, test } => match self.field(*slot, event, scratch) {
+                Some(i) => self.nums[*test].verdict(event.text(&event.fields[i].1)),
+                None => Verdict::No,
+            },
             Cond::Keyword(set) => {
                 if event.values().any(|v| self.sets[*set].matches(v)) {
                     Verdict::Maybe
@@ -863,7 +885,7 @@ detection:
     #[test]
     fn what_it_cannot_judge_passes() {
         for detection in [
-            "sel: {c-uri|re: 'a.*b'}\n    condition: sel",
+            "sel: {c-uri|re: '[a-z]+'}\n    condition: sel",
             "sel: {c-uri: 'x'}\n    condition: not sel",
             "sel: {c-uri: null}\n    condition: sel",
             "sel: {c-uri: '*'}\n    condition: sel",

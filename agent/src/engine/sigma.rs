@@ -464,9 +464,49 @@ mod tests {
     use super::*;
     use crate::decode::{LineDecoder, LogFormat};
 
+    /// The gate against the engine on `event` (enriched with indicators
+    /// as `process` does): a rule that matches is a candidate, and a rule
+    /// the gate calls certain matches. Counts (matches, certain verdicts).
+    fn check_gate(d: &mut SigmaDetector, event: &Event, what: &str) -> (usize, usize) {
+        let enriched = d.iocs.enrich(event);
+        let event = enriched.as_ref().unwrap_or(event);
+        let (mut matches, mut certain) = (0, 0);
+        d.gate
+            .candidates(event, &mut d.gate_scratch, &mut d.candidates);
+        let rules = d.engine.engine().rules();
+        for (i, rule) in rules.iter().enumerate() {
+            let applies = logsource_of(event.kind).is_none_or(|ls| {
+                let c = |r: &Option<String>, e: &Option<String>| {
+                    matches!((r, e), (Some(r), Some(e)) if !r.eq_ignore_ascii_case(e))
+                };
+                !(c(&rule.logsource.product, &ls.product)
+                    || c(&rule.logsource.service, &ls.service)
+                    || c(&rule.logsource.category, &ls.category))
+            });
+            let matched = applies && rsigma_eval::evaluate_rule(rule, event).is_some();
+            let verdict = d.candidates.iter().find(|(r, _)| *r == i).map(|(_, v)| *v);
+            if matched {
+                matches += 1;
+                assert!(
+                    verdict.is_some(),
+                    "rule {} matches but was left out: {what}",
+                    rule.title
+                );
+            }
+            if verdict == Some(Verdict::Yes) {
+                certain += 1;
+                assert!(
+                    matched,
+                    "rule {} called certain but does not match: {what}",
+                    rule.title
+                );
+            }
+        }
+        (matches, certain)
+    }
+
     /// The gate against the engine on every fixture line of the shipped
-    /// pack: a rule that matches is a candidate, and a rule the gate calls
-    /// certain matches.
+    /// pack.
     #[test]
     fn the_gate_keeps_every_match_and_its_certain_verdicts_hold() {
         let pack = RulePack::shipped().expect("shipped pack loads");
@@ -493,41 +533,163 @@ mod tests {
                 continue;
             };
             lines += 1;
-            d.gate
-                .candidates(&event, &mut d.gate_scratch, &mut d.candidates);
-            let rules = d.engine.engine().rules();
-            for (i, rule) in rules.iter().enumerate() {
-                let applies = logsource_of(event.kind).is_none_or(|ls| {
-                    let c = |r: &Option<String>, e: &Option<String>| {
-                        matches!((r, e), (Some(r), Some(e)) if !r.eq_ignore_ascii_case(e))
-                    };
-                    !(c(&rule.logsource.product, &ls.product)
-                        || c(&rule.logsource.service, &ls.service)
-                        || c(&rule.logsource.category, &ls.category))
-                });
-                let matched = applies && rsigma_eval::evaluate_rule(rule, &event).is_some();
-                let verdict = d.candidates.iter().find(|(r, _)| *r == i).map(|(_, v)| *v);
-                if matched {
-                    matches += 1;
-                    assert!(
-                        verdict.is_some(),
-                        "rule {} matches but was left out: {line}",
-                        rule.title
-                    );
-                }
-                if verdict == Some(Verdict::Yes) {
-                    certain += 1;
-                    assert!(
-                        matched,
-                        "rule {} called certain but does not match: {line}",
-                        rule.title
-                    );
-                }
-            }
+            let (m, c) = check_gate(&mut d, &event, line);
+            matches += m;
+            certain += c;
         }
         assert!(lines > 50, "only {lines} lines");
         assert!(
             matches > 20 && certain > 10,
+            "{matches} matches, {certain} certain"
+        );
+    }
+
+    /// A network event of the given fields, as the network decoder makes
+    /// them (values as text).
+    fn net_event(fields: &[(&'static str, &str)]) -> Event {
+        let mut e = Event::new(chrono::Utc::now(), "h", "pcap:x:1.http");
+        e.kind = EventKind::Network;
+        for (k, v) in fields {
+            e.set(*k, *v);
+        }
+        e
+    }
+
+    /// The gate against the engine on every event of the network fixtures
+    /// (the pcaps of `rules/fixtures/network`), and on events made to sit
+    /// at the edges of the regex and numeric atoms.
+    #[test]
+    fn the_gate_holds_on_network_events() {
+        use crate::decode::net::{FlowConfig, NetDecoder};
+        let pack = RulePack::shipped().expect("shipped pack loads");
+        let mut d = SigmaDetector::new(&pack).expect("compiles");
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/fixtures/network");
+        let (mut events, mut matches, mut certain) = (0, 0, 0);
+        let mut kinds = HashSet::new();
+        for entry in walkdir::WalkDir::new(&root).sort_by_file_name() {
+            let entry = entry.unwrap();
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let mut decoder = NetDecoder::new("h", "pcap:t", FlowConfig::default());
+            let mut out = Vec::new();
+            let mut index = 0;
+            crate::sources::pcap::read_file(entry.path(), |ts, link, data| {
+                let time = chrono::DateTime::from_timestamp(ts.as_secs() as i64, ts.subsec_nanos())
+                    .unwrap_or_default();
+                decoder.decode(time, link, data, index, &mut out);
+                index += 1;
+            })
+            .expect("fixture reads");
+            decoder.finish(&mut out);
+            for event in &out {
+                events += 1;
+                kinds.insert(event.get("event_type").unwrap_or("").to_string());
+                let (m, c) = check_gate(&mut d, event, &event.raw);
+                matches += m;
+                certain += c;
+            }
+        }
+        for k in [
+            "conn_attempt",
+            "flow_end",
+            "dns_query",
+            "http_request",
+            "beacon",
+        ] {
+            assert!(kinds.contains(k), "no {k} event in the fixtures: {kinds:?}");
+        }
+        let long = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7r8s9t0";
+        let made = [
+            // Webshell commands, and near misses.
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?cmd=whoami"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?a=1&X=cat  /etc/passwd"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?run=ls -la"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?c=nc\t-e /bin/sh"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?cmd=id"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?cmd=idle"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?cmdx=whoami"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?cmd=who&ami"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/index.html"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?cmd=\u{212a}whoami"),
+            ],
+            vec![
+                ("event_type", "http_request"),
+                ("uri_decoded", "/s.php?\u{17f}hell=whoami"),
+            ],
+            // Long labels around the bounds, and values that are no number.
+            vec![
+                ("event_type", "dns_query"),
+                ("src_ip", "192.0.2.1"),
+                ("query_longest_label", "40"),
+                ("query_entropy", "3.50"),
+            ],
+            vec![
+                ("event_type", "dns_query"),
+                ("query_longest_label", "39"),
+                ("query_entropy", "4.00"),
+            ],
+            vec![
+                ("event_type", "dns_query"),
+                ("query_longest_label", "41"),
+                ("query_entropy", "3.49"),
+            ],
+            vec![
+                ("event_type", "dns_query"),
+                ("query_longest_label", "forty"),
+                ("query_entropy", "4"),
+            ],
+            vec![
+                ("event_type", "dns_query"),
+                ("query_entropy", "4"),
+                ("query", long),
+            ],
+            vec![
+                ("event_type", "dns_query"),
+                ("query_longest_label", "1e3"),
+                ("query_entropy", "inf"),
+                ("query_type", "TXT"),
+            ],
+        ];
+        for fields in &made {
+            let e = net_event(fields);
+            let (m, c) = check_gate(&mut d, &e, &format!("{fields:?}"));
+            matches += m;
+            certain += c;
+        }
+        assert!(events > 100, "only {events} events");
+        assert!(
+            matches > 50 && certain > 20,
             "{matches} matches, {certain} certain"
         );
     }

@@ -45,7 +45,8 @@ pub fn looks_like_request(p: &[u8]) -> bool {
 }
 
 fn line(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
-    match bytes.iter().position(|&b| b == b'\n') {
+    // `memchr`: a head is scanned for every request, a few hundred bytes.
+    match memchr::memchr(b'\n', bytes) {
         Some(i) => {
             let l = &bytes[..i];
             (l.strip_suffix(b"\r").unwrap_or(l), Some(&bytes[i + 1..]))
@@ -87,7 +88,7 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
             break;
         }
         let l = &l[..l.len().min(MAX_LINE)];
-        let Some(colon) = l.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', l) else {
             continue;
         };
         let name = &l[..colon];

@@ -22,6 +22,10 @@ pub use types::*;
 
 use std::collections::HashMap;
 
+/// The per-event maps (window state, buffers, rule index): looked up several
+/// times per detection match, so a fast keyed hash instead of SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use chrono::{DateTime, TimeZone, Utc};
 
 use rsigma_parser::{CorrelationRule, CorrelationType, SigmaCollection, SigmaRule, WindowMode};
@@ -62,18 +66,18 @@ pub struct CorrelationEngine {
     correlations: Vec<CompiledCorrelation>,
     /// Maps rule ID/name -> indices into `correlations` that reference it.
     /// This allows quick lookup: "which correlations care about rule X?"
-    rule_index: HashMap<String, Vec<usize>>,
+    rule_index: FastMap<String, Vec<usize>>,
     /// Maps detection rule index -> (rule_id, rule_name) for reverse lookup.
     /// Used to find which correlations a detection match triggers.
     rule_ids: Vec<(Option<String>, Option<String>)>,
     /// Per-(correlation_index, group_key) window state.
-    state: HashMap<(usize, GroupKey), WindowState>,
+    state: FastMap<(usize, GroupKey), WindowState>,
     /// Last alert timestamp per (correlation_index, group_key) for suppression.
-    last_alert: HashMap<(usize, GroupKey), i64>,
+    last_alert: FastMap<(usize, GroupKey), i64>,
     /// Per-(correlation_index, group_key) compressed event buffer (`Full` mode).
-    event_buffers: HashMap<(usize, GroupKey), EventBuffer>,
+    event_buffers: FastMap<(usize, GroupKey), EventBuffer>,
     /// Per-(correlation_index, group_key) event reference buffer (`Refs` mode).
-    event_ref_buffers: HashMap<(usize, GroupKey), EventRefBuffer>,
+    event_ref_buffers: FastMap<(usize, GroupKey), EventRefBuffer>,
     /// Set of detection rule IDs/names that are "correlation-only"
     /// (referenced by correlations where `generate == false`).
     /// Used to filter detection output when `config.emit_detections == false`.
@@ -90,12 +94,12 @@ impl CorrelationEngine {
         CorrelationEngine {
             engine: Engine::new(),
             correlations: Vec::new(),
-            rule_index: HashMap::new(),
+            rule_index: FastMap::default(),
             rule_ids: Vec::new(),
-            state: HashMap::new(),
-            last_alert: HashMap::new(),
-            event_buffers: HashMap::new(),
-            event_ref_buffers: HashMap::new(),
+            state: FastMap::default(),
+            last_alert: FastMap::default(),
+            event_buffers: FastMap::default(),
+            event_ref_buffers: FastMap::default(),
             correlation_only_rules: std::collections::HashSet::new(),
             config,
             pipelines: Vec::new(),
@@ -620,23 +624,30 @@ impl CorrelationEngine {
         ts: i64,
         out: &mut Vec<EvaluationResult>,
     ) {
-        // Collect all (corr_idx, rule_id, rule_name) tuples upfront to avoid
-        // borrow conflicts between self.rule_ids and self.update_correlation.
-        let mut work: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
-
+        // The rule identities are read while the correlations update: taken
+        // out of `self` for the loop (the updates never read them), so that
+        // no id or name is cloned per match.
+        let rule_ids = std::mem::take(&mut self.rule_ids);
+        // The event's JSON form (what the buffers keep), made once for all
+        // the correlations it feeds.
+        let mut json = None;
+        let mut corr_indices = Vec::new();
         for det in detections {
-            // Use the MatchResult's rule_id to find the original rule's ID/name.
-            // We also look up by rule_id in our rule_ids table for the name.
-            let (rule_id, rule_name) = self.find_rule_identity(det);
+            // Use the MatchResult's rule_id to find the original rule's ID/name,
+            // else the result's own id alone.
+            let (rule_id, rule_name) = match Self::find_rule_identity(&rule_ids, det) {
+                Some(i) => (&rule_ids[i].0, &rule_ids[i].1),
+                None => (&det.header.rule_id, &None),
+            };
 
             // Collect correlation indices that reference this rule
-            let mut corr_indices = Vec::new();
-            if let Some(ref id) = rule_id
+            corr_indices.clear();
+            if let Some(id) = rule_id
                 && let Some(indices) = self.rule_index.get(id)
             {
                 corr_indices.extend(indices);
             }
-            if let Some(ref name) = rule_name
+            if let Some(name) = rule_name
                 && let Some(indices) = self.rule_index.get(name)
             {
                 corr_indices.extend(indices);
@@ -646,27 +657,22 @@ impl CorrelationEngine {
             corr_indices.dedup();
 
             for &corr_idx in &corr_indices {
-                work.push((corr_idx, rule_id.clone(), rule_name.clone()));
+                self.update_correlation(corr_idx, event, &mut json, ts, rule_id, rule_name, out);
             }
         }
-
-        for (corr_idx, rule_id, rule_name) in work {
-            self.update_correlation(corr_idx, event, ts, &rule_id, &rule_name, out);
-        }
+        self.rule_ids = rule_ids;
     }
 
-    /// Find the (id, name) for a detection match by searching our rule_ids table.
-    fn find_rule_identity(&self, det: &EvaluationResult) -> (Option<String>, Option<String>) {
-        // First, try to find by matching rule_id in our table
-        if let Some(ref match_id) = det.header.rule_id {
-            for (id, name) in &self.rule_ids {
-                if id.as_deref() == Some(match_id.as_str()) {
-                    return (id.clone(), name.clone());
-                }
-            }
-        }
-        // Fall back to using just the EvaluationResult's rule_id
-        (det.header.rule_id.clone(), None)
+    /// Where a detection match's rule is in `rule_ids` (its first entry
+    /// with the match's rule id).
+    fn find_rule_identity(
+        rule_ids: &[(Option<String>, Option<String>)],
+        det: &EvaluationResult,
+    ) -> Option<usize> {
+        let match_id = det.header.rule_id.as_deref()?;
+        rule_ids
+            .iter()
+            .position(|(id, _)| id.as_deref() == Some(match_id))
     }
 
     /// Resolve the event mode for a given correlation.
@@ -691,10 +697,12 @@ impl CorrelationEngine {
     }
 
     /// Update a single correlation's state and check its condition.
+    #[allow(clippy::too_many_arguments)]
     fn update_correlation(
         &mut self,
         corr_idx: usize,
         event: &impl Event,
+        json: &mut Option<serde_json::Value>,
         ts: i64,
         rule_id: &Option<String>,
         rule_name: &Option<String>,
@@ -732,12 +740,16 @@ impl CorrelationEngine {
         // Extract group key
         let group_key = GroupKey::extract(event, &corr.group_by, &ref_strs);
 
-        // Get or create window state
-        let state_key = (corr_idx, group_key.clone());
-        let state = self
-            .state
-            .entry(state_key.clone())
-            .or_insert_with(|| WindowState::new_for(corr_type));
+        // Get or create window state. The key is cloned only for a new
+        // group (most events land in an existing one).
+        let state_key = (corr_idx, group_key);
+        if !self.state.contains_key(&state_key) {
+            self.state
+                .insert(state_key.clone(), WindowState::new_for(corr_type));
+        }
+        let Some(state) = self.state.get_mut(&state_key) else {
+            return;
+        };
 
         // Apply the window's pre-insert maintenance (sliding evict, tumbling
         // bucket reset/late-event discard, or session gap/cap reset). On
@@ -801,21 +813,24 @@ impl CorrelationEngine {
                 } else if reset {
                     buf.clear();
                 }
-                let json = event.to_json();
-                buf.push(ts, &json);
+                let json = json.get_or_insert_with(|| event.to_json());
+                buf.push(ts, json);
             }
             CorrelationEventMode::Refs => {
-                let buf = self
-                    .event_ref_buffers
-                    .entry(state_key.clone())
-                    .or_insert_with(|| EventRefBuffer::new(max_events));
+                if !self.event_ref_buffers.contains_key(&state_key) {
+                    self.event_ref_buffers
+                        .insert(state_key.clone(), EventRefBuffer::new(max_events));
+                }
+                let Some(buf) = self.event_ref_buffers.get_mut(&state_key) else {
+                    return;
+                };
                 if window_mode == rsigma_parser::WindowMode::Sliding {
                     buf.evict(cutoff);
                 } else if reset {
                     buf.clear();
                 }
-                let json = event.to_json();
-                buf.push(ts, &json);
+                let json = json.get_or_insert_with(|| event.to_json());
+                buf.push(ts, json);
             }
             CorrelationEventMode::None => {}
         }
@@ -829,7 +844,8 @@ impl CorrelationEngine {
         );
 
         if let Some(agg_value) = fired {
-            let alert_key = (corr_idx, group_key.clone());
+            let alert_key = state_key;
+            let group_key = &alert_key.1;
 
             // Suppression check: skip if we've already alerted within the suppress window
             let suppressed = if let Some(suppress) = suppress_secs {
