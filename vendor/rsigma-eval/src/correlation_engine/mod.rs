@@ -496,6 +496,25 @@ impl CorrelationEngine {
         all_detections: Vec<EvaluationResult>,
         timestamp_secs: i64,
     ) -> ProcessResult {
+        let correlations = self.correlate_detection_refs(event, &all_detections, timestamp_secs);
+        // Filter detections by generate flag, then append the correlations.
+        let mut out = self.filter_detections(all_detections);
+        out.extend(correlations);
+        out
+    }
+
+    /// The correlation half of
+    /// [`process_with_detections`](Self::process_with_detections), for
+    /// detections the caller keeps: they are fed to the correlations by
+    /// reference, and only the correlation results (first-level, then
+    /// chained) come back — what `process_with_detections` appends after
+    /// the detections it returns.
+    pub fn correlate_detection_refs<'d>(
+        &mut self,
+        event: &impl Event,
+        detections: impl IntoIterator<Item = &'d EvaluationResult>,
+        timestamp_secs: i64,
+    ) -> Vec<EvaluationResult> {
         let timestamp_secs = timestamp_secs.clamp(0, i64::MAX / 2);
 
         // Memory management — evict before adding new state to enforce limit
@@ -505,18 +524,16 @@ impl CorrelationEngine {
 
         // Feed detection matches into correlations
         let mut correlations: Vec<EvaluationResult> = Vec::new();
-        self.feed_detections(event, &all_detections, timestamp_secs, &mut correlations);
+        self.feed_detections(event, detections, timestamp_secs, &mut correlations);
 
         // Chain — parent firings go into a separate vec so we do not
         // alias `correlations` as both the input slice and the output.
-        let mut chained = Vec::new();
-        self.chain_correlations(&correlations, timestamp_secs, &mut chained);
-        correlations.extend(chained);
-
-        // Filter detections by generate flag, then append the correlations.
-        let mut out = self.filter_detections(all_detections);
-        out.extend(correlations);
-        out
+        if !correlations.is_empty() {
+            let mut chained = Vec::new();
+            self.chain_correlations(&correlations, timestamp_secs, &mut chained);
+            correlations.extend(chained);
+        }
+        correlations
     }
 
     /// Run stateless detection only (no correlation), delegating to the inner engine.
@@ -613,30 +630,31 @@ impl CorrelationEngine {
     }
 
     /// Feed detection matches into correlation window states.
-    fn feed_detections(
+    fn feed_detections<'d>(
         &mut self,
         event: &impl Event,
-        detections: &[EvaluationResult],
+        detections: impl IntoIterator<Item = &'d EvaluationResult>,
         ts: i64,
         out: &mut Vec<EvaluationResult>,
     ) {
-        // Collect all (corr_idx, rule_id, rule_name) tuples upfront to avoid
-        // borrow conflicts between self.rule_ids and self.update_correlation.
-        let mut work: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
-
+        // The identities are read from `rule_ids`, lent out of `self` while
+        // the correlations are updated (nothing there reads it), so they are
+        // not cloned per detection.
+        let rule_ids = std::mem::take(&mut self.rule_ids);
+        let mut corr_indices: Vec<usize> = Vec::new();
         for det in detections {
             // Use the MatchResult's rule_id to find the original rule's ID/name.
             // We also look up by rule_id in our rule_ids table for the name.
-            let (rule_id, rule_name) = self.find_rule_identity(det);
+            let (rule_id, rule_name) = find_rule_identity(&rule_ids, det);
 
             // Collect correlation indices that reference this rule
-            let mut corr_indices = Vec::new();
-            if let Some(ref id) = rule_id
+            corr_indices.clear();
+            if let Some(id) = rule_id
                 && let Some(indices) = self.rule_index.get(id)
             {
                 corr_indices.extend(indices);
             }
-            if let Some(ref name) = rule_name
+            if let Some(name) = rule_name
                 && let Some(indices) = self.rule_index.get(name)
             {
                 corr_indices.extend(indices);
@@ -646,27 +664,10 @@ impl CorrelationEngine {
             corr_indices.dedup();
 
             for &corr_idx in &corr_indices {
-                work.push((corr_idx, rule_id.clone(), rule_name.clone()));
+                self.update_correlation(corr_idx, event, ts, rule_id, rule_name, out);
             }
         }
-
-        for (corr_idx, rule_id, rule_name) in work {
-            self.update_correlation(corr_idx, event, ts, &rule_id, &rule_name, out);
-        }
-    }
-
-    /// Find the (id, name) for a detection match by searching our rule_ids table.
-    fn find_rule_identity(&self, det: &EvaluationResult) -> (Option<String>, Option<String>) {
-        // First, try to find by matching rule_id in our table
-        if let Some(ref match_id) = det.header.rule_id {
-            for (id, name) in &self.rule_ids {
-                if id.as_deref() == Some(match_id.as_str()) {
-                    return (id.clone(), name.clone());
-                }
-            }
-        }
-        // Fall back to using just the EvaluationResult's rule_id
-        (det.header.rule_id.clone(), None)
+        self.rule_ids = rule_ids;
     }
 
     /// Resolve the event mode for a given correlation.
@@ -696,8 +697,8 @@ impl CorrelationEngine {
         corr_idx: usize,
         event: &impl Event,
         ts: i64,
-        rule_id: &Option<String>,
-        rule_name: &Option<String>,
+        rule_id: Option<&str>,
+        rule_name: Option<&str>,
         out: &mut Vec<EvaluationResult>,
     ) {
         // Borrow the correlation by reference — no cloning needed.  Rust allows
@@ -716,13 +717,13 @@ impl CorrelationEngine {
         let max_group_entries = self.resolve_max_group_entries(corr_idx);
 
         // Determine the rule_ref strings for alias resolution and temporal tracking.
-        let mut ref_strs: Vec<&str> = Vec::new();
-        if let Some(id) = rule_id.as_deref() {
-            ref_strs.push(id);
+        let mut refs = [""; 2];
+        let mut n_refs = 0;
+        for identity in [rule_id, rule_name].into_iter().flatten() {
+            refs[n_refs] = identity;
+            n_refs += 1;
         }
-        if let Some(name) = rule_name.as_deref() {
-            ref_strs.push(name);
-        }
+        let ref_strs = &refs[..n_refs];
         let rule_ref = ref_strs
             .iter()
             .copied()
@@ -730,14 +731,17 @@ impl CorrelationEngine {
             .unwrap_or("");
 
         // Extract group key
-        let group_key = GroupKey::extract(event, &corr.group_by, &ref_strs);
+        let group_key = GroupKey::extract(event, &corr.group_by, ref_strs);
 
-        // Get or create window state
-        let state_key = (corr_idx, group_key.clone());
-        let state = self
-            .state
-            .entry(state_key.clone())
-            .or_insert_with(|| WindowState::new_for(corr_type));
+        // Get or create window state (the key is cloned only for a new entry)
+        let state_key = (corr_idx, group_key);
+        if !self.state.contains_key(&state_key) {
+            self.state
+                .insert(state_key.clone(), WindowState::new_for(corr_type));
+        }
+        let Some(state) = self.state.get_mut(&state_key) else {
+            return;
+        };
 
         // Apply the window's pre-insert maintenance (sliding evict, tumbling
         // bucket reset/late-event discard, or session gap/cap reset). On
@@ -805,17 +809,19 @@ impl CorrelationEngine {
                 buf.push(ts, &json);
             }
             CorrelationEventMode::Refs => {
-                let buf = self
-                    .event_ref_buffers
-                    .entry(state_key.clone())
-                    .or_insert_with(|| EventRefBuffer::new(max_events));
+                if !self.event_ref_buffers.contains_key(&state_key) {
+                    self.event_ref_buffers
+                        .insert(state_key.clone(), EventRefBuffer::new(max_events));
+                }
+                let Some(buf) = self.event_ref_buffers.get_mut(&state_key) else {
+                    return;
+                };
                 if window_mode == rsigma_parser::WindowMode::Sliding {
                     buf.evict(cutoff);
                 } else if reset {
                     buf.clear();
                 }
-                let json = event.to_json();
-                buf.push(ts, &json);
+                buf.push_id(ts, event.ref_id());
             }
             CorrelationEventMode::None => {}
         }
@@ -829,7 +835,7 @@ impl CorrelationEngine {
         );
 
         if let Some(agg_value) = fired {
-            let alert_key = (corr_idx, group_key.clone());
+            let alert_key = state_key.clone();
 
             // Suppression check: skip if we've already alerted within the suppress window
             let suppressed = if let Some(suppress) = suppress_secs {
@@ -877,7 +883,7 @@ impl CorrelationEngine {
                     },
                     body: ResultBody::Correlation(CorrelationBody {
                         correlation_type: corr_type,
-                        group_key: group_key.to_pairs(&corr.group_by),
+                        group_key: state_key.1.to_pairs(&corr.group_by),
                         aggregated_value: agg_value,
                         timespan_secs: timespan,
                         events,
@@ -1507,4 +1513,21 @@ fn composite_value_count_key(event: &impl Event, fields: &[String]) -> Option<St
 /// Convert an [`EventValue`] to f64 for numeric aggregation.
 fn value_to_f64_ev(v: &EventValue) -> Option<f64> {
     v.as_f64()
+}
+
+/// Find the (id, name) for a detection match by searching the `rule_ids` table.
+fn find_rule_identity<'a>(
+    rule_ids: &'a [(Option<String>, Option<String>)],
+    det: &'a EvaluationResult,
+) -> (Option<&'a str>, Option<&'a str>) {
+    // First, try to find by matching rule_id in our table
+    if let Some(ref match_id) = det.header.rule_id {
+        for (id, name) in rule_ids {
+            if id.as_deref() == Some(match_id.as_str()) {
+                return (id.as_deref(), name.as_deref());
+            }
+        }
+    }
+    // Fall back to using just the EvaluationResult's rule_id
+    (det.header.rule_id.as_deref(), None)
 }
