@@ -317,6 +317,12 @@ impl rsigma_eval::Event for Event {
         Value::Object(map)
     }
 
+    /// The `_id` of [`to_json`](rsigma_eval::Event::to_json), without
+    /// building it.
+    fn ref_id(&self) -> Option<String> {
+        Some(self.origin.clone())
+    }
+
     fn field_keys(&self) -> Vec<Cow<'_, str>> {
         self.fields
             .iter()

@@ -184,7 +184,10 @@ impl AuthParser {
     }
 
     /// Adds fields to a syslog event whose `program` it knows. Leaves
-    /// other events untouched.
+    /// other events untouched. The event holds only the syslog envelope
+    /// (`hostname`, `program`, `pid`, `facility`, `syslog_severity`,
+    /// `message`), so the fields added are new to it: they are pushed,
+    /// not searched for.
     pub fn enrich(&self, event: &mut Event) {
         let Some(program) = event.get("program") else {
             return;
@@ -228,9 +231,9 @@ impl AuthParser {
         // Every pattern is anchored at a literal start: checking it first keeps
         // the regex engines (which search from an inner literal) off most lines.
         if let Some((service, [rhost, user, ruser, tty])) = self.pam_failure(message) {
-            event.set("action", FieldValue::fixed("pam_auth"));
-            event.set("outcome", FieldValue::fixed("failure"));
-            event.set("pam_service", v.of(service));
+            event.push("action", FieldValue::fixed("pam_auth"));
+            event.push("outcome", FieldValue::fixed("failure"));
+            event.push("pam_service", v.of(service));
             for (value, field) in [
                 (rhost, "src_ip"),
                 (user, "user"),
@@ -238,7 +241,7 @@ impl AuthParser {
                 (tty, "tty"),
             ] {
                 if let Some(value) = value.filter(|s| !s.is_empty()) {
-                    event.set(field, v.of(value));
+                    event.push(field, v.of(value));
                 }
             }
             return;
@@ -393,49 +396,49 @@ impl AuthParser {
             "invalid" => ("invalid_user", "failure"),
             _ => ("max_auth_attempts", "failure"),
         };
-        event.set("action", FieldValue::fixed(action));
-        event.set("outcome", FieldValue::fixed(outcome));
+        event.push("action", FieldValue::fixed(action));
+        event.push("outcome", FieldValue::fixed(outcome));
         if !l.method.is_empty() {
-            event.set("auth_method", v.of(l.method));
+            event.push("auth_method", v.of(l.method));
         }
         if kind != "accepted" {
-            event.set(
+            event.push(
                 "user_valid",
                 FieldValue::fixed(if l.invalid { "false" } else { "true" }),
             );
         }
-        event.set("user", v.of(l.user));
-        event.set("src_ip", v.of(l.ip));
+        event.push("user", v.of(l.user));
+        event.push("src_ip", v.of(l.ip));
         if let Some(p) = l.port {
-            event.set("src_port", v.of(p));
+            event.push("src_port", v.of(p));
         }
     }
 
     fn sudo(&self, event: &mut Event, message: &str) {
         if let Some(c) = self.sudo_command.captures(message) {
-            event.set("action", "sudo");
-            event.set("user", c[1].to_string());
+            event.push("action", "sudo");
+            event.push("user", c[1].to_string());
             match c.get(2) {
                 Some(reason) => {
-                    event.set("outcome", "failure");
-                    event.set("reason", reason.as_str());
+                    event.push("outcome", "failure");
+                    event.push("reason", reason.as_str());
                 }
-                None => event.set("outcome", "success"),
+                None => event.push("outcome", "success"),
             }
-            event.set("tty", c[3].to_string());
-            event.set("cwd", c[4].to_string());
-            event.set("target_user", c[5].to_string());
-            event.set("command", c[6].to_string());
+            event.push("tty", c[3].to_string());
+            event.push("cwd", c[4].to_string());
+            event.push("target_user", c[5].to_string());
+            event.push("command", c[6].to_string());
         }
     }
 
     fn su(&self, event: &mut Event, message: &str) {
         if let Some(c) = gate(message, "FAILED ").and_then(|m| self.su_failed.captures(m)) {
-            event.set("action", "su");
-            event.set("outcome", "failure");
-            event.set("target_user", c.get(1).map_or("root", |m| m.as_str()));
-            event.set("user", c[2].to_string());
-            event.set("tty", c[3].to_string());
+            event.push("action", "su");
+            event.push("outcome", "failure");
+            event.push("target_user", c.get(1).map_or("root", |m| m.as_str()));
+            event.push("user", c[2].to_string());
+            event.push("tty", c[3].to_string());
         }
     }
 
@@ -448,29 +451,29 @@ impl AuthParser {
                 "DELETE" => "crontab_delete",
                 _ => "crontab_reload",
             };
-            event.set("action", action);
-            event.set("outcome", "success");
-            event.set("user", c[1].to_string());
-            event.set("target_user", c[3].to_string());
+            event.push("action", action);
+            event.push("outcome", "success");
+            event.push("user", c[1].to_string());
+            event.push("target_user", c[3].to_string());
         }
     }
 
     fn useradd(&self, event: &mut Event, message: &str) {
         if let Some(c) = gate(message, "new user: ").and_then(|m| self.useradd_user.captures(m)) {
-            event.set("action", "user_added");
-            event.set("outcome", "success");
-            event.set("target_user", c[1].to_string());
-            event.set("uid", c[2].to_string());
-            event.set("gid", c[3].to_string());
-            event.set("home", c[4].to_string());
-            event.set("shell", c[5].to_string());
+            event.push("action", "user_added");
+            event.push("outcome", "success");
+            event.push("target_user", c[1].to_string());
+            event.push("uid", c[2].to_string());
+            event.push("gid", c[3].to_string());
+            event.push("home", c[4].to_string());
+            event.push("shell", c[5].to_string());
         } else if let Some(c) =
             gate(message, "new group: ").and_then(|m| self.useradd_group.captures(m))
         {
-            event.set("action", "group_added");
-            event.set("outcome", "success");
-            event.set("group", c[1].to_string());
-            event.set("gid", c[2].to_string());
+            event.push("action", "group_added");
+            event.push("outcome", "success");
+            event.push("group", c[1].to_string());
+            event.push("gid", c[2].to_string());
         }
     }
 }

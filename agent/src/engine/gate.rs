@@ -266,6 +266,141 @@ pub struct Gate {
     /// their index in the list the gate was built from, ascending), each
     /// with its necessary condition.
     by_kind: [Vec<(usize, Cond)>; 4],
+    /// Per event kind: the narrowing of its rules by one field's value
+    /// (see [`Dispatch`]), when most of them name that field.
+    dispatch: [Option<Dispatch>; 4],
+}
+
+/// The rules of one event kind narrowed by the value of one field that
+/// most of them require to equal one of a few literals (`program` for
+/// the Linux rules): an event is judged only against the rules its value
+/// can satisfy and those that do not require the field. The rules left
+/// out would fail that required equality, so their verdict is `No`
+/// either way (the conditions of the rules judged are evaluated whole).
+#[derive(Debug)]
+struct Dispatch {
+    /// The field.
+    slot: usize,
+    /// Per literal (lower-case, distinct): the positions in the kind's
+    /// rule list to judge when the value equals it, ascending.
+    keys: Vec<(String, Vec<usize>)>,
+    /// The positions of the rules that do not require the field: what is
+    /// judged when the field is absent or equals no literal.
+    always: Vec<usize>,
+    /// Every position: for values that are not ASCII (which the gate
+    /// leaves to the engine).
+    all: Vec<usize>,
+}
+
+impl Dispatch {
+    /// The dispatch of `rules` (one kind's list) on the slot most of them
+    /// require to equal a literal; `None` when fewer than two do.
+    fn new(rules: &[(usize, Cond)], sets: &[NeedleSet]) -> Option<Self> {
+        // Per rule: the equality sets it requires on each slot it requires.
+        let required: Vec<Vec<(usize, Vec<usize>)>> = rules
+            .iter()
+            .map(|(_, c)| {
+                let mut slots = Vec::new();
+                let mut found = Vec::new();
+                atoms(c, &mut found);
+                for (slot, _) in found {
+                    if slots.iter().any(|(s, _)| *s == slot) {
+                        continue;
+                    }
+                    let mut ids = Vec::new();
+                    if required_equals_sets(c, slot, sets, &mut ids) {
+                        slots.push((slot, ids));
+                    }
+                }
+                slots
+            })
+            .collect();
+        let mut count: Vec<(usize, usize)> = Vec::new();
+        for slots in &required {
+            for (slot, _) in slots {
+                match count.iter_mut().find(|(s, _)| s == slot) {
+                    Some((_, n)) => *n += 1,
+                    None => count.push((*slot, 1)),
+                }
+            }
+        }
+        // The most rules; the first found on a tie.
+        let mut best: Option<(usize, usize)> = None;
+        for (s, n) in count {
+            if best.is_none_or(|(_, bn)| n > bn) {
+                best = Some((s, n));
+            }
+        }
+        let (slot, n) = best?;
+        if n < 2 {
+            return None;
+        }
+        let mut keys: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut always = Vec::new();
+        for (pos, slots) in required.iter().enumerate() {
+            let Some((_, ids)) = slots.iter().find(|(s, _)| *s == slot) else {
+                always.push(pos);
+                continue;
+            };
+            for needle in ids.iter().flat_map(|&id| &sets[id].needles) {
+                match keys.iter_mut().find(|(k, _)| k == needle) {
+                    Some((_, list)) => list.push(pos),
+                    None => keys.push((needle.clone(), vec![pos])),
+                }
+            }
+        }
+        for (_, list) in &mut keys {
+            list.extend(&always);
+            list.sort_unstable();
+            list.dedup();
+        }
+        Some(Dispatch {
+            slot,
+            keys,
+            always,
+            all: (0..rules.len()).collect(),
+        })
+    }
+
+    /// The positions to judge for an event whose field is `value`.
+    fn positions(&self, value: Option<&str>) -> &[usize] {
+        let Some(value) = value else {
+            return &self.always;
+        };
+        if !value.is_ascii() {
+            return &self.all;
+        }
+        self.keys
+            .iter()
+            .find(|(k, _)| value.eq_ignore_ascii_case(k))
+            .map_or(&self.always, |(_, list)| list)
+    }
+}
+
+/// The equality sets on `slot` that `c` requires one of: the value must
+/// equal a literal of one of them for `c` to hold (empty when `c` does
+/// not require `slot`: `false`).
+fn required_equals_sets(c: &Cond, slot: usize, sets: &[NeedleSet], out: &mut Vec<usize>) -> bool {
+    match c {
+        Cond::Any { slot: s, set } if *s == slot && sets[*set].compare == Compare::Equals => {
+            out.push(*set);
+            true
+        }
+        // One required conjunct is enough.
+        Cond::And(xs) => xs.iter().any(|x| required_equals_sets(x, slot, sets, out)),
+        // Every branch must require it; the sets of all branches together.
+        Cond::Or(xs) => {
+            let mut all = Vec::new();
+            for x in xs {
+                if !required_equals_sets(x, slot, sets, &mut all) {
+                    return false;
+                }
+            }
+            out.extend(all);
+            !xs.is_empty()
+        }
+        _ => false,
+    }
 }
 
 fn kind_index(kind: EventKind) -> usize {
@@ -604,7 +739,7 @@ impl Gate {
         let mut b = Builder::default();
         let conds: Vec<(Cond, &LogSource)> =
             rules.iter().map(|r| (b.rule(r), &r.logsource)).collect();
-        let by_kind = [
+        let by_kind: [Vec<(usize, Cond)>; 4] = [
             EventKind::Unknown,
             EventKind::Syslog,
             EventKind::WebAccess,
@@ -621,12 +756,14 @@ impl Gate {
         });
         let mut sets = b.sets;
         let scans = field_scans(b.slots.len(), &mut sets, conds.iter().map(|(c, _)| c));
+        let dispatch = [0, 1, 2, 3].map(|k| Dispatch::new(&by_kind[k], &sets));
         Gate {
             slots: b.slots,
             sets,
             nums: b.nums,
             scans,
             by_kind,
+            dispatch,
         }
     }
 
@@ -654,11 +791,53 @@ impl Gate {
         scratch.field.fill(UNKNOWN);
         scratch.hits.fill(None);
         scratch.verdicts.fill(None);
-        for (rule, c) in &self.by_kind[kind_index(event.kind)] {
-            let v = self.verdict(c, event, scratch);
-            if v != Verdict::No {
-                out.push((*rule, v));
+        let kind = kind_index(event.kind);
+        let rules = &self.by_kind[kind];
+        let Some(dispatch) = &self.dispatch[kind] else {
+            for (rule, c) in rules {
+                self.judge(*rule, c, event, scratch, out);
             }
+            return;
+        };
+        let value = self
+            .field(dispatch.slot, event, scratch)
+            .map(|i| event.text(&event.fields[i].1));
+        for &pos in dispatch.positions(value) {
+            let (rule, c) = &rules[pos];
+            self.judge(*rule, c, event, scratch, out);
+        }
+    }
+
+    /// [`Gate::candidates`] judging every rule of the event's kind, without
+    /// the [`Dispatch`] (what it must agree with).
+    #[cfg(test)]
+    pub(crate) fn candidates_undispatched(
+        &self,
+        event: &Event,
+        scratch: &mut Scratch,
+        out: &mut Vec<(usize, Verdict)>,
+    ) {
+        out.clear();
+        scratch.field.fill(UNKNOWN);
+        scratch.hits.fill(None);
+        scratch.verdicts.fill(None);
+        for (rule, c) in &self.by_kind[kind_index(event.kind)] {
+            self.judge(*rule, c, event, scratch, out);
+        }
+    }
+
+    /// Adds `rule` to `out` with its verdict on `event`, unless it is `No`.
+    fn judge(
+        &self,
+        rule: usize,
+        c: &Cond,
+        event: &Event,
+        scratch: &mut Scratch,
+        out: &mut Vec<(usize, Verdict)>,
+    ) {
+        let v = self.verdict(c, event, scratch);
+        if v != Verdict::No {
+            out.push((rule, v));
         }
     }
 
@@ -988,6 +1167,68 @@ detection:
         // No logsource known: every rule applies.
         let e = event(EventKind::Unknown, &[("sc-status", "404")]);
         assert_eq!(verdicts(&g, &e), [(1, Yes), (2, Maybe)]);
+    }
+
+    #[test]
+    fn rules_are_dispatched_on_the_field_most_of_them_require() {
+        let yaml = r#"
+title: a
+logsource: {product: linux}
+detection:
+    sel: {program: sshd, action: login}
+    condition: sel
+---
+title: b
+logsource: {product: linux}
+detection:
+    sel: {program: [sudo, SU]}
+    condition: sel
+---
+title: c
+logsource: {product: linux}
+detection:
+    s_one: {program: cron, user: root}
+    s_two: {program: sshd, user: admin}
+    condition: 1 of s_*
+---
+title: d
+logsource: {product: linux}
+detection:
+    s_one: {program: cron}
+    s_two: {action: pam_auth}
+    condition: 1 of s_*
+---
+title: e
+logsource: {product: linux}
+detection:
+    sel: {program|contains: ssh}
+    condition: sel
+"#;
+        let g = gate(yaml);
+        let d = g.dispatch[0].as_ref().expect("dispatched");
+        assert_eq!(g.slots[d.slot], "program");
+        // d (an OR with a branch without `program`) and e (a containment)
+        // are judged on every event.
+        assert_eq!(d.always, [3, 4]);
+        let both = |fields: &[(&'static str, &str)]| {
+            let e = event(EventKind::Unknown, fields);
+            let mut out = Vec::new();
+            g.candidates_undispatched(&e, &mut g.scratch(), &mut out);
+            let dispatched = verdicts(&g, &e);
+            assert_eq!(dispatched, out, "{fields:?}");
+            dispatched.into_iter().map(|(r, _)| r).collect::<Vec<_>>()
+        };
+        assert_eq!(both(&[("program", "SSHD"), ("action", "login")]), [0, 4]);
+        assert_eq!(both(&[("program", "sshd"), ("user", "admin")]), [2, 4]);
+        assert_eq!(both(&[("program", "su")]), [1]);
+        assert_eq!(both(&[("program", "ftpd"), ("action", "pam_auth")]), [3]);
+        assert_eq!(both(&[("action", "pam_auth")]), [3]);
+        assert_eq!(both(&[("program", "cron"), ("user", "root")]), [2, 3]);
+        // Not ASCII: every rule is judged, as without the dispatch (the
+        // gate leaves the value to the engine).
+        assert_eq!(both(&[("program", "sshd\u{e9}")]), [1, 3, 4]);
+        // One rule naming a field is no dispatch.
+        assert!(gate("title: t\nlogsource: {product: linux}\ndetection:\n    sel: {program: sshd}\n    condition: sel\n").dispatch[0].is_none());
     }
 
     #[test]

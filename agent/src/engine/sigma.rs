@@ -1,5 +1,6 @@
 //! [`Detector`] over the `rsigma` Sigma evaluator.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::LazyLock;
 
@@ -412,13 +413,15 @@ impl Detector for SigmaDetector {
         // A rule the gate decided alone needs no evaluation: its result is
         // the engine's, less the names of the matched selections (which
         // nothing reads; the engine's field details are off).
+        // Decided results are lent, not copied: the correlations read them
+        // by reference, and only those that become alerts are cloned.
         let rules = self.engine.engine().rules();
-        let detections: Vec<EvaluationResult> = self
+        let detections: Vec<Cow<'_, EvaluationResult>> = self
             .candidates
             .iter()
             .filter_map(|&(i, verdict)| match (&self.decided[i], verdict) {
-                (Some(result), Verdict::Yes) => Some(result.clone()),
-                _ => rsigma_eval::evaluate_rule(&rules[i], event),
+                (Some(result), Verdict::Yes) => Some(Cow::Borrowed(result)),
+                _ => rsigma_eval::evaluate_rule(&rules[i], event).map(Cow::Owned),
             })
             .collect();
         // No detection: nothing for correlation either (the state cap was
@@ -426,18 +429,20 @@ impl Detector for SigmaDetector {
         if detections.is_empty() {
             return Vec::new();
         }
-        let results = self.engine.process_with_detections(event, detections, ts);
+        // What `process_with_detections` gives (every detection, as
+        // `emit_detections` is on, then the correlations), without handing
+        // it the detections by value.
+        let correlations =
+            self.engine
+                .correlate_detection_refs(event, detections.iter().map(|d| d.as_ref()), ts);
         let mut alerts = Vec::new();
-        let mut correlations = Vec::new();
-        for r in results {
+        for r in detections {
             let key = r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title);
-            if r.is_correlation() {
-                correlations.push(r);
-            } else if self.building_blocks.contains(key) {
+            if self.building_blocks.contains(key) {
                 self.evidence.insert(&event.origin, &event.raw);
                 self.packets.insert(&event.origin, event.packets.as_ref());
             } else {
-                alerts.push(self.to_alert(event, r));
+                alerts.push(self.to_alert(event, r.into_owned()));
             }
         }
         for r in correlations {
@@ -463,6 +468,9 @@ impl Detector for SigmaDetector {
 mod tests {
     use super::*;
     use crate::decode::{LineDecoder, LogFormat};
+    use rsigma_eval::{Event as _, JsonEvent};
+    use rsigma_parser::parse_sigma_yaml;
+    use serde_json::json;
 
     /// The gate against the engine on `event` (enriched with indicators
     /// as `process` does): a rule that matches is a candidate, and a rule
@@ -533,6 +541,15 @@ mod tests {
                 continue;
             };
             lines += 1;
+            let mut undispatched = Vec::new();
+            d.gate
+                .candidates_undispatched(&event, &mut d.gate_scratch, &mut undispatched);
+            d.gate
+                .candidates(&event, &mut d.gate_scratch, &mut d.candidates);
+            assert_eq!(
+                d.candidates, undispatched,
+                "the dispatch changed the verdicts: {line}"
+            );
             let (m, c) = check_gate(&mut d, &event, line);
             matches += m;
             certain += c;
@@ -691,6 +708,105 @@ mod tests {
         assert!(
             matches > 50 && certain > 20,
             "{matches} matches, {certain} certain"
+        );
+    }
+
+    /// (Vendored) `correlate_detection_refs` gives exactly the correlations that
+    /// `process_with_detections` appends after its detections, with the same
+    /// state (event references read through `Event::ref_id`), over counts,
+    /// distinct values and a chained temporal correlation.
+    #[test]
+    fn rsigma_correlate_detection_refs_matches_process_with_detections() {
+        let yaml = r#"
+title: Failed
+id: failed-001
+name: failed
+logsource: {product: linux}
+detection:
+    selection: {action: failed}
+    condition: selection
+---
+title: Ok
+id: ok-001
+name: ok
+logsource: {product: linux}
+detection:
+    selection: {action: ok}
+    condition: selection
+---
+title: Brute
+id: brute-001
+correlation:
+    type: event_count
+    rules: [failed]
+    group-by: [ip]
+    timespan: 60s
+    condition: {gte: 3}
+---
+title: Spray
+id: spray-001
+correlation:
+    type: value_count
+    rules: [failed-001]
+    group-by: [ip]
+    timespan: 60s
+    condition: {field: user, gte: 2}
+---
+title: Brute then ok
+id: chain-001
+correlation:
+    type: temporal_ordered
+    rules: [brute-001, ok]
+    group-by: [ip]
+    timespan: 10m
+"#;
+        let collection = parse_sigma_yaml(yaml).unwrap();
+        assert!(collection.errors.is_empty(), "{:?}", collection.errors);
+        let config = || CorrelationConfig {
+            correlation_event_mode: CorrelationEventMode::Refs,
+            action_on_match: CorrelationAction::Reset,
+            ..CorrelationConfig::default()
+        };
+        let mut by_value = CorrelationEngine::new(config());
+        by_value.add_collection(&collection).unwrap();
+        let mut by_ref = CorrelationEngine::new(config());
+        by_ref.add_collection(&collection).unwrap();
+        let mut fired = 0;
+        for i in 0..40i64 {
+            let action = if i % 7 == 6 { "ok" } else { "failed" };
+            let v = json!({
+                "_id": format!("e{i}"),
+                "action": action,
+                "ip": format!("10.0.0.{}", i % 3),
+                "user": format!("u{}", i % 5),
+            });
+            let event = JsonEvent::borrow(&v);
+            let ts = 1000 + i * 5;
+            let detections = by_value.evaluate(&event);
+            let expected = by_value.process_with_detections(&event, detections.clone(), ts);
+            let correlations = by_ref.correlate_detection_refs(&event, &detections, ts);
+            let mut got = detections;
+            fired += correlations.len();
+            got.extend(correlations);
+            assert_eq!(format!("{got:?}"), format!("{expected:?}"), "event {i}");
+        }
+        assert!(fired > 5, "only {fired} correlations fired");
+    }
+
+    /// The default `Event::ref_id` (vendored) is the id `Refs` mode read from
+    /// `to_json`, and Ward's events give the `_id` of theirs.
+    #[test]
+    fn rsigma_ref_id_reads_the_json_id() {
+        let v = json!({"_id": "abc", "x": 1});
+        assert_eq!(JsonEvent::borrow(&v).ref_id().as_deref(), Some("abc"));
+        let v = json!({"event_id": 42});
+        assert_eq!(JsonEvent::borrow(&v).ref_id().as_deref(), Some("42"));
+        let v = json!({"x": 1});
+        assert_eq!(JsonEvent::borrow(&v).ref_id(), None);
+        let e = Event::new(chrono::Utc::now(), "h", "file:1a2b:1024");
+        assert_eq!(
+            rsigma_eval::Event::ref_id(&e).as_deref(),
+            rsigma_eval::Event::to_json(&e)["_id"].as_str()
         );
     }
 }

@@ -202,10 +202,15 @@ impl EventRefBuffer {
 
     /// Store a reference to an event. Evicts the oldest ref if at capacity.
     pub fn push(&mut self, ts: i64, event: &serde_json::Value) {
+        self.push_id(ts, extract_event_id(event));
+    }
+
+    /// Store a reference by its id (what [`Self::push`] extracts from the
+    /// event). Evicts the oldest ref if at capacity.
+    pub fn push_id(&mut self, ts: i64, id: Option<String>) {
         if self.entries.len() >= self.max_events {
             self.entries.pop_front();
         }
-        let id = extract_event_id(event);
         self.entries.push_back(EventRef { timestamp: ts, id });
     }
 
@@ -241,7 +246,7 @@ impl EventRefBuffer {
 ///
 /// Checks (in order): `id`, `_id`, `event_id`, `EventRecordID`, `event.id`.
 /// Returns the first found value as a string.
-pub(super) fn extract_event_id(event: &serde_json::Value) -> Option<String> {
+pub(crate) fn extract_event_id(event: &serde_json::Value) -> Option<String> {
     const ID_FIELDS: &[&str] = &["id", "_id", "event_id", "EventRecordID", "event.id"];
     for field in ID_FIELDS {
         if let Some(val) = event.get(field) {

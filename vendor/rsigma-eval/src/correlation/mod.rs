@@ -11,6 +11,7 @@ mod tests;
 mod types;
 mod window;
 
+pub(crate) use buffers::extract_event_id;
 pub use buffers::{EventBuffer, EventRef, EventRefBuffer};
 pub use compiler::compile_correlation;
 pub use keys::GroupKey;
@@ -18,7 +19,7 @@ pub use types::{CompiledCondition, CompiledCorrelation, GroupByField};
 pub use window::{WindowDecision, WindowState, apply_window_open};
 
 #[cfg(test)]
-use buffers::{compress_event, decompress_event, extract_event_id};
+use buffers::{compress_event, decompress_event};
 #[cfg(test)]
 use rsigma_parser::{ConditionExpr, ConditionOperator, CorrelationType};
 #[cfg(test)]

@@ -500,6 +500,25 @@ impl CorrelationEngine {
         all_detections: Vec<EvaluationResult>,
         timestamp_secs: i64,
     ) -> ProcessResult {
+        let correlations = self.correlate_detection_refs(event, &all_detections, timestamp_secs);
+        // Filter detections by generate flag, then append the correlations.
+        let mut out = self.filter_detections(all_detections);
+        out.extend(correlations);
+        out
+    }
+
+    /// The correlation half of
+    /// [`process_with_detections`](Self::process_with_detections), for
+    /// detections the caller keeps: they are fed to the correlations by
+    /// reference, and only the correlation results (first-level, then
+    /// chained) come back — what `process_with_detections` appends after
+    /// the detections it returns.
+    pub fn correlate_detection_refs<'d>(
+        &mut self,
+        event: &impl Event,
+        detections: impl IntoIterator<Item = &'d EvaluationResult>,
+        timestamp_secs: i64,
+    ) -> Vec<EvaluationResult> {
         let timestamp_secs = timestamp_secs.clamp(0, i64::MAX / 2);
 
         // Memory management — evict before adding new state to enforce limit
@@ -509,18 +528,16 @@ impl CorrelationEngine {
 
         // Feed detection matches into correlations
         let mut correlations: Vec<EvaluationResult> = Vec::new();
-        self.feed_detections(event, &all_detections, timestamp_secs, &mut correlations);
+        self.feed_detections(event, detections, timestamp_secs, &mut correlations);
 
         // Chain — parent firings go into a separate vec so we do not
         // alias `correlations` as both the input slice and the output.
-        let mut chained = Vec::new();
-        self.chain_correlations(&correlations, timestamp_secs, &mut chained);
-        correlations.extend(chained);
-
-        // Filter detections by generate flag, then append the correlations.
-        let mut out = self.filter_detections(all_detections);
-        out.extend(correlations);
-        out
+        if !correlations.is_empty() {
+            let mut chained = Vec::new();
+            self.chain_correlations(&correlations, timestamp_secs, &mut chained);
+            correlations.extend(chained);
+        }
+        correlations
     }
 
     /// Run stateless detection only (no correlation), delegating to the inner engine.
@@ -617,28 +634,25 @@ impl CorrelationEngine {
     }
 
     /// Feed detection matches into correlation window states.
-    fn feed_detections(
+    fn feed_detections<'d>(
         &mut self,
         event: &impl Event,
-        detections: &[EvaluationResult],
+        detections: impl IntoIterator<Item = &'d EvaluationResult>,
         ts: i64,
         out: &mut Vec<EvaluationResult>,
     ) {
-        // The rule identities are read while the correlations update: taken
-        // out of `self` for the loop (the updates never read them), so that
-        // no id or name is cloned per match.
+        // The identities are read from `rule_ids`, lent out of `self` while
+        // the correlations are updated (nothing there reads it), so they are
+        // not cloned per detection.
         let rule_ids = std::mem::take(&mut self.rule_ids);
-        // The event's JSON form (what the buffers keep), made once for all
-        // the correlations it feeds.
+        // The event's JSON form (what `Full`-mode buffers keep), made once
+        // for all the correlations it feeds.
         let mut json = None;
-        let mut corr_indices = Vec::new();
+        let mut corr_indices: Vec<usize> = Vec::new();
         for det in detections {
-            // Use the MatchResult's rule_id to find the original rule's ID/name,
-            // else the result's own id alone.
-            let (rule_id, rule_name) = match Self::find_rule_identity(&rule_ids, det) {
-                Some(i) => (&rule_ids[i].0, &rule_ids[i].1),
-                None => (&det.header.rule_id, &None),
-            };
+            // Use the MatchResult's rule_id to find the original rule's ID/name.
+            // We also look up by rule_id in our rule_ids table for the name.
+            let (rule_id, rule_name) = find_rule_identity(&rule_ids, det);
 
             // Collect correlation indices that reference this rule
             corr_indices.clear();
@@ -661,18 +675,6 @@ impl CorrelationEngine {
             }
         }
         self.rule_ids = rule_ids;
-    }
-
-    /// Where a detection match's rule is in `rule_ids` (its first entry
-    /// with the match's rule id).
-    fn find_rule_identity(
-        rule_ids: &[(Option<String>, Option<String>)],
-        det: &EvaluationResult,
-    ) -> Option<usize> {
-        let match_id = det.header.rule_id.as_deref()?;
-        rule_ids
-            .iter()
-            .position(|(id, _)| id.as_deref() == Some(match_id))
     }
 
     /// Resolve the event mode for a given correlation.
@@ -704,8 +706,8 @@ impl CorrelationEngine {
         event: &impl Event,
         json: &mut Option<serde_json::Value>,
         ts: i64,
-        rule_id: &Option<String>,
-        rule_name: &Option<String>,
+        rule_id: Option<&str>,
+        rule_name: Option<&str>,
         out: &mut Vec<EvaluationResult>,
     ) {
         // Borrow the correlation by reference — no cloning needed.  Rust allows
@@ -724,13 +726,13 @@ impl CorrelationEngine {
         let max_group_entries = self.resolve_max_group_entries(corr_idx);
 
         // Determine the rule_ref strings for alias resolution and temporal tracking.
-        let mut ref_strs: Vec<&str> = Vec::new();
-        if let Some(id) = rule_id.as_deref() {
-            ref_strs.push(id);
+        let mut refs = [""; 2];
+        let mut n_refs = 0;
+        for identity in [rule_id, rule_name].into_iter().flatten() {
+            refs[n_refs] = identity;
+            n_refs += 1;
         }
-        if let Some(name) = rule_name.as_deref() {
-            ref_strs.push(name);
-        }
+        let ref_strs = &refs[..n_refs];
         let rule_ref = ref_strs
             .iter()
             .copied()
@@ -738,10 +740,9 @@ impl CorrelationEngine {
             .unwrap_or("");
 
         // Extract group key
-        let group_key = GroupKey::extract(event, &corr.group_by, &ref_strs);
+        let group_key = GroupKey::extract(event, &corr.group_by, ref_strs);
 
-        // Get or create window state. The key is cloned only for a new
-        // group (most events land in an existing one).
+        // Get or create window state (the key is cloned only for a new entry)
         let state_key = (corr_idx, group_key);
         if !self.state.contains_key(&state_key) {
             self.state
@@ -829,8 +830,7 @@ impl CorrelationEngine {
                 } else if reset {
                     buf.clear();
                 }
-                let json = json.get_or_insert_with(|| event.to_json());
-                buf.push(ts, json);
+                buf.push_id(ts, event.ref_id());
             }
             CorrelationEventMode::None => {}
         }
@@ -844,8 +844,7 @@ impl CorrelationEngine {
         );
 
         if let Some(agg_value) = fired {
-            let alert_key = state_key;
-            let group_key = &alert_key.1;
+            let alert_key = state_key.clone();
 
             // Suppression check: skip if we've already alerted within the suppress window
             let suppressed = if let Some(suppress) = suppress_secs {
@@ -893,7 +892,7 @@ impl CorrelationEngine {
                     },
                     body: ResultBody::Correlation(CorrelationBody {
                         correlation_type: corr_type,
-                        group_key: group_key.to_pairs(&corr.group_by),
+                        group_key: state_key.1.to_pairs(&corr.group_by),
                         aggregated_value: agg_value,
                         timespan_secs: timespan,
                         events,
@@ -1523,4 +1522,21 @@ fn composite_value_count_key(event: &impl Event, fields: &[String]) -> Option<St
 /// Convert an [`EventValue`] to f64 for numeric aggregation.
 fn value_to_f64_ev(v: &EventValue) -> Option<f64> {
     v.as_f64()
+}
+
+/// Find the (id, name) for a detection match by searching the `rule_ids` table.
+fn find_rule_identity<'a>(
+    rule_ids: &'a [(Option<String>, Option<String>)],
+    det: &'a EvaluationResult,
+) -> (Option<&'a str>, Option<&'a str>) {
+    // First, try to find by matching rule_id in our table
+    if let Some(ref match_id) = det.header.rule_id {
+        for (id, name) in rule_ids {
+            if id.as_deref() == Some(match_id.as_str()) {
+                return (id.as_deref(), name.as_deref());
+            }
+        }
+    }
+    // Fall back to using just the EvaluationResult's rule_id
+    (det.header.rule_id.as_deref(), None)
 }

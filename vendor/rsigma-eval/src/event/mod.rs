@@ -185,6 +185,14 @@ pub trait Event {
     /// Materialize the event as a `serde_json::Value`.
     fn to_json(&self) -> Value;
 
+    /// The id a correlation keeps as its reference to the event
+    /// (`CorrelationEventMode::Refs`): the first of `id`, `_id`,
+    /// `event_id`, `EventRecordID`, `event.id` in [`Self::to_json`].
+    /// Concrete types that know it override this to skip building the JSON.
+    fn ref_id(&self) -> Option<String> {
+        crate::correlation::extract_event_id(&self.to_json())
+    }
+
     /// Collect the names of every leaf field in the event, with nested
     /// objects flattened to dot-separated paths (e.g. `actor.id`).
     /// Intermediate object names are not emitted; only leaves count.
@@ -283,6 +291,10 @@ impl<T: Event + ?Sized> Event for &T {
 
     fn to_json(&self) -> Value {
         (**self).to_json()
+    }
+
+    fn ref_id(&self) -> Option<String> {
+        (**self).ref_id()
     }
 
     fn field_keys(&self) -> Vec<Cow<'_, str>> {
