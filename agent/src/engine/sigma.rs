@@ -473,14 +473,22 @@ mod tests {
     use serde_json::json;
 
     /// The gate against the engine on `event` (enriched with indicators
-    /// as `process` does): a rule that matches is a candidate, and a rule
+    /// as `process` does): the per-field dispatch gives the verdicts of
+    /// judging every rule, a rule that matches is a candidate, and a rule
     /// the gate calls certain matches. Counts (matches, certain verdicts).
     fn check_gate(d: &mut SigmaDetector, event: &Event, what: &str) -> (usize, usize) {
         let enriched = d.iocs.enrich(event);
         let event = enriched.as_ref().unwrap_or(event);
         let (mut matches, mut certain) = (0, 0);
+        let mut undispatched = Vec::new();
+        d.gate
+            .candidates_undispatched(event, &mut d.gate_scratch, &mut undispatched);
         d.gate
             .candidates(event, &mut d.gate_scratch, &mut d.candidates);
+        assert_eq!(
+            d.candidates, undispatched,
+            "the dispatch changed the verdicts: {what}"
+        );
         let rules = d.engine.engine().rules();
         for (i, rule) in rules.iter().enumerate() {
             let applies = logsource_of(event.kind).is_none_or(|ls| {
@@ -541,15 +549,6 @@ mod tests {
                 continue;
             };
             lines += 1;
-            let mut undispatched = Vec::new();
-            d.gate
-                .candidates_undispatched(&event, &mut d.gate_scratch, &mut undispatched);
-            d.gate
-                .candidates(&event, &mut d.gate_scratch, &mut d.candidates);
-            assert_eq!(
-                d.candidates, undispatched,
-                "the dispatch changed the verdicts: {line}"
-            );
             let (m, c) = check_gate(&mut d, &event, line);
             matches += m;
             certain += c;
