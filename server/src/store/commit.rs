@@ -161,26 +161,19 @@ async fn beat(store: &Store, beats: Vec<Beat>) {
         .iter()
         .map(|b| (b.agent_id.as_str(), &b.heartbeat))
         .collect();
-    let grouped = store.record_heartbeats(&rows).await;
+    let grouped = store
+        .record_heartbeats(&rows)
+        .await
+        .map(|()| vec![(); rows.len()]);
     drop(rows);
-    match grouped {
-        Ok(()) => {
-            for b in beats {
-                let _ = b.reply.send(Ok(()));
-            }
-        }
-        Err(e) if beats.len() == 1 => {
-            let _ = beats.into_iter().next().map(|b| b.reply.send(Err(e)));
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, heartbeats = beats.len(), "grouped heartbeats failed; writing them one by one");
-            for b in beats {
-                let one = store
-                    .record_heartbeats(&[(b.agent_id.as_str(), &b.heartbeat)])
-                    .await;
-                let _ = b.reply.send(one);
-            }
-        }
+    let reply = |b: Beat, done| {
+        let _ = b.reply.send(done);
+    };
+    for b in answer_grouped(beats, grouped, "heartbeats", reply) {
+        let one = store
+            .record_heartbeats(&[(b.agent_id.as_str(), &b.heartbeat)])
+            .await;
+        reply(b, one);
     }
 }
 
@@ -190,25 +183,46 @@ async fn commit(store: &Store, jobs: Vec<Job>) {
     let batches: Vec<Batch> = jobs.iter().map(Job::batch).collect();
     let grouped = store.ingest_batches(&batches).await;
     drop(batches);
+    if grouped.is_ok() {
+        metrics::histogram!("ward_ingest_group_batches").record(jobs.len() as f64);
+    }
+    let reply = |job: Job, done| {
+        let _ = job.reply.send(done);
+    };
+    for job in answer_grouped(jobs, grouped, "batches", reply) {
+        let one = store
+            .ingest_batches(&[job.batch()])
+            .await
+            .map(|mut acks| acks.remove(0));
+        reply(job, one);
+    }
+}
+
+/// Answers each of `works` with its part of the `grouped` result, or a
+/// lone one with the group's error; returns the ones to store alone (the
+/// group of several failed: one item's failure is never another's).
+fn answer_grouped<W, A>(
+    works: Vec<W>,
+    grouped: Result<Vec<A>>,
+    what: &str,
+    reply: impl Fn(W, Result<A>),
+) -> Vec<W> {
     match grouped {
-        Ok(acks) => {
-            metrics::histogram!("ward_ingest_group_batches").record(jobs.len() as f64);
-            for (job, ack) in jobs.into_iter().zip(acks) {
-                let _ = job.reply.send(Ok(ack));
+        Ok(answers) => {
+            for (w, a) in works.into_iter().zip(answers) {
+                reply(w, Ok(a));
             }
+            Vec::new()
         }
-        Err(e) if jobs.len() == 1 => {
-            let _ = jobs.into_iter().next().map(|j| j.reply.send(Err(e)));
+        Err(e) if works.len() == 1 => {
+            if let Some(w) = works.into_iter().next() {
+                reply(w, Err(e));
+            }
+            Vec::new()
         }
         Err(e) => {
-            tracing::warn!(error = %e, batches = jobs.len(), "grouped ingest failed; storing its batches one by one");
-            for job in jobs {
-                let one = store
-                    .ingest_batches(&[job.batch()])
-                    .await
-                    .map(|mut acks| acks.remove(0));
-                let _ = job.reply.send(one);
-            }
+            tracing::warn!(error = %e, count = works.len(), "grouped {what} failed; storing them one by one");
+            works
         }
     }
 }
