@@ -520,6 +520,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mbit_per_s = format!("{:.1}", stats.packet_bytes as f64 * 8.0 / secs / 1e6),
                 "replay finished"
             );
+            // The process ends here: the engine's state (correlation
+            // windows, evidence caches) goes back with it rather than
+            // being freed entry by entry.
+            std::mem::forget(detector);
             Ok(ExitCode::SUCCESS)
         }
     }

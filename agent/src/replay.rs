@@ -47,7 +47,7 @@ pub fn replay_pcaps(
         let mut events = Vec::new();
         let mut index = 0u64;
         let mut failed: Option<std::io::Error> = None;
-        let mut judge = |events: &mut Vec<_>, stats: &mut ReplayStats| {
+        let mut judge = |events: &mut Vec<_>, stats: &mut ReplayStats, decoder: &NetDecoder| {
             for event in events.drain(..) {
                 stats.events += 1;
                 for alert in detector.process(&event) {
@@ -58,6 +58,7 @@ pub fn replay_pcaps(
                         failed = Some(e);
                     }
                 }
+                decoder.recycle(event);
             }
         };
         let file = crate::sources::pcap::read_file(path, |ts, link, data| {
@@ -66,11 +67,11 @@ pub fn replay_pcaps(
             decoder.decode(time, link, data, index, &mut events);
             index += 1;
             if !events.is_empty() {
-                judge(&mut events, &mut stats);
+                judge(&mut events, &mut stats, &decoder);
             }
         })?;
         decoder.finish(&mut events);
-        judge(&mut events, &mut stats);
+        judge(&mut events, &mut stats, &decoder);
         if let Some(e) = failed {
             return Err(e.into());
         }

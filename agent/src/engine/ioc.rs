@@ -62,6 +62,47 @@ fn valid_domain(d: &str) -> bool {
         })
 }
 
+/// `s` as an IPv4 address in the strict dotted-quad form the standard
+/// parser accepts (four decimal parts of at most 255, no leading zeros),
+/// read without its general machinery (every network event's addresses
+/// are looked up); `None` for anything else, which the standard parser
+/// then judges.
+fn parse_dotted_quad(s: &str) -> Option<std::net::Ipv4Addr> {
+    let b = s.as_bytes();
+    if b.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut part = 0;
+    let (mut value, mut digits) = (0u32, 0u32);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                // A leading zero is allowed only as the whole part.
+                if digits == 1 && value == 0 {
+                    return None;
+                }
+                value = value * 10 + u32::from(c - b'0');
+                digits += 1;
+                if value > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && part < 3 && i + 1 < b.len() => {
+                octets[part] = value as u8;
+                part += 1;
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(std::net::Ipv4Addr::from(octets))
+}
+
 /// The place of `name` in [`IOC_FIELDS`]: asked of every field of every
 /// event, so a `match` (by length, then bytes) rather than a search.
 fn ioc_field_index(name: &str) -> Option<usize> {
@@ -138,7 +179,10 @@ impl IocSet {
     }
 
     fn match_ip(&self, s: &str) -> Option<(&str, String)> {
-        let ip: IpAddr = s.parse().ok()?;
+        let ip: IpAddr = match parse_dotted_quad(s) {
+            Some(a) => a.into(),
+            None => s.parse().ok()?,
+        };
         if let Some(list) = self.ips.get(&ip) {
             return Some((list, ip.to_string()));
         }
@@ -253,6 +297,38 @@ mod tests {
         assert_eq!(e.get("ioc_value"), Some("evil-c2.example"));
         assert!(s.enrich(&ev("sni", "notevil-c2.example")).is_none());
         assert!(s.enrich(&ev("user", "evil-c2.example")).is_none());
+    }
+
+    #[test]
+    fn dotted_quads_read_as_the_standard_parser_reads_them() {
+        for s in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.0.2.10",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "",
+            "a.b.c.d",
+            "1.2.3.0400",
+            "00.1.1.1",
+            "1.2.3.-4",
+            "::1",
+            "2001:db8::1",
+            "1234.1.1.1",
+            "1.2.3.255",
+            "1.2.3.256",
+        ] {
+            let want = s.parse::<std::net::Ipv4Addr>().ok();
+            assert_eq!(parse_dotted_quad(s), want, "{s:?}");
+        }
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl Default for FlowConfig {
 }
 
 /// The 5-tuple of a flow, as seen from its initiator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     /// Initiator address.
     pub src: IpAddr,
@@ -93,6 +93,31 @@ pub struct FlowKey {
     pub dst_port: u16,
     /// Transport protocol.
     pub proto: Proto,
+}
+
+/// An address as one integer, IPv4 ones marked apart from IPv6 ones.
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)) | 1 << 127,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// Hashed as three integers (one hash per packet): the derived hash
+/// would feed each address byte by byte. Keys equal by `Eq` hash alike.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let proto = match self.proto {
+            Proto::Tcp => 256,
+            Proto::Udp => 257,
+            Proto::Icmp => 258,
+            Proto::Icmpv6 => 259,
+            Proto::Other(n) => u64::from(n),
+        };
+        h.write_u128(addr_bits(self.src));
+        h.write_u128(addr_bits(self.dst));
+        h.write_u64(u64::from(self.src_port) << 48 | u64::from(self.dst_port) << 32 | proto);
+    }
 }
 
 impl FlowKey {
@@ -228,6 +253,9 @@ pub struct FlowTable {
     /// since flow keys are chosen by whoever sends packets.
     flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
     next_sweep_us: i64,
+    /// No held flow times out at or before this packet time, µs: a sweep
+    /// that would end nothing is skipped (see [`FlowTable::expire`]).
+    expiry_floor_us: i64,
     /// Flows ended early because the table was full.
     pub evicted: u64,
     /// Bytes of frames the held flows keep.
@@ -260,6 +288,7 @@ impl FlowTable {
                 foldhash::fast::RandomState::default(),
             ),
             next_sweep_us: i64::MIN,
+            expiry_floor_us: i64::MIN,
             evicted: 0,
             frame_bytes: 0,
             frames_not_kept: 0,
@@ -373,7 +402,9 @@ impl FlowTable {
         ended: &mut Vec<(Flow, EndReason)>,
     ) -> Update {
         if ts_us >= self.next_sweep_us {
-            self.expire(ts_us, ended);
+            if ts_us > self.expiry_floor_us {
+                self.expire(ts_us, ended);
+            }
             self.next_sweep_us = ts_us.saturating_add(SWEEP_EVERY_US);
         }
         // ICMP: type/code are not a conversation; one flow per address pair.
@@ -393,10 +424,15 @@ impl FlowTable {
         // hash lookup per packet.
         let canon = canonical(fwd);
         let is_syn = p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN;
+        let min_timeout = self.min_timeout();
         if let Some(flow) = self.flows.get_mut(&canon) {
             if !(is_syn && flow.closed()) {
                 let dir = usize::from(!(flow.key.src == p.src && flow.key.src_port == sp));
                 flow.last_us = flow.last_us.max(ts_us);
+                // A packet may shorten the flow's timeout (it closed).
+                self.expiry_floor_us = self
+                    .expiry_floor_us
+                    .min(flow.last_us.saturating_add(min_timeout));
                 flow.packets[dir] += 1;
                 flow.bytes[dir] += p.len as u64;
                 flow.flags[dir] |= p.tcp_flags;
@@ -429,6 +465,7 @@ impl FlowTable {
         if self.flows.len() >= self.config.max_flows {
             self.evict(ended);
         }
+        self.expiry_floor_us = self.expiry_floor_us.min(ts_us.saturating_add(min_timeout));
         let mut flow = Flow {
             key: fwd,
             first_us: ts_us,
@@ -490,10 +527,18 @@ impl FlowTable {
         update.skip_payload = !fed.judge_segment;
     }
 
+    /// The shortest of the timeouts: no flow seen at `t` ends before
+    /// `t` plus this.
+    fn min_timeout(&self) -> i64 {
+        let c = &self.config;
+        c.closed_timeout.min(c.tcp_timeout).min(c.udp_timeout)
+    }
+
     /// Ends flows idle past their timeout at `now_us`.
     pub fn expire(&mut self, now_us: i64, ended: &mut Vec<(Flow, EndReason)>) {
         let cfg = self.config;
         let mut done = Vec::new();
+        let mut floor = i64::MAX;
         for (k, f) in &self.flows {
             let timeout = match f.key.proto {
                 Proto::Tcp if f.closed() => cfg.closed_timeout,
@@ -502,8 +547,11 @@ impl FlowTable {
             };
             if now_us.saturating_sub(f.last_us) > timeout {
                 done.push(*k);
+            } else {
+                floor = floor.min(f.last_us.saturating_add(timeout));
             }
         }
+        self.expiry_floor_us = floor;
         done.sort_by_key(|k| self.flows[k].first_index);
         for k in done {
             if let Some(f) = self.remove(&k) {

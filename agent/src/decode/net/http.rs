@@ -5,6 +5,8 @@
 //! [`super::reassembly`]). Limits: the request line and each header line at most
 //! [`MAX_LINE`] bytes, at most [`MAX_HEADERS`] header lines scanned.
 
+use std::borrow::Cow;
+
 /// Longest request or header line read, in bytes.
 pub const MAX_LINE: usize = 8192;
 /// Most header lines scanned for Host and User-Agent.
@@ -20,19 +22,20 @@ pub(crate) const METHODS: &[&str] = &[
     "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PROPFIND",
 ];
 
-/// One HTTP request head.
+/// One HTTP request head. Its texts borrow from the payload where it is
+/// valid UTF-8 (a request per segment is read: no copies).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HttpRequest {
+pub struct HttpRequest<'a> {
     /// `GET`, `POST`, ...
-    pub method: String,
+    pub method: Cow<'a, str>,
     /// The request target as sent.
-    pub uri: String,
+    pub uri: Cow<'a, str>,
     /// `HTTP/1.1`, ...
-    pub version: String,
+    pub version: Cow<'a, str>,
     /// The `Host` header, lower-cased, port removed.
     pub host: Option<String>,
     /// The `User-Agent` header.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Cow<'a, str>>,
     /// Anomaly flags.
     pub anomalies: u16,
 }
@@ -56,7 +59,7 @@ fn line(bytes: &[u8]) -> (&[u8], Option<&[u8]>) {
 }
 
 /// Parses a request head at the start of `payload`.
-pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
+pub fn parse(payload: &[u8]) -> Option<HttpRequest<'_>> {
     if !looks_like_request(payload) {
         return None;
     }
@@ -70,9 +73,9 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
         return None;
     }
     let mut r = HttpRequest {
-        method: String::from_utf8_lossy(method).into_owned(),
-        uri: String::from_utf8_lossy(uri).into_owned(),
-        version: String::from_utf8_lossy(version).trim().to_string(),
+        method: String::from_utf8_lossy(method),
+        uri: String::from_utf8_lossy(uri),
+        version: lossy_trimmed(version),
         ..HttpRequest::default()
     };
     if !uri.iter().all(|b| b.is_ascii_graphic()) {
@@ -93,10 +96,9 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
         };
         let name = &l[..colon];
         // Only the two headers rules see are copied out.
-        let value = || String::from_utf8_lossy(&l[colon + 1..]).trim().to_string();
+        let value = || lossy_trimmed(&l[colon + 1..]);
         if name.eq_ignore_ascii_case(b"host") {
-            let value = value();
-            let host = value.to_ascii_lowercase();
+            let host = value().to_ascii_lowercase();
             let host = match host.rsplit_once(':') {
                 Some((h, port))
                     if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
@@ -118,6 +120,15 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest> {
         r.anomalies |= INCOMPLETE_HEAD;
     }
     Some(r)
+}
+
+/// `bytes` as text (invalid UTF-8 replaced), without surrounding
+/// whitespace; borrowed when valid.
+fn lossy_trimmed(bytes: &[u8]) -> Cow<'_, str> {
+    match String::from_utf8_lossy(bytes) {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+    }
 }
 
 /// Percent-decodes once (`%2e%2e%2f` → `../`, `+` stays); invalid escapes stay as written.

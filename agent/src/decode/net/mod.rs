@@ -82,7 +82,13 @@ pub struct NetDecoder {
     beacons: Beacons,
     ended: Vec<(Flow, EndReason)>,
     stats: NetStats,
+    /// Events handed back through [`NetDecoder::recycle`], whose buffers
+    /// the next events reuse.
+    spare: std::cell::RefCell<Vec<Event>>,
 }
+
+/// Most judged events a [`NetDecoder`] keeps for reuse.
+const MAX_SPARE_EVENTS: usize = 64;
 
 fn ts_us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -103,6 +109,7 @@ impl NetDecoder {
             beacons: Beacons::default(),
             ended: Vec::new(),
             stats: NetStats::default(),
+            spare: Default::default(),
         }
     }
 
@@ -130,16 +137,25 @@ impl NetDecoder {
         kind: &str,
         event_type: &'static str,
     ) -> Event {
-        let mut origin = String::with_capacity(self.source.len() + 24);
-        origin.push_str(&self.source);
-        origin.push(':');
-        push_u64(&mut origin, index);
-        origin.push('.');
-        origin.push_str(kind);
-        let mut e = Event::new(time, self.host.clone(), origin);
+        let mut e = match self.spare.borrow_mut().pop() {
+            Some(mut e) => {
+                e.reset(&self.host, &self.source);
+                e.time = time;
+                e
+            }
+            None => {
+                let mut e = Event::new(time, self.host.clone(), self.source.clone());
+                e.origin.reserve(24);
+                e.fields.reserve(12);
+                e.raw.reserve(160);
+                e
+            }
+        };
+        e.origin.push(':');
+        push_u64(&mut e.origin, index);
+        e.origin.push('.');
+        e.origin.push_str(kind);
         e.kind = EventKind::Network;
-        e.fields.reserve(12);
-        e.raw.reserve(160);
         push_rfc3339_micros(&mut e.raw, time);
         e.push_pair(("event_type".into(), FieldValue::fixed(event_type)));
         e
@@ -177,6 +193,18 @@ impl NetDecoder {
         e.push_pair(("src_port".into(), sport));
         e.push_pair(("dst_ip".into(), dst));
         e.push_pair(("dst_port".into(), dport));
+    }
+
+    /// Hands back an event this decoder made, once judged: the next
+    /// events reuse its buffers instead of allocating their own.
+    pub fn recycle(&self, mut event: Event) {
+        let mut spare = self.spare.borrow_mut();
+        if spare.len() < MAX_SPARE_EVENTS {
+            // Let go of the frames now: a flow whose snapshot is shared
+            // would copy its frame list at its next kept frame.
+            event.packets = None;
+            spare.push(event);
+        }
     }
 
     /// Decodes one frame captured at `time`, the `index`-th of its source,
@@ -368,7 +396,14 @@ impl NetDecoder {
             let host = Self::append_str(&mut e, r.host.as_deref().unwrap_or("-"));
             e.raw.push_str(" ua=");
             let ua = Self::append_str(&mut e, r.user_agent.as_deref().unwrap_or("-"));
-            e.push_pair(("uri_decoded".into(), http::percent_decode(&r.uri)));
+            // With no escape the decoded target is the target: a slice
+            // of the line rather than a copy.
+            let decoded = if r.uri.contains('%') {
+                FieldValue::from(http::percent_decode(&r.uri))
+            } else {
+                uri.clone()
+            };
+            e.push_pair(("uri_decoded".into(), decoded));
             e.push_pair(("http_method".into(), method));
             e.push_pair(("uri".into(), uri));
             e.push_pair(("http_version".into(), version));

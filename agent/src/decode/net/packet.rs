@@ -188,28 +188,55 @@ pub fn parse(link: LinkType, data: &[u8]) -> Result<Packet<'_>, PacketError> {
     }
 }
 
-/// The common frame — untagged Ethernet II, a whole unfragmented IPv4
-/// packet, a TCP header that reads — without `etherparse`'s general
-/// slicing (whose per-layer structures cost more than the fields read
-/// here); `None` for every other frame, which [`parse_general`] reads.
-/// Gives what [`parse_general`] gives for the frames it accepts (tested
-/// on every frame of the fixtures and cut and altered copies of them).
+/// The common frames — untagged Ethernet II carrying a whole unfragmented
+/// IPv4 packet, or an IPv6 one with no extension header, and a TCP header
+/// that reads — without `etherparse`'s general slicing (whose per-layer
+/// structures cost more than the fields read here); `None` for every other
+/// frame, which [`parse_general`] reads. Gives what [`parse_general`]
+/// gives for the frames it accepts (tested on every frame of the fixtures
+/// and of the corpus, and cut and altered copies of them).
 fn parse_ipv4_tcp(link: LinkType, data: &[u8]) -> Option<Packet<'_>> {
-    if link != LinkType::Ethernet || data.len() < 14 + 20 + 20 || data[12..14] != [0x08, 0x00] {
+    if link != LinkType::Ethernet || data.len() < 14 + 20 + 20 {
         return None;
     }
     let ip = &data[14..];
-    if ip[0] >> 4 != 4 || ip[9] != 6 {
-        return None;
-    }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    // Options fit, the packet is whole (trailing bytes are link padding),
-    // and it is no fragment (neither more-fragments nor an offset).
-    if ihl < 20 || total < ihl || total > ip.len() || ip[6] & 0x3f != 0 || ip[7] != 0 {
-        return None;
-    }
-    let t = &ip[ihl..total];
+    let (src, dst, t) = match [data[12], data[13]] {
+        [0x08, 0x00] => {
+            if ip[0] >> 4 != 4 || ip[9] != 6 {
+                return None;
+            }
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            // Options fit, the packet is whole (trailing bytes are link
+            // padding), and it is no fragment (neither more-fragments nor
+            // an offset).
+            if ihl < 20 || total < ihl || total > ip.len() || ip[6] & 0x3f != 0 || ip[7] != 0 {
+                return None;
+            }
+            (
+                IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
+                IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+                &ip[ihl..total],
+            )
+        }
+        [0x86, 0xdd] => {
+            // TCP straight after the fixed header, and the packet whole
+            // (a zero payload length would be a jumbogram's).
+            let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            if ip.len() < 40 || ip[0] >> 4 != 6 || ip[6] != 6 || payload == 0 {
+                return None;
+            }
+            if 40 + payload > ip.len() {
+                return None;
+            }
+            let addr = |at: usize| -> Option<IpAddr> {
+                let b: [u8; 16] = ip[at..at + 16].try_into().ok()?;
+                Some(IpAddr::V6(std::net::Ipv6Addr::from(b)))
+            };
+            (addr(8)?, addr(24)?, &ip[40..40 + payload])
+        }
+        _ => return None,
+    };
     if t.len() < 20 {
         return None;
     }
@@ -218,8 +245,8 @@ fn parse_ipv4_tcp(link: LinkType, data: &[u8]) -> Option<Packet<'_>> {
         return None;
     }
     Some(Packet {
-        src: IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+        src,
+        dst,
         proto: Proto::Tcp,
         src_port: u16::from_be_bytes([t[0], t[1]]),
         dst_port: u16::from_be_bytes([t[2], t[3]]),
@@ -381,6 +408,25 @@ mod tests {
         f
     }
 
+    /// Ethernet / IPv6 / TCP SYN 2001:db8::a:40000 → 2001:db8::14:443, built by hand.
+    fn eth_ipv6_tcp_syn() -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd]);
+        // IPv6: version, payload length 20, next header 6, hop limit 64
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        a[15] = 10;
+        f.extend_from_slice(&a);
+        a[15] = 20;
+        f.extend_from_slice(&a);
+        f.extend_from_slice(&[
+            0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+        ]);
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f
+    }
+
     #[test]
     fn ethernet_ipv4_tcp_syn() {
         let f = eth_ipv4_tcp_syn();
@@ -451,6 +497,20 @@ mod tests {
             }
         }
         frames.push((LinkType::Ethernet, eth_ipv4_tcp_syn()));
+        frames.push((LinkType::Ethernet, eth_ipv6_tcp_syn()));
+        // The corpus's captures, where present, carry IPv6 traffic too:
+        // read as they are (the fixtures' and built frames are also cut
+        // and altered).
+        let mut whole_only = Vec::new();
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps");
+        for entry in walkdir::WalkDir::new(corpus).into_iter().flatten() {
+            if entry.file_type().is_file() {
+                let _ = crate::sources::pcap::read_file(entry.path(), |_, link, data| {
+                    whole_only.push((link, data.to_vec()));
+                });
+            }
+        }
         let (mut fast, mut checked) = (0, 0);
         let mut check = |link: LinkType, data: &[u8]| {
             checked += 1;
@@ -459,6 +519,9 @@ mod tests {
                 assert_eq!(Ok(p), parse_general(link, data), "{data:02x?}");
             }
         };
+        for (link, data) in &whole_only {
+            check(*link, data);
+        }
         for (link, data) in &frames {
             check(*link, data);
             if parse_ipv4_tcp(*link, data).is_none() {
@@ -471,7 +534,7 @@ mod tests {
             padded.extend_from_slice(&[0; 6]);
             check(*link, &padded);
             // Header fields at and past their limits.
-            for (at, values) in [
+            let v4: &[(usize, &[u8])] = &[
                 (14, &[0x44u8, 0x45, 0x46, 0x4f, 0x55, 0x65][..]),
                 (16, &[0, 19, 20, 39, 40, 41, 0xff]),
                 (17, &[0, 19, 20, 39, 40, 41, 0xff]),
@@ -480,7 +543,21 @@ mod tests {
                 (23, &[6, 17, 1]),
                 (46, &[0x00, 0x40, 0x50, 0x60, 0xf0, 0x5f]),
                 (47, &[0xff, 0x3f, 0x12, 0x02, 0x11]),
-            ] {
+            ];
+            let v6: &[(usize, &[u8])] = &[
+                (14, &[0x40u8, 0x50, 0x60, 0x6f, 0x70]),
+                (18, &[0, 1, 0xff]),
+                (19, &[0, 19, 20, 21, 0xff]),
+                (20, &[0, 6, 17, 43, 44, 58, 60]),
+                (66, &[0x00, 0x40, 0x50, 0x60, 0xf0, 0x5f]),
+                (67, &[0xff, 0x3f, 0x12, 0x02, 0x11]),
+            ];
+            let fields = if data.get(12..14) == Some(&[0x86, 0xdd][..]) {
+                v6
+            } else {
+                v4
+            };
+            for &(at, values) in fields {
                 for v in values.iter().filter(|_| at < data.len()) {
                     let mut altered = data.clone();
                     altered[at] = *v;
@@ -489,6 +566,10 @@ mod tests {
             }
         }
         assert!(fast > 1000 && checked > fast, "{fast} fast of {checked}");
+        let v6 = eth_ipv6_tcp_syn();
+        let p = parse_ipv4_tcp(LinkType::Ethernet, &v6).expect("IPv6 TCP takes the fast path");
+        assert_eq!(p.src.to_string(), "2001:db8::a");
+        assert_eq!((p.dst_port, tcp::letters(p.tcp_flags)), (443, "S"));
     }
 
     #[test]

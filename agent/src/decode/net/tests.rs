@@ -396,3 +396,36 @@ fn an_http_request_line_split_over_segments_is_parsed_whole() {
     assert_eq!(http.len(), 1, "{http:#?}");
     assert_eq!(http[0].get("uri"), Some("/uploads/shell"));
 }
+
+/// Events made in recycled buffers are the events made fresh: the same
+/// fields, text and frames, whatever the previous event left behind.
+#[test]
+fn recycled_events_equal_fresh_ones() {
+    let mut files = Vec::new();
+    pcaps(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/fixtures/network"),
+        &mut files,
+    );
+    pcaps(&corpus(), &mut files);
+    let mut compared = 0;
+    for path in files.iter().take(40) {
+        let (fresh, _) = events_of(path);
+        let mut d = NetDecoder::new("h", "pcap:test", FlowConfig::default());
+        let (mut out, mut recycled) = (Vec::new(), Vec::new());
+        let mut i = 0;
+        let _ = crate::sources::pcap::read_file(path, |ts, link, data| {
+            let time = DateTime::from_timestamp(ts.as_secs() as i64, ts.subsec_nanos()).unwrap();
+            d.decode(time, link, data, i, &mut out);
+            i += 1;
+            for e in out.drain(..) {
+                recycled.push(e.clone());
+                d.recycle(e);
+            }
+        });
+        d.finish(&mut out);
+        recycled.append(&mut out);
+        assert_eq!(recycled, fresh, "{}", path.display());
+        compared += fresh.len();
+    }
+    assert!(compared > 100, "{compared} events compared");
+}
