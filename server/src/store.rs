@@ -666,18 +666,24 @@ impl Store {
         let mut ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut q = ingest::batch_query(
-            &tx,
-            format!(
-                "UPDATE agents SET last_seen = $1 WHERE id IN ({})",
-                ingest::list(ids.len(), 2)
-            ),
-        )
-        .bind(now.clone());
-        for id in ids {
-            q = q.bind(id.to_string());
+        // In pieces of fixed sizes, like every batch statement: a text per
+        // count of agents would crowd the connection's prepared statements
+        // (their cache holds 100, and an evicted multi-row statement is
+        // parsed again at its next use).
+        for piece in ingest::pieces(&ids) {
+            let mut q = ingest::batch_query(
+                &tx,
+                format!(
+                    "UPDATE agents SET last_seen = $1 WHERE id IN ({})",
+                    ingest::list(piece.len(), 2)
+                ),
+            )
+            .bind(now.clone());
+            for id in piece {
+                q = q.bind(id.to_string());
+            }
+            q.execute(&mut *tx).await?;
         }
-        q.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Some(acks))
     }

@@ -13,7 +13,9 @@ use ward_server::store::AgentPrincipal;
 mod common;
 use common::{TestDb, store_agent};
 
-const AGENTS: usize = 24;
+/// Enough agents that a round's multi-row statements come in every piece
+/// size (64 + 8 + 1 rows).
+const AGENTS: usize = 73;
 const ATTACKER: &str = "198.51.100.23";
 
 fn alert(agent: &AgentPrincipal, n: usize) -> Alert {
