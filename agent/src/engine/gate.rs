@@ -10,7 +10,9 @@
 //! turns away matches no rule. A detection item's literals are searched
 //! with one Aho-Corasick automaton (`is_match`, which stops at the first
 //! hit and skips ahead with its prefilter), or compared one by one when
-//! there are few. Most log lines (a `CRON` session line, a `200` for a
+//! there are few. Automata are case-sensitive over the lower-case literals
+//! and search the value lower-cased into a reused buffer: an automaton
+//! built ASCII-case-insensitive gets no prefilter and walks every byte. Most log lines (a `CRON` session line, a `200` for a
 //! page) match no rule and never reach `rsigma`'s candidate index, rule
 //! evaluation and correlation machinery.
 
@@ -117,13 +119,12 @@ impl FieldScan {
         let mut pattern_bit = Vec::new();
         for (bit, set) in sets.iter().enumerate() {
             for n in &set.needles {
-                patterns.push(n.as_str());
+                patterns.push(n.to_ascii_lowercase());
                 pattern_bit.push(bit as u32);
             }
         }
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .ok()?;
@@ -140,12 +141,16 @@ impl FieldScan {
     }
 
     /// The bits of the sets with a literal in `value` (all of them for
-    /// text that is not ASCII, as [`NeedleSet::matches`] has it).
-    fn hits(&self, value: &str) -> u64 {
+    /// text that is not ASCII, as [`NeedleSet::matches`] has it); `lower`
+    /// is a buffer for the lower-cased value.
+    fn hits(&self, value: &str, lower: &mut Vec<u8>) -> u64 {
         if !value.is_ascii() {
             return self.all;
         }
-        let Ok(found) = self.automaton.try_find_overlapping_iter(value) else {
+        let Ok(found) = self
+            .automaton
+            .try_find_overlapping_iter(ascii_lowercase(value, lower))
+        else {
             return self.all;
         };
         let mut hits = 0u64;
@@ -165,9 +170,8 @@ impl NeedleSet {
         let automaton = if compare == Compare::Contains && needles.len() > AUTOMATON_MIN_NEEDLES {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostFirst)
-                .ascii_case_insensitive(true)
                 .kind(Some(AhoCorasickKind::DFA))
-                .build(&needles)
+                .build(needles.iter().map(|n| n.to_ascii_lowercase()))
                 .ok()
         } else {
             None
@@ -184,16 +188,16 @@ impl NeedleSet {
     /// Whether ASCII-case-insensitively one of the literals matches
     /// `value` (occurs in it, equals it, starts or ends it); assumed so for
     /// text that is not ASCII (which could match only after Unicode case
-    /// folding).
-    fn matches(&self, value: &str) -> bool {
-        !value.is_ascii() || self.matches_ascii(value)
+    /// folding). `lower` is a buffer for the lower-cased value.
+    fn matches(&self, value: &str, lower: &mut Vec<u8>) -> bool {
+        !value.is_ascii() || self.matches_ascii(value, lower)
     }
 
     /// [`NeedleSet::matches`] for ASCII `value`.
-    fn matches_ascii(&self, value: &str) -> bool {
+    fn matches_ascii(&self, value: &str, lower: &mut Vec<u8>) -> bool {
         let v = value.as_bytes();
         match (&self.automaton, self.compare) {
-            (Some(ac), _) => ac.is_match(value),
+            (Some(ac), _) => ac.is_match(ascii_lowercase(value, lower)),
             (None, Compare::Contains) => self.needles.iter().any(|n| {
                 let n = n.as_bytes();
                 n.len() <= v.len() && v.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
@@ -215,12 +219,12 @@ impl NeedleSet {
 
     /// [`NeedleSet::matches`] as a verdict on the atom: certain for an
     /// exact set and an ASCII value.
-    fn verdict(&self, value: &str) -> Verdict {
+    fn verdict(&self, value: &str, lower: &mut Vec<u8>) -> Verdict {
         if !value.is_ascii() {
             // Matches as far as the gate knows; never certain.
             return Verdict::Maybe;
         }
-        match (self.matches_ascii(value), self.exact) {
+        match (self.matches_ascii(value, lower), self.exact) {
             (false, _) => Verdict::No,
             (true, true) => Verdict::Yes,
             (true, false) => Verdict::Maybe,
@@ -239,9 +243,20 @@ impl NeedleSet {
     }
 }
 
+/// `value` with ASCII letters lower-cased, copied into `buf`: what the
+/// gate's case-sensitive automata (built from lower-case literals) search.
+fn ascii_lowercase<'b>(value: &str, buf: &'b mut Vec<u8>) -> &'b [u8] {
+    buf.clear();
+    buf.extend_from_slice(value.as_bytes());
+    buf.make_ascii_lowercase();
+    buf
+}
+
 /// The per-event field lookups, reused between events.
 #[derive(Debug, Default)]
 pub struct Scratch {
+    /// A value lower-cased for the automata (see [`ascii_lowercase`]).
+    lower: Vec<u8>,
     /// Per slot: [`UNKNOWN`], [`ABSENT`], or the index of the field in the event.
     field: Vec<u32>,
     /// Per slot with a [`FieldScan`]: its hits, once scanned for this event.
@@ -770,6 +785,7 @@ impl Gate {
     /// A scratch area sized for this gate.
     pub fn scratch(&self) -> Scratch {
         Scratch {
+            lower: Vec::new(),
             field: vec![UNKNOWN; self.slots.len()],
             hits: vec![None; self.slots.len()],
             verdicts: vec![None; self.sets.len()],
@@ -859,11 +875,12 @@ impl Gate {
                         let set = &self.sets[set];
                         match (set.bit, &self.scans[*slot]) {
                             (Some(bit), Some(scan)) => {
-                                let hits =
-                                    *scratch.hits[*slot].get_or_insert_with(|| scan.hits(value));
+                                let lower = &mut scratch.lower;
+                                let hits = *scratch.hits[*slot]
+                                    .get_or_insert_with(|| scan.hits(value, lower));
                                 set.verdict_of(hits & (1 << bit) != 0, value)
                             }
-                            _ => set.verdict(value),
+                            _ => set.verdict(value, &mut scratch.lower),
                         }
                     }
                     None => Verdict::No,
@@ -876,7 +893,8 @@ impl Gate {
                 None => Verdict::No,
             },
             Cond::Keyword(set) => {
-                if event.values().any(|v| self.sets[*set].matches(v)) {
+                let lower = &mut scratch.lower;
+                if event.values().any(|v| self.sets[*set].matches(v, lower)) {
                     Verdict::Maybe
                 } else {
                     Verdict::No

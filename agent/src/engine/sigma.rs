@@ -60,9 +60,9 @@ pub struct SigmaDetector {
     /// the event).
     decided: Vec<Option<EvaluationResult>>,
     rules: usize,
-    /// Ids of rules that only feed correlations (`generate: false`): their
-    /// matches are not alerts.
-    building_blocks: HashSet<String, Hasher>,
+    /// Per rule (engine order): whether it only feeds correlations
+    /// (`generate: false`), so its matches are not alerts.
+    building_block: Vec<bool>,
     /// The pack's indicator lists, looked up before each event is judged.
     iocs: IocSet,
     /// Raw lines of recent building-block matches by origin, so a
@@ -91,17 +91,21 @@ impl EvidenceCache {
     const CAPACITY: usize = 50_000;
 
     fn insert(&mut self, origin: &str, raw: &str) {
-        if self.lines.contains_key(origin) {
-            return;
+        // One lookup: a record already kept is left as it is; a new one
+        // is added, then the oldest forgotten past the capacity (what
+        // forgetting it first leaves: the new one is not the oldest).
+        match self.lines.entry(origin.to_string()) {
+            std::collections::hash_map::Entry::Occupied(_) => return,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(cap_evidence_line(raw));
+            }
         }
-        if self.order.len() >= Self::CAPACITY
+        self.order.push_back(origin.to_string());
+        if self.order.len() > Self::CAPACITY
             && let Some(old) = self.order.pop_front()
         {
             self.lines.remove(&old);
         }
-        self.order.push_back(origin.to_string());
-        self.lines
-            .insert(origin.to_string(), cap_evidence_line(raw));
     }
 
     fn get(&self, origin: &str) -> Option<&String> {
@@ -195,7 +199,7 @@ impl SigmaDetector {
             .map(|r| (all.filters.is_empty() && !r.include_event).then(|| decided_result(r)))
             .collect();
         let gate_scratch = gate.scratch();
-        let building_blocks = pack
+        let building_blocks: HashSet<String> = pack
             .collections
             .iter()
             .flat_map(|(_, c)| &c.rules)
@@ -207,6 +211,13 @@ impl SigmaDetector {
             })
             .map(|r| r.id.clone().unwrap_or_else(|| r.title.clone()))
             .collect();
+        // The key each result is known by (its header's id, else title).
+        let building_block = engine
+            .engine()
+            .rules()
+            .iter()
+            .map(|r| building_blocks.contains(r.id.as_ref().unwrap_or(&r.title)))
+            .collect();
         Ok(SigmaDetector {
             engine,
             gate,
@@ -214,7 +225,7 @@ impl SigmaDetector {
             candidates: Vec::new(),
             decided,
             rules: pack.rule_count(),
-            building_blocks,
+            building_block,
             evidence: EvidenceCache::default(),
             packets: PacketCache::default(),
             iocs: pack.iocs.clone(),
@@ -416,12 +427,12 @@ impl Detector for SigmaDetector {
         // Decided results are lent, not copied: the correlations read them
         // by reference, and only those that become alerts are cloned.
         let rules = self.engine.engine().rules();
-        let detections: Vec<Cow<'_, EvaluationResult>> = self
+        let detections: Vec<(usize, Cow<'_, EvaluationResult>)> = self
             .candidates
             .iter()
             .filter_map(|&(i, verdict)| match (&self.decided[i], verdict) {
-                (Some(result), Verdict::Yes) => Some(Cow::Borrowed(result)),
-                _ => rsigma_eval::evaluate_rule(&rules[i], event).map(Cow::Owned),
+                (Some(result), Verdict::Yes) => Some((i, Cow::Borrowed(result))),
+                _ => rsigma_eval::evaluate_rule(&rules[i], event).map(|r| (i, Cow::Owned(r))),
             })
             .collect();
         // No detection: nothing for correlation either (the state cap was
@@ -432,13 +443,14 @@ impl Detector for SigmaDetector {
         // What `process_with_detections` gives (every detection, as
         // `emit_detections` is on, then the correlations), without handing
         // it the detections by value.
-        let correlations =
-            self.engine
-                .correlate_detection_refs(event, detections.iter().map(|d| d.as_ref()), ts);
+        let correlations = self.engine.correlate_detection_refs(
+            event,
+            detections.iter().map(|(_, d)| d.as_ref()),
+            ts,
+        );
         let mut alerts = Vec::new();
-        for r in detections {
-            let key = r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title);
-            if self.building_blocks.contains(key) {
+        for (i, r) in detections {
+            if self.building_block[i] {
                 self.evidence.insert(&event.origin, &event.raw);
                 self.packets.insert(&event.origin, event.packets.as_ref());
             } else {
@@ -519,6 +531,28 @@ mod tests {
             }
         }
         (matches, certain)
+    }
+
+    /// The evidence cache keeps the newest records up to its capacity,
+    /// forgetting the oldest, and a record kept once is not replaced.
+    #[test]
+    fn evidence_cache_forgets_the_oldest_past_its_capacity() {
+        let mut c = EvidenceCache::default();
+        let cap = EvidenceCache::CAPACITY;
+        for i in 0..cap + 10 {
+            c.insert(&format!("o:{i}"), &format!("line {i}"));
+        }
+        c.insert("o:20", "another line");
+        assert_eq!(c.lines.len(), cap);
+        assert_eq!(c.order.len(), cap);
+        assert!(c.get("o:9").is_none());
+        assert_eq!(c.get("o:10").map(String::as_str), Some("line 10"));
+        assert_eq!(c.get("o:20").map(String::as_str), Some("line 20"));
+        let last = format!("o:{}", cap + 9);
+        assert_eq!(
+            c.get(&last).map(String::as_str),
+            Some(format!("line {}", cap + 9).as_str())
+        );
     }
 
     /// The gate against the engine on every fixture line of the shipped
