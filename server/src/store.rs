@@ -212,7 +212,17 @@ impl Store {
         let write = AnyPoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlite_pragmas(conn).await?;
+                    // The writer walks the incident, alert and attacker
+                    // indexes at random keys: with SQLite's default 2 MB of
+                    // page cache it read most pages back from the OS for
+                    // every round.
+                    conn.execute(WRITER_CACHE).await?;
+                    Ok(())
+                })
+            })
             .connect(&url(opts.clone().create_if_missing(true)))
             .await?;
         // Persistent in the file: set once, before anything else runs.
@@ -1304,6 +1314,9 @@ fn group_key(a: &Alert) -> String {
         ),
     }
 }
+
+/// Page cache of the SQLite writer connection (64 MiB; negative: KiB).
+const WRITER_CACHE: &str = "PRAGMA cache_size = -65536";
 
 /// Per-connection SQLite settings (the driver's defaults already enforce
 /// foreign keys).
