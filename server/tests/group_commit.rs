@@ -56,13 +56,19 @@ async fn scalar(db: &TestDb, sql: &'static str) -> i64 {
     n
 }
 
+/// [`AGENTS`] agents on hosts `PREFIX00`, `PREFIX01`, ...
+async fn store_agents(db: &TestDb, prefix: &str) -> Vec<AgentPrincipal> {
+    let mut agents = Vec::new();
+    for i in 0..AGENTS {
+        agents.push(store_agent(&db.store, &format!("{prefix}{i:02}")).await);
+    }
+    agents
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_stored_together_each_get_their_own_answer() {
     let db = TestDb::new().await;
-    let mut agents = Vec::new();
-    for i in 0..AGENTS {
-        agents.push(store_agent(&db.store, &format!("host{i:02}")).await);
-    }
+    let agents = store_agents(&db, "host").await;
     // Every agent has stored three alerts before.
     for a in &agents {
         let earlier: Vec<Alert> = (0..3).map(|n| alert(a, n)).collect();
@@ -144,10 +150,7 @@ async fn batches_stored_together_each_get_their_own_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_written_together_each_land_on_their_agent() {
     let db = TestDb::new().await;
-    let mut agents = Vec::new();
-    for i in 0..AGENTS {
-        agents.push(store_agent(&db.store, &format!("beat{i:02}")).await);
-    }
+    let agents = store_agents(&db, "beat").await;
     // All agents at once beat, send a batch and beat again: the queue holds
     // both kinds, heartbeats of many agents share a statement, and each
     // agent keeps its own last one.

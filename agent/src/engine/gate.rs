@@ -266,6 +266,15 @@ pub struct Scratch {
     verdicts: Vec<Option<Verdict>>,
 }
 
+impl Scratch {
+    /// Forgets the last event's lookups, hits and verdicts.
+    fn forget(&mut self) {
+        self.field.fill(UNKNOWN);
+        self.hits.fill(None);
+        self.verdicts.fill(None);
+    }
+}
+
 /// The prefilter over a pack's detection rules (see the module docs).
 #[derive(Debug)]
 pub struct Gate {
@@ -804,9 +813,7 @@ impl Gate {
         out: &mut Vec<(usize, Verdict)>,
     ) {
         out.clear();
-        scratch.field.fill(UNKNOWN);
-        scratch.hits.fill(None);
-        scratch.verdicts.fill(None);
+        scratch.forget();
         let kind = kind_index(event.kind);
         let rules = &self.by_kind[kind];
         let Some(dispatch) = &self.dispatch[kind] else {
@@ -834,9 +841,7 @@ impl Gate {
         out: &mut Vec<(usize, Verdict)>,
     ) {
         out.clear();
-        scratch.field.fill(UNKNOWN);
-        scratch.hits.fill(None);
-        scratch.verdicts.fill(None);
+        scratch.forget();
         for (rule, c) in &self.by_kind[kind_index(event.kind)] {
             self.judge(*rule, c, event, scratch, out);
         }
