@@ -2,7 +2,7 @@
 //! combined, into Sigma's `webserver` taxonomy (`c-ip`, `cs-method`,
 //! `c-uri`, `cs-uri-stem`, `cs-uri-query`, `sc-status`, `c-useragent`, ...).
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::event::Event;
 
@@ -121,40 +121,81 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
         return None;
     }
-    // What `str::parse::<u32>` reads (an optional `+`, then digits), by hand.
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let d = b.get(r)?;
-        let d = d.strip_prefix(b"+").filter(|d| !d.is_empty()).unwrap_or(d);
-        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(d.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))
-    };
-    let month = match &s[3..6] {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
+    let month = match &b[3..6] {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
         _ => return None,
     };
-    let date = NaiveDate::from_ymd_opt(num(7..11)? as i32, month, num(0..2)?)?;
-    let naive = date.and_hms_opt(num(12..14)?, num(15..17)?, num(18..20)?)?;
+    let (year, day) = (number(&b[7..11])?, number(&b[0..2])?);
+    let (hour, minute, second) = (
+        number(&b[12..14])?,
+        number(&b[15..17])?,
+        number(&b[18..20])?,
+    );
     let sign = match b[21] {
         b'+' => 1,
         b'-' => -1,
         _ => return None,
     };
-    let offset = sign * (num(22..24)? as i32 * 3600 + num(24..26)? as i32 * 60);
-    let tz = FixedOffset::east_opt(offset)?;
-    Some(tz.from_local_datetime(&naive).single()?.with_timezone(&Utc))
+    let offset = i64::from(number(&b[22..24])?) * 3600 + i64::from(number(&b[24..26])?) * 60;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // What chrono accepts: a real date, a time of day without leap
+    // second, an offset under a day.
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 || offset >= 86_400 {
+        return None;
+    }
+    let seconds = days_from_civil(i64::from(year), month, i64::from(day)) * 86_400
+        + i64::from(hour) * 3600
+        + i64::from(minute) * 60
+        + i64::from(second)
+        - sign * offset;
+    DateTime::from_timestamp(seconds, 0)
+}
+
+/// The decimal number of `d`, optionally after a `+` (what
+/// `str::parse::<u32>` reads of these short fields).
+fn number(d: &[u8]) -> Option<u32> {
+    let d = match d {
+        [b'+', rest @ ..] if !rest.is_empty() => rest,
+        _ => d,
+    };
+    let mut n = 0u32;
+    for &c in d {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n * 10 + u32::from(digit);
+    }
+    (!d.is_empty()).then_some(n)
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 impl AccessParser {
@@ -271,6 +312,81 @@ impl AccessParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The time parse by chrono's calendar, as the decoder did it before:
+    /// what [`parse_time`] must agree with.
+    fn chrono_time(s: &str) -> Option<DateTime<Utc>> {
+        use chrono::{FixedOffset, NaiveDate, TimeZone};
+        let b = s.as_bytes();
+        if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let d = b.get(r)?;
+            let d = d.strip_prefix(b"+").filter(|d| !d.is_empty()).unwrap_or(d);
+            if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            Some(d.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))
+        };
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = months.iter().position(|m| s.get(3..6) == Some(*m))? as u32 + 1;
+        let date = NaiveDate::from_ymd_opt(num(7..11)? as i32, month, num(0..2)?)?;
+        let naive = date.and_hms_opt(num(12..14)?, num(15..17)?, num(18..20)?)?;
+        let sign = match b[21] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let offset = sign * (num(22..24)? as i32 * 3600 + num(24..26)? as i32 * 60);
+        let tz = FixedOffset::east_opt(offset)?;
+        Some(tz.from_local_datetime(&naive).single()?.with_timezone(&Utc))
+    }
+
+    /// Every day of several years (leap, century and 400-year ones, year 0
+    /// and 9999), edge times, offsets and malformed fields: the same
+    /// instant as chrono's calendar gives, or rejected by both.
+    #[test]
+    fn time_by_position_agrees_with_chrono() {
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let mut checked = 0;
+        for year in [
+            "0000", "1600", "1900", "1969", "1970", "2000", "2024", "2026", "2100", "9999", "+999",
+        ] {
+            for month in months.iter().chain(&["Foo", "nov"]) {
+                for day in [
+                    "00", "01", "28", "29", "30", "31", "32", "+1", "1+", " 1", "0a",
+                ] {
+                    for (time, zone) in [
+                        ("00:00:00", "+0000"),
+                        ("23:59:59", "+0700"),
+                        ("10:15:32", "-0530"),
+                        ("24:00:00", "+0000"),
+                        ("12:60:00", "+0000"),
+                        ("12:00:60", "+0000"),
+                        ("12:00:00", "+2359"),
+                        ("12:00:00", "-2400"),
+                        ("12:00:00", "+9999"),
+                        ("12:00:00", "*0000"),
+                        ("+1:+2:+3", "++1+2"),
+                    ] {
+                        let s = format!("{day}/{month}/{year}:{time} {zone}");
+                        assert_eq!(parse_time(&s), chrono_time(&s), "{s}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1_000);
+        assert_eq!(
+            parse_time("22/Nov/2026:10:15:32 +0700").map(|t| t.to_rfc3339()),
+            Some("2026-11-22T03:15:32+00:00".into())
+        );
+    }
 
     fn decode(line: &str) -> Event {
         AccessParser::new()

@@ -97,6 +97,9 @@ struct NeedleSet {
     /// Its bit in its field's [`FieldScan`], when it is searched with the
     /// field's other sets.
     bit: Option<u32>,
+    /// Its bit in its field's remembered matches (see [`ValueMemo`]), when
+    /// the field's values are remembered.
+    memo_bit: Option<u32>,
 }
 
 /// The contains-sets asked of one field, searched together: one
@@ -182,6 +185,7 @@ impl NeedleSet {
             exact,
             automaton,
             bit: None,
+            memo_bit: None,
         }
     }
 
@@ -259,21 +263,98 @@ pub struct Scratch {
     lower: Vec<u8>,
     /// Per slot: [`UNKNOWN`], [`ABSENT`], or the index of the field in the event.
     field: Vec<u32>,
-    /// Per slot with a [`FieldScan`]: its hits, once scanned for this event.
+    /// Per slot with a [`FieldScan`] and no memo: its hits, once scanned
+    /// for this event.
     hits: Vec<Option<u64>>,
+    /// Per slot with a memo: which of its sets the value matches, once
+    /// known for this event.
+    matched: Vec<SlotMatches>,
+    /// Per slot with a memo: the values seen lately and what they matched.
+    memos: Vec<ValueMemo>,
     /// Per set: its verdict on this event, once known (a set belongs to
     /// one field, and rules share sets with the same literals).
     verdicts: Vec<Option<Verdict>>,
 }
 
 impl Scratch {
-    /// Forgets the last event's lookups, hits and verdicts.
+    /// Forgets the last event's lookups, hits and verdicts (not the memos:
+    /// what a value matches does not change between events).
     fn forget(&mut self) {
         self.field.fill(UNKNOWN);
         self.hits.fill(None);
+        self.matched.fill(SlotMatches::Unknown);
         self.verdicts.fill(None);
     }
 }
+
+/// What a memoised slot's value matched, for the current event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotMatches {
+    /// Not looked at yet.
+    Unknown,
+    /// The value is not ASCII: every set matches as far as the gate knows
+    /// ([`NeedleSet::matches`]), never certainly.
+    NotAscii,
+    /// Bit `memo_bit` of each of the slot's sets: whether it matches.
+    Bits(u64),
+}
+
+/// Values of one field lately seen and the bits of the sets they matched:
+/// field values repeat (the same pages, the same user agents, over and
+/// over in an access log), and one lookup here costs a hash and a compare
+/// where searching the value costs a pass of an automaton per set or
+/// field. Direct-mapped (a colliding value replaces the entry), so a flood
+/// of distinct values costs a miss each and never more memory than
+/// [`MEMO_ENTRIES`] values of at most [`MEMO_MAX_VALUE`] bytes.
+#[derive(Debug, Default)]
+struct ValueMemo {
+    /// `MEMO_ENTRIES` entries once used (empty until the first value).
+    entries: Vec<MemoEntry>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct MemoEntry {
+    /// The value's hash; 0 for an entry never filled (a value hashing to
+    /// 0 is looked up but never remembered).
+    hash: u64,
+    bits: u64,
+    value: Vec<u8>,
+}
+
+/// Entries of a field's [`ValueMemo`] (a power of two).
+const MEMO_ENTRIES: usize = 4096;
+/// Longer values are searched every time, not remembered.
+const MEMO_MAX_VALUE: usize = 512;
+
+impl ValueMemo {
+    /// The bits remembered for `value`, or those `compute` gives, which are
+    /// then remembered.
+    fn bits(&mut self, value: &[u8], compute: impl FnOnce() -> u64) -> u64 {
+        if value.len() > MEMO_MAX_VALUE {
+            return compute();
+        }
+        let hash = std::hash::BuildHasher::hash_one(&MEMO_HASH, value);
+        if self.entries.is_empty() {
+            self.entries = vec![MemoEntry::default(); MEMO_ENTRIES];
+        }
+        let e = &mut self.entries[hash as usize & (MEMO_ENTRIES - 1)];
+        if e.hash == hash && hash != 0 && e.value == value {
+            return e.bits;
+        }
+        let bits = compute();
+        if hash != 0 {
+            e.hash = hash;
+            e.bits = bits;
+            e.value.clear();
+            e.value.extend_from_slice(value);
+        }
+        bits
+    }
+}
+
+/// The memos' hash: fixed, so runs are repeatable (a value crafted to
+/// collide only costs its own misses).
+static MEMO_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x57a2_d1e0);
 
 /// The prefilter over a pack's detection rules (see the module docs).
 #[derive(Debug)]
@@ -286,6 +367,9 @@ pub struct Gate {
     /// Per slot: the field's contains-sets searched together, when it has
     /// two or more.
     scans: Vec<Option<FieldScan>>,
+    /// Per slot: the sets asked of the field, by their `memo_bit`, when
+    /// its values are remembered (see [`ValueMemo`]); empty when not.
+    memo_sets: Vec<Vec<usize>>,
     /// Per event kind ([`kind_index`]): the rules that can apply to it (by
     /// their index in the list the gate was built from, ascending), each
     /// with its necessary condition.
@@ -780,12 +864,14 @@ impl Gate {
         });
         let mut sets = b.sets;
         let scans = field_scans(b.slots.len(), &mut sets, conds.iter().map(|(c, _)| c));
+        let memo_sets = memo_sets(&scans, &mut sets, &b.set_slots);
         let dispatch = [0, 1, 2, 3].map(|k| Dispatch::new(&by_kind[k], &sets));
         Gate {
             slots: b.slots,
             sets,
             nums: b.nums,
             scans,
+            memo_sets,
             by_kind,
             dispatch,
         }
@@ -797,6 +883,10 @@ impl Gate {
             lower: Vec::new(),
             field: vec![UNKNOWN; self.slots.len()],
             hits: vec![None; self.slots.len()],
+            matched: vec![SlotMatches::Unknown; self.slots.len()],
+            memos: (0..self.slots.len())
+                .map(|_| ValueMemo::default())
+                .collect(),
             verdicts: vec![None; self.sets.len()],
         }
     }
@@ -878,6 +968,19 @@ impl Gate {
                     Some(i) => {
                         let value = event.text(&event.fields[i].1);
                         let set = &self.sets[set];
+                        if let Some(bit) = set.memo_bit {
+                            return self.remember(
+                                *id,
+                                match self.slot_matches(*slot, value, scratch) {
+                                    SlotMatches::Bits(bits) if bits & (1 << bit) == 0 => {
+                                        Verdict::No
+                                    }
+                                    SlotMatches::Bits(_) if set.exact => Verdict::Yes,
+                                    _ => Verdict::Maybe,
+                                },
+                                scratch,
+                            );
+                        }
                         match (set.bit, &self.scans[*slot]) {
                             (Some(bit), Some(scan)) => {
                                 let lower = &mut scratch.lower;
@@ -942,6 +1045,78 @@ impl Gate {
             i => Some(i as usize),
         }
     }
+
+    /// Records `v` as set `id`'s verdict on this event and returns it.
+    fn remember(&self, id: usize, v: Verdict, scratch: &mut Scratch) -> Verdict {
+        scratch.verdicts[id] = Some(v);
+        v
+    }
+
+    /// Which of the sets of `slot` (a memoised slot) its `value` matches,
+    /// from the slot's memo or searched once for this event.
+    fn slot_matches(&self, slot: usize, value: &str, scratch: &mut Scratch) -> SlotMatches {
+        if scratch.matched[slot] != SlotMatches::Unknown {
+            return scratch.matched[slot];
+        }
+        let m = if value.is_ascii() {
+            let lower = &mut scratch.lower;
+            SlotMatches::Bits(
+                scratch.memos[slot].bits(value.as_bytes(), || self.search(slot, value, lower)),
+            )
+        } else {
+            SlotMatches::NotAscii
+        };
+        scratch.matched[slot] = m;
+        m
+    }
+
+    /// Searches ASCII `value` for every set of `slot` (a memoised slot):
+    /// the bits, by `memo_bit`, of those it matches.
+    fn search(&self, slot: usize, value: &str, lower: &mut Vec<u8>) -> u64 {
+        let hits = self.scans[slot]
+            .as_ref()
+            .map(|scan| scan.hits(value, lower));
+        let mut bits = 0;
+        for (memo_bit, &id) in self.memo_sets[slot].iter().enumerate() {
+            let set = &self.sets[id];
+            let matched = match (set.bit, hits) {
+                (Some(bit), Some(hits)) => hits & (1 << bit) != 0,
+                _ => set.matches_ascii(value, lower),
+            };
+            if matched {
+                bits |= 1 << memo_bit;
+            }
+        }
+        bits
+    }
+}
+
+/// Per slot: the sets asked of the field, numbered by their `memo_bit`,
+/// for the fields worth a [`ValueMemo`]: searched by an automaton (a
+/// [`FieldScan`] or a large set), with at most 64 sets. Other fields get
+/// an empty list (their few literals are cheaper to compare than a
+/// value is to hash).
+fn memo_sets(
+    scans: &[Option<FieldScan>],
+    sets: &mut [NeedleSet],
+    set_slots: &[Option<usize>],
+) -> Vec<Vec<usize>> {
+    (0..scans.len())
+        .map(|slot| {
+            let ids: Vec<usize> = (0..sets.len())
+                .filter(|&i| set_slots[i] == Some(slot))
+                .collect();
+            let searched =
+                scans[slot].is_some() || ids.iter().any(|&i| sets[i].automaton.is_some());
+            if !searched || ids.len() > 64 {
+                return Vec::new();
+            }
+            for (bit, &i) in ids.iter().enumerate() {
+                sets[i].memo_bit = Some(bit as u32);
+            }
+            ids
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1317,5 +1492,132 @@ detection:
             ),
             [(0, Verdict::Maybe)]
         );
+    }
+
+    /// With the values of searched fields remembered between events (one
+    /// scratch for all), every verdict is the one a fresh scratch (nothing
+    /// remembered) gives: repeated, changed, non-ASCII and over-long values,
+    /// and the same value in another field.
+    #[test]
+    fn remembered_values_give_the_verdicts_of_searched_ones() {
+        let g = gate(
+            r#"
+title: paths
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: ['../', '/etc/passwd']}
+    condition: sel
+---
+title: sqli
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|contains: ['union select', "' or 1=1", 'sleep(']}
+    condition: sel
+---
+title: scanners
+logsource: {category: webserver}
+detection:
+    sel: {c-useragent|contains: [sqlmap, nikto, nmap, masscan, zgrab, nuclei]}
+    status: {sc-status: '200'}
+    condition: sel and status
+---
+title: shell
+logsource: {category: webserver}
+detection:
+    sel: {c-uri|endswith: [cmd.php, c99.php], c-useragent: curl}
+    condition: sel
+"#,
+        );
+        assert!(
+            !g.memo_sets.iter().all(Vec::is_empty),
+            "no field is remembered"
+        );
+        let long = format!("/{}../", "a".repeat(MEMO_MAX_VALUE));
+        let uris = [
+            "/index.html",
+            "/a/../../etc/passwd",
+            "/q?id=1' OR 1=1--",
+            "/Ünïcode/../x",
+            long.as_str(),
+            "/shell/cmd.php",
+            "/SLEEP(5)",
+        ];
+        let agents = ["Mozilla/5.0", "sqlmap/1.7", "curl", "Nikto", "Mözilla nmap"];
+        let mut shared = g.scratch();
+        let mut seen = 0;
+        for round in 0..3 {
+            for (i, uri) in uris.iter().enumerate() {
+                for (j, ua) in agents.iter().enumerate() {
+                    let status = if (i + j + round) % 2 == 0 {
+                        "200"
+                    } else {
+                        "404"
+                    };
+                    let mut e = event(
+                        EventKind::WebAccess,
+                        &[("c-uri", uri), ("c-useragent", ua), ("sc-status", status)],
+                    );
+                    // The same text in another field must not answer for it.
+                    if round == 2 {
+                        e.set("c-uri", *ua);
+                        e.set("c-useragent", *uri);
+                    }
+                    let (mut with_memo, mut fresh) = (Vec::new(), Vec::new());
+                    g.candidates(&e, &mut shared, &mut with_memo);
+                    g.candidates(&e, &mut g.scratch(), &mut fresh);
+                    assert_eq!(with_memo, fresh, "{uri} / {ua} / {status}, round {round}");
+                    seen += usize::from(!fresh.is_empty());
+                }
+            }
+        }
+        assert!(seen > 10, "only {seen} events could match");
+    }
+
+    /// A memo holds at most its entry count of values, none longer than
+    /// the limit; a value met again is answered from it, one evicted by a
+    /// collision is searched again.
+    #[test]
+    fn a_value_memo_is_bounded() {
+        let mut memo = ValueMemo::default();
+        let mut searches = 0;
+        let mut bits = |memo: &mut ValueMemo, v: &str| {
+            memo.bits(v.as_bytes(), || {
+                searches += 1;
+                v.len() as u64
+            })
+        };
+        for i in 0..3 * MEMO_ENTRIES {
+            assert_eq!(
+                bits(&mut memo, &format!("/page/{i}")),
+                format!("/page/{i}").len() as u64
+            );
+        }
+        let long = "x".repeat(MEMO_MAX_VALUE + 1);
+        bits(&mut memo, &long);
+        bits(&mut memo, &long);
+        assert_eq!(memo.entries.len(), MEMO_ENTRIES);
+        assert!(memo.entries.iter().all(|e| e.value.len() <= MEMO_MAX_VALUE));
+        drop(bits);
+        assert_eq!(searches, 3 * MEMO_ENTRIES + 2);
+        let mut searches = 0;
+        let mut again = |memo: &mut ValueMemo, v: &str| {
+            memo.bits(v.as_bytes(), || {
+                searches += 1;
+                0
+            })
+        };
+        again(&mut memo, "/index.html");
+        again(&mut memo, "/index.html");
+        // The last values written are all still there, bar collisions.
+        let kept = (2 * MEMO_ENTRIES..3 * MEMO_ENTRIES)
+            .filter(|i| {
+                let v = format!("/page/{i}");
+                let h = std::hash::BuildHasher::hash_one(&MEMO_HASH, v.as_bytes());
+                memo.entries[h as usize & (MEMO_ENTRIES - 1)].value == v.as_bytes()
+            })
+            .count();
+        drop(again);
+        assert_eq!(searches, 1);
+        assert!(kept > MEMO_ENTRIES / 2, "{kept}");
     }
 }
