@@ -3,6 +3,7 @@
 #   ward-agent replay (full shipped pack)  vs  fail2ban-regex  vs  CrowdSec replay.
 #
 #   bench/logs.sh [LINES]      # default 1,000,000 lines per file
+#   WARD_AGENT=path/to/ward-agent bench/logs.sh   # time an existing build
 #
 # Installs the peers from Debian when missing (see ../shared/PEERS.md), generates
 # the logs with bench/gen_logs.py, and prints a Markdown table for BENCHMARKS.md.
@@ -24,9 +25,14 @@ if [ "$(wc -l <"$work/auth.log" 2>/dev/null || echo 0)" -ne "$lines" ]; then
     python3 bench/gen_logs.py "$work" "$lines"
 fi
 
-cargo build --release -p ward-agent
-target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-ward=$target/release/ward-agent
+# WARD_AGENT: a ward-agent binary already built (e.g. `--profile profiling`,
+# the release build with symbols); otherwise the release build is made here.
+ward=${WARD_AGENT:-}
+if [ -z "$ward" ]; then
+    cargo build --release -p ward-agent
+    target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    ward=$target/release/ward-agent
+fi
 
 # run NAME CMD... → "NAME seconds maxrss_kb" (one core, stdout discarded)
 run() {

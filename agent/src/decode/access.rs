@@ -208,14 +208,22 @@ impl AccessParser {
     pub fn looks_like(line: &str) -> bool {
         // "IP - - [" or "vhost IP - - [": a '[' after three or four tokens, before any '"'.
         let head = &line.as_bytes()[..line.len().min(200)];
-        let bracket = OPEN_BRACKET.find(head);
-        let quote = memchr::memchr(b'"', head);
-        match (bracket, quote) {
-            (Some(b), Some(q)) => {
-                b < q && (2..=3).contains(&head[..b].iter().filter(|&&c| c == b' ').count())
+        // The first " [" (found by its '[': most lines have none, or only
+        // a `program[pid]`), then a quote after it and none before.
+        let mut from = 0;
+        let b = loop {
+            let Some(i) = memchr::memchr(b'[', &head[from..]) else {
+                return false;
+            };
+            let at = from + i;
+            if at > 0 && head[at - 1] == b' ' {
+                break at - 1;
             }
-            _ => false,
-        }
+            from = at + 1;
+        };
+        memchr::memchr(b'"', &head[..b]).is_none()
+            && memchr::memchr(b'"', &head[b..]).is_some()
+            && (2..=3).contains(&head[..b].iter().filter(|&&c| c == b' ').count())
     }
 
     /// Decodes one line; `None` when it is not an access-log line.
@@ -504,5 +512,79 @@ mod tests {
             "Nov 22 04:00:01 h sshd[1]: Failed password for root"
         ));
         assert!(!AccessParser::looks_like(r#"{"a": "[x]"}"#));
+    }
+
+    /// The check as it was first written (one substring search for `" ["`
+    /// and one for the quote): what `looks_like` must still answer.
+    fn looks_like_by_substring(line: &str) -> bool {
+        let head = &line.as_bytes()[..line.len().min(200)];
+        let bracket = OPEN_BRACKET.find(head);
+        let quote = memchr::memchr(b'"', head);
+        match (bracket, quote) {
+            (Some(b), Some(q)) => {
+                b < q && (2..=3).contains(&head[..b].iter().filter(|&&c| c == b' ').count())
+            }
+            _ => false,
+        }
+    }
+
+    /// Every line of the corpus's logs and of the rule fixtures, and
+    /// their prefixes: the same answer as the substring check.
+    #[test]
+    fn looks_like_agrees_with_the_substring_check() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut lines: Vec<String> = [
+            r#"1.2.3.4 - - [22/Nov/2026:10:15:32 +0000] "GET / HTTP/1.1" 200 1"#,
+            r#"vhost 1.2.3.4 - - [x] "#,
+            r#"a [b "c"#,
+            r#"a b c d [e "f"#,
+            r#"a "b [c d"#,
+            "[a b c",
+            " [",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut files = 0;
+        for dir in ["../shared/corpus/logs", "rules/fixtures"] {
+            let mut stack = vec![root.join(dir)];
+            while let Some(d) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if let Ok(bytes) = std::fs::read(&path) {
+                        files += 1;
+                        let text = String::from_utf8_lossy(&bytes);
+                        lines.extend(text.lines().take(2_000).map(str::to_string));
+                    }
+                }
+            }
+        }
+        assert!(files > 10, "only {files} files read");
+        let mut access = 0;
+        for line in &lines {
+            for end in (0..=line.len())
+                .filter(|&i| line.is_char_boundary(i))
+                .step_by(7)
+            {
+                let l = &line[..end];
+                assert_eq!(
+                    AccessParser::looks_like(l),
+                    looks_like_by_substring(l),
+                    "{l}"
+                );
+            }
+            access += usize::from(AccessParser::looks_like(line));
+        }
+        assert!(
+            access > 100,
+            "only {access} access lines among {}",
+            lines.len()
+        );
     }
 }
