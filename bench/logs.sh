@@ -100,10 +100,10 @@ results+=("$(run ward-auth "$ward" replay --log "$work/auth.log")")
 results+=("$(run ward-access "$ward" replay --log "$work/access.log")")
 results+=("$(run fail2ban-sshd fail2ban-regex -r --usedns=no --print-no-missed --print-no-ignored "$work/auth.log" /etc/fail2ban/filter.d/sshd.conf)")
 results+=("$(run fail2ban-nginx fail2ban-regex -r --usedns=no --print-no-missed --print-no-ignored "$work/access.log" /etc/fail2ban/filter.d/nginx-botsearch.conf)")
-# CrowdSec reads a head of each file (CROWDSEC_LINES, default 100,000): at its
+# CrowdSec reads a head of each file (CROWDSEC_LINES, default 20,000): at its
 # ≈2,000 auth and ≈200 nginx lines/s, a million access lines would take over an
 # hour. Its lines/s below are per its own line count.
-cs_lines=${CROWDSEC_LINES:-100000}
+cs_lines=${CROWDSEC_LINES:-20000}
 [ "$cs_lines" -gt "$lines" ] && cs_lines=$lines
 for f in auth access; do
     head -n "$cs_lines" "$work/$f.log" >"$work/$f.crowdsec.log"
