@@ -21,7 +21,10 @@ else
     BIN="${CARGO_TARGET_DIR:-target}/release"
 fi
 DATA="$(mktemp -d /tmp/ward-fleet.XXXXXX)"
-trap 'kill "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DATA"' EXIT
+# $SERVER is /usr/bin/time's pid: the server is its child (killing time alone
+# would leave the server running).
+stop_server() { pkill -TERM -P "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
+trap 'stop_server; rm -rf "$DATA"' EXIT
 PORT=$((20000 + RANDOM % 20000))
 DB_ARGS=()
 if [ -n "${WARD_BENCH_DATABASE:-}" ]; then DB_ARGS=(--database "$WARD_BENCH_DATABASE"); fi
@@ -36,6 +39,12 @@ TOKEN="$("$BIN/ward" enroll-token create --agency bench --uses "$AGENTS" --json 
 echo "== ward-agent load: $AGENTS agents, $RATE alerts/s, ${SECS}s, store: ${WARD_BENCH_DATABASE:-sqlite (embedded)}"
 WARD_LOG=warn WARD_ENROLL_TOKEN="$TOKEN" "$BIN/ward-agent" load --agents "$AGENTS" --rate "$RATE" \
     --batch 10 --heartbeat-secs 30 --duration-secs "$SECS" | tee "$DATA/report.txt"
-echo "stored alerts (coordinator): $("$BIN/ward" incidents list --drill all --limit 10000 --json | python3 -c 'import json,sys; print(sum(i["alert_count"] for i in json.load(sys.stdin)))')"
-kill -TERM "$SERVER"; wait "$SERVER" || true
+stop_server
+# Counted in the store itself once the server has stopped (the API lists
+# incidents a page at a time).
+if [ -z "${WARD_BENCH_DATABASE:-}" ]; then
+    echo "stored alerts (coordinator): $(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM alerts").fetchone()[0])' "$DATA/srv/ward.db")"
+else
+    echo "stored alerts (coordinator): $(psql -At "$WARD_BENCH_DATABASE" -c 'SELECT count(*) FROM alerts')"
+fi
 grep -E "Maximum resident|Percent of CPU" "$DATA/server.time" | sed 's/^\s*/server: /'
