@@ -19,7 +19,7 @@ use crate::wire::{EvidencePacket, MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS};
 /// cap is reached, repeats (the same shared frame) left out, then sorted by
 /// capture time.
 pub fn alert_packets<'a>(sets: impl IntoIterator<Item = &'a Frames>) -> Vec<EvidencePacket> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_hasher(foldhash::fast::RandomState::default());
     let mut out: Vec<EvidencePacket> = Vec::new();
     let mut bytes = 0;
     'sets: for frames in sets {
@@ -48,7 +48,8 @@ pub fn alert_packets<'a>(sets: impl IntoIterator<Item = &'a Frames>) -> Vec<Evid
 /// [`PacketCache::CAPACITY_BYTES`].
 #[derive(Default)]
 pub struct PacketCache {
-    frames: HashMap<String, Frames>,
+    /// A keyed fast hash (an origin is looked up per building-block match).
+    frames: HashMap<String, Frames, foldhash::fast::RandomState>,
     order: VecDeque<(String, usize)>,
     bytes: usize,
 }

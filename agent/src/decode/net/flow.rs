@@ -537,6 +537,8 @@ impl FlowTable {
     /// Ends flows idle past their timeout at `now_us`.
     pub fn expire(&mut self, now_us: i64, ended: &mut Vec<(Flow, EndReason)>) {
         let cfg = self.config;
+        // With each flow's first index beside its key: sorting by a
+        // lookup in the table per comparison cost more than the sweep.
         let mut done = Vec::new();
         let mut floor = i64::MAX;
         for (k, f) in &self.flows {
@@ -546,14 +548,16 @@ impl FlowTable {
                 _ => cfg.udp_timeout,
             };
             if now_us.saturating_sub(f.last_us) > timeout {
-                done.push(*k);
+                done.push((f.first_index, *k));
             } else {
                 floor = floor.min(f.last_us.saturating_add(timeout));
             }
         }
         self.expiry_floor_us = floor;
-        done.sort_by_key(|k| self.flows[k].first_index);
-        for k in done {
+        // Stable, as before: flows with one first index (none are, each
+        // packet opens at most one) keep the table's order.
+        done.sort_by_key(|(first, _)| *first);
+        for (_, k) in done {
             if let Some(f) = self.remove(&k) {
                 ended.push((f, EndReason::Timeout));
             }
