@@ -87,8 +87,10 @@ pub struct NetDecoder {
     spare: std::cell::RefCell<Vec<Event>>,
 }
 
-/// Most judged events a [`NetDecoder`] keeps for reuse.
-const MAX_SPARE_EVENTS: usize = 64;
+/// Most judged events a [`NetDecoder`] keeps for reuse (≈ 1 KiB of
+/// buffers each): enough for the bursts of `flow_end` events a timeout
+/// sweep makes, which would otherwise each allocate anew.
+const MAX_SPARE_EVENTS: usize = 1024;
 
 fn ts_us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()

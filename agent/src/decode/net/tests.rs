@@ -144,7 +144,7 @@ fn network_events_carry_their_flows_first_frames() {
         assert!(!kept.is_empty() && kept.len() <= flow::MAX_FLOW_FRAMES);
         // Early in a flow, the request itself is the last frame kept when
         // it was judged (later requests of a long connection are past the cap).
-        if String::from_utf8_lossy(&kept.last().unwrap().data).contains(e.get("uri").unwrap()) {
+        if String::from_utf8_lossy(kept.last().unwrap().data).contains(e.get("uri").unwrap()) {
             with_request += 1;
         }
         for f in kept.iter() {
@@ -167,6 +167,11 @@ fn network_events_carry_their_flows_first_frames() {
         assert_eq!(kept.len(), packets.min(flow::MAX_FLOW_FRAMES));
         past_cap += packets - kept.len();
         assert!(kept.iter().map(|f| f.data.len()).sum::<usize>() <= flow::MAX_FLOW_FRAME_BYTES);
+        assert_eq!(
+            kept.bytes(),
+            kept.iter().map(|f| f.data.len()).sum::<usize>()
+        );
+        let kept: Vec<_> = kept.iter().collect();
         assert!(kept.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
     }
     assert_eq!(stats.frames_not_kept, 0);

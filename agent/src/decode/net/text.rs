@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
 /// Appends `ip` as its `Display` text; IPv4 and most IPv6 addresses
 /// written directly (see [`push_ipv6`]).
@@ -123,28 +123,46 @@ fn put_digits(buf: &mut [u8], n: u32, width: usize) {
     }
 }
 
+/// The proleptic Gregorian (year, month, day) of a day count from
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Appends `t` as `t.to_rfc3339_opts(SecondsFormat::Micros, true)` does
-/// (`2026-11-22T10:00:00.123456Z`).
+/// (`2026-11-22T10:00:00.123456Z`), the date and time computed from the
+/// timestamp rather than through chrono's calendar getters.
 pub fn push_rfc3339_micros(s: &mut String, t: DateTime<Utc>) {
-    let year = t.year();
+    let secs = t.timestamp();
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     if !(0..=9999).contains(&year) {
         s.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         return;
     }
+    let of_day = secs.rem_euclid(86_400) as u32;
     // A leap second is nanosecond 1_000_000_000 and up of second 59.
-    let nanos = t.nanosecond();
+    let nanos = t.timestamp_subsec_nanos();
     let (sec, nanos) = if nanos >= 1_000_000_000 {
-        (t.second() + 1, nanos - 1_000_000_000)
+        (of_day % 60 + 1, nanos - 1_000_000_000)
     } else {
-        (t.second(), nanos)
+        (of_day % 60, nanos)
     };
     // Written into one buffer and appended once.
     let mut b = *b"0000-00-00T00:00:00.000000Z";
     put_digits(&mut b[0..4], year as u32, 4);
-    put_digits(&mut b[5..7], t.month(), 2);
-    put_digits(&mut b[8..10], t.day(), 2);
-    put_digits(&mut b[11..13], t.hour(), 2);
-    put_digits(&mut b[14..16], t.minute(), 2);
+    put_digits(&mut b[5..7], month, 2);
+    put_digits(&mut b[8..10], day, 2);
+    put_digits(&mut b[11..13], of_day / 3600, 2);
+    put_digits(&mut b[14..16], of_day / 60 % 60, 2);
     put_digits(&mut b[17..19], sec, 2);
     put_digits(&mut b[20..26], nanos / 1000, 6);
     // Only ASCII was written.
@@ -308,6 +326,26 @@ mod tests {
             push_rfc3339_micros(&mut s, t);
             assert_eq!(s, t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         }
+        // Random times over the years written by hand, and past them.
+        let mut seed = 0x0bad_cafe_1234_5678u64;
+        for _ in 0..50_000 {
+            let r = xorshift(&mut seed);
+            let secs =
+                (r % 253_402_300_800) as i64 - if r & 1 << 63 != 0 { 62_000_000_000 } else { 0 };
+            let t = DateTime::from_timestamp(secs, (r >> 20) as u32 % 1_000_000_000).unwrap();
+            let mut s = String::new();
+            push_rfc3339_micros(&mut s, t);
+            assert_eq!(s, t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        }
+        // A leap second.
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        let mut s = String::new();
+        push_rfc3339_micros(&mut s, leap);
+        assert_eq!(s, leap.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         // Sub-microsecond digits are cut, as chrono cuts them.
         let t = DateTime::from_timestamp(1_795_000_000, 123_456_789).unwrap();
         let mut s = String::new();
