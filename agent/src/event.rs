@@ -138,8 +138,9 @@ impl FrameSet {
     }
 
     /// Appends a frame: `data` kept of a frame `orig_len` long. The buffer
-    /// grows by doubling, as a `Vec` does, but never past `max_bytes` (the
-    /// most the caller will keep) unless the frame needs it.
+    /// starts with room for four frames like the first and grows by
+    /// doubling, as a `Vec` does, but never past `max_bytes` (the most the
+    /// caller will keep) unless the frame needs it.
     pub fn push(
         &mut self,
         ts_ns: i64,
@@ -151,9 +152,12 @@ impl FrameSet {
         let start = self.bytes.len();
         let need = start + data.len();
         if need > self.bytes.capacity() {
-            let want = (self.bytes.capacity() * 2)
-                .max(need)
-                .min(max_bytes.max(need));
+            // Room for four frames like the first, then doubling.
+            let grown = match self.bytes.capacity() {
+                0 => need.saturating_mul(4),
+                cap => cap.saturating_mul(2),
+            };
+            let want = grown.max(need).min(max_bytes.max(need));
             self.bytes.reserve_exact(want - start);
         }
         self.bytes.extend_from_slice(data);

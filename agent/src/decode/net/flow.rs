@@ -346,7 +346,7 @@ impl FlowTable {
         // are judged before the next frame, only cached building-block
         // evidence makes happen.
         let frames = flow.frames.get_or_insert_with(|| {
-            Arc::new(FrameSet::with_capacity(config.max_flow_frames.min(4)))
+            Arc::new(FrameSet::with_capacity(config.max_flow_frames.min(8)))
         });
         Arc::make_mut(frames).push(
             frame.ts_ns,

@@ -42,6 +42,13 @@ pub struct HttpRequest<'a> {
 
 /// Whether a payload starts like an HTTP request (cheap; checked per packet).
 pub fn looks_like_request(p: &[u8]) -> bool {
+    // Most payloads start with none of the methods' first letters.
+    if !matches!(
+        p.first(),
+        Some(b'G' | b'P' | b'H' | b'D' | b'O' | b'C' | b'T')
+    ) {
+        return false;
+    }
     METHODS
         .iter()
         .any(|m| p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' ')
@@ -215,6 +222,17 @@ mod tests {
             let r = parse(head.as_bytes()).unwrap();
             assert_eq!(r.host.as_deref(), Some(before(v).as_str()), "{v:?}");
         }
+    }
+
+    #[test]
+    fn every_method_passes_the_first_letter_test() {
+        for m in METHODS {
+            assert!(
+                looks_like_request(format!("{m} / HTTP/1.1").as_bytes()),
+                "{m}"
+            );
+        }
+        assert!(!looks_like_request(b"get / HTTP/1.1"));
     }
 
     #[test]

@@ -511,7 +511,13 @@ impl NetDecoder {
     }
 
     fn flush_ended(&mut self, out: &mut Vec<Event>) {
-        for (mut f, why) in std::mem::take(&mut self.ended) {
+        // Called for every frame; flows end at few of them.
+        if self.ended.is_empty() {
+            return;
+        }
+        // Taken out and put back, keeping its buffer.
+        let mut ended = std::mem::take(&mut self.ended);
+        for (mut f, why) in ended.drain(..) {
             let time = from_us(f.last_us);
             // Stream heads still incomplete are judged as they arrived.
             for (dir, ends) in [(0, f.key), (1, f.key.reversed())] {
@@ -554,6 +560,7 @@ impl NetDecoder {
             e.packets = f.frames.take();
             out.push(e);
         }
+        self.ended = ended;
     }
 
     /// Ends flows idle past their timeout at `now` (live capture calls this

@@ -45,12 +45,11 @@ pub fn push_ipv4(s: &mut String, a: Ipv4Addr) {
 
 /// Appends `a` as its `Display` text (RFC 5952: lower-case hex groups,
 /// the longest run of two or more zero groups — the first of equal ones
-/// — as `::`). Addresses whose first five groups are zero (IPv4-mapped
-/// and the like, which `Display` may write with a dotted quad) go through
-/// the formatter.
+/// — as `::`). IPv4-mapped addresses (`::ffff:a.b.c.d`, which `Display`
+/// writes with a dotted quad) go through the formatter.
 pub fn push_ipv6(s: &mut String, a: Ipv6Addr) {
     let g = a.segments();
-    if g[..5].iter().all(|&x| x == 0) {
+    if a.to_ipv4_mapped().is_some() {
         use std::fmt::Write as _;
         let _ = write!(s, "{a}");
         return;
@@ -228,6 +227,10 @@ mod tests {
             [0; 8],
             [0, 0, 0, 0, 0, 0, 0, 1],
             [0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201],
+            [0, 0, 0, 0, 0, 0xffff, 0, 0],
+            [0, 0, 0, 0, 0xffff, 0, 0xc000, 0x0201],
+            [0, 0, 0, 0, 0, 0xfffe, 0xc000, 0x0201],
+            [0, 0, 0, 0, 0, 0, 0, 0xffff],
             [0, 0, 0, 0, 0, 0, 0xc000, 0x0201],
             [0x2001, 0xdb8, 0, 0, 0, 0, 0, 5],
             [0x2001, 0xdb8, 0, 1, 0, 0, 0, 1],
