@@ -523,7 +523,7 @@ mod tests {
             let mut g = [0u16; 8];
             for (i, x) in g.iter_mut().enumerate() {
                 let bits = (next() >> (i * 3)) as u16;
-                *x = if bits % 3 == 0 { bits } else { 0 };
+                *x = if bits.is_multiple_of(3) { bits } else { 0 };
             }
             let a = std::net::Ipv6Addr::from(g);
             cases.push(a.to_string());
