@@ -468,6 +468,36 @@ impl rsigma_eval::Event for Event {
 mod tests {
     use super::*;
 
+    /// A frame set's buffer never grows past the most its flow keeps, and
+    /// its frames read back as pushed.
+    #[test]
+    fn a_frame_set_stays_within_its_limit() {
+        for sizes in [
+            &[54usize, 54, 66, 400, 1514, 1514, 1514][..],
+            &[1514; 16],
+            &[60; 16],
+        ] {
+            let mut set = FrameSet::with_capacity(4);
+            let limit = 16 * 1024;
+            let mut kept = 0;
+            for (i, &n) in sizes.iter().enumerate() {
+                let n = n.min(limit - kept);
+                if n == 0 {
+                    break;
+                }
+                set.push(i as i64, 1, n as u32, &vec![i as u8; n], limit);
+                kept += n;
+                assert!(set.bytes.capacity() <= limit, "{sizes:?}");
+            }
+            assert_eq!(set.bytes(), kept);
+            for (i, f) in set.iter().enumerate() {
+                assert_eq!(f.ts_ns, i as i64);
+                assert!(f.data.iter().all(|&b| b == i as u8));
+                assert_eq!(f.id, (set.id(), i as u32));
+            }
+        }
+    }
+
     #[test]
     fn set_replaces_and_get_finds() {
         let mut e = Event::new(Utc::now(), "h", "o");
