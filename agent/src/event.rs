@@ -72,22 +72,155 @@ pub enum EventKind {
 
 /// A captured frame kept as evidence of a network event: its capture time,
 /// its pcap `LINKTYPE_*`, its length on the wire and the bytes kept (maybe
-/// fewer, as with a pcap snap length).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+/// fewer, as with a pcap snap length), borrowed from its [`FrameSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
     /// Capture time, ns since the epoch.
     pub ts_ns: i64,
     /// pcap `LINKTYPE_*` of `data`.
     pub linktype: u32,
     /// Length of the frame as captured, before any cut.
     pub orig_len: u32,
-    /// The bytes kept, shared with the flow table and other events.
-    pub data: Arc<[u8]>,
+    /// The bytes kept.
+    pub data: &'a [u8],
+    /// Which kept frame this is: its set's [`FrameSet::id`] and its place
+    /// in it. Every snapshot of a flow's frames names a frame alike, so
+    /// alerts carry each frame once.
+    pub id: (u64, u32),
+}
+
+/// Where a [`FrameSet`] keeps one frame's facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameMeta {
+    ts_ns: i64,
+    linktype: u32,
+    orig_len: u32,
+    /// `bytes[start..end]` of the set.
+    start: u32,
+    end: u32,
+}
+
+/// The frames a flow kept, in the order kept: their bytes end to end in
+/// one buffer (one allocation per flow rather than one per frame).
+/// Equal when the frames are (whatever the [`FrameSet::id`]).
+#[derive(Debug, Clone, Default)]
+pub struct FrameSet {
+    id: u64,
+    bytes: Vec<u8>,
+    meta: Vec<FrameMeta>,
+}
+
+impl PartialEq for FrameSet {
+    fn eq(&self, other: &Self) -> bool {
+        // Frames are only ever appended, end to end: equal frames lie
+        // alike in both buffers.
+        self.meta == other.meta && self.bytes == other.bytes
+    }
+}
+
+impl Eq for FrameSet {}
+
+impl FrameSet {
+    /// An empty set with room for `frames` frames, named by a new
+    /// [`FrameSet::id`] (unique in the process; its copies keep it).
+    pub fn with_capacity(frames: usize) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        FrameSet {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            bytes: Vec::new(),
+            meta: Vec::with_capacity(frames),
+        }
+    }
+
+    /// What names this set's frames in [`Frame::id`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Appends a frame: `data` kept of a frame `orig_len` long. The buffer
+    /// starts with room for four frames like the first and grows by
+    /// doubling, as a `Vec` does, but never past `max_bytes` (the most the
+    /// caller will keep) unless the frame needs it.
+    pub fn push(
+        &mut self,
+        ts_ns: i64,
+        linktype: u32,
+        orig_len: u32,
+        data: &[u8],
+        max_bytes: usize,
+    ) {
+        let start = self.bytes.len();
+        let need = start + data.len();
+        if need > self.bytes.capacity() {
+            // Room for four frames like the first, then doubling.
+            let grown = match self.bytes.capacity() {
+                0 => need.saturating_mul(4),
+                cap => cap.saturating_mul(2),
+            };
+            let want = grown.max(need).min(max_bytes.max(need));
+            self.bytes.reserve_exact(want - start);
+        }
+        self.bytes.extend_from_slice(data);
+        self.meta.push(FrameMeta {
+            ts_ns,
+            linktype,
+            orig_len,
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            end: u32::try_from(need).unwrap_or(u32::MAX),
+        });
+    }
+
+    /// Frames held.
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Bytes of the frames held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn frame(&self, i: usize, m: &FrameMeta) -> Frame<'_> {
+        Frame {
+            ts_ns: m.ts_ns,
+            linktype: m.linktype,
+            orig_len: m.orig_len,
+            data: self
+                .bytes
+                .get(m.start as usize..m.end as usize)
+                .unwrap_or(&[]),
+            id: (self.id, i as u32),
+        }
+    }
+
+    /// The `i`-th frame kept.
+    pub fn get(&self, i: usize) -> Option<Frame<'_>> {
+        self.meta.get(i).map(|m| self.frame(i, m))
+    }
+
+    /// The last frame kept.
+    pub fn last(&self) -> Option<Frame<'_>> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    /// The frames in the order kept.
+    pub fn iter(&self) -> impl Iterator<Item = Frame<'_>> + '_ {
+        self.meta.iter().enumerate().map(|(i, m)| self.frame(i, m))
+    }
 }
 
 /// The frames behind an event (the first frames of its flow). Shared:
-/// cloning an event or keeping it as correlation evidence copies no bytes.
-pub type Frames = Arc<Vec<Frame>>;
+/// cloning an event or keeping it as correlation evidence copies no bytes;
+/// a flow that keeps another frame while a snapshot is held copies its set
+/// (at most [`crate::decode::net::flow::MAX_FLOW_FRAMES`] frames and
+/// [`crate::decode::net::flow::MAX_FLOW_FRAME_BYTES`]) and leaves the
+/// snapshot as it was.
+pub type Frames = Arc<FrameSet>;
 
 /// One normalized event.
 #[derive(Debug, Clone, PartialEq)]
@@ -334,6 +467,36 @@ impl rsigma_eval::Event for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame set's buffer never grows past the most its flow keeps, and
+    /// its frames read back as pushed.
+    #[test]
+    fn a_frame_set_stays_within_its_limit() {
+        for sizes in [
+            &[54usize, 54, 66, 400, 1514, 1514, 1514][..],
+            &[1514; 16],
+            &[60; 16],
+        ] {
+            let mut set = FrameSet::with_capacity(4);
+            let limit = 16 * 1024;
+            let mut kept = 0;
+            for (i, &n) in sizes.iter().enumerate() {
+                let n = n.min(limit - kept);
+                if n == 0 {
+                    break;
+                }
+                set.push(i as i64, 1, n as u32, &vec![i as u8; n], limit);
+                kept += n;
+                assert!(set.bytes.capacity() <= limit, "{sizes:?}");
+            }
+            assert_eq!(set.bytes(), kept);
+            for (i, f) in set.iter().enumerate() {
+                assert_eq!(f.ts_ns, i as i64);
+                assert!(f.data.iter().all(|&b| b == i as u8));
+                assert_eq!(f.id, (set.id(), i as u32));
+            }
+        }
+    }
 
     #[test]
     fn set_replaces_and_get_finds() {

@@ -62,9 +62,15 @@ pub fn replay_pcaps(
             }
         };
         let file = crate::sources::pcap::read_file(path, |ts, link, data| {
-            let time = chrono::DateTime::from_timestamp(ts.as_secs() as i64, ts.subsec_nanos())
-                .unwrap_or_default();
-            decoder.decode(time, link, data, index, &mut events);
+            // The time is built only for frames that make events.
+            decoder.decode_at(
+                ts.as_secs(),
+                ts.subsec_nanos(),
+                link,
+                data,
+                index,
+                &mut events,
+            );
             index += 1;
             if !events.is_empty() {
                 judge(&mut events, &mut stats, &decoder);

@@ -19,12 +19,12 @@ use crate::wire::{EvidencePacket, MAX_ALERT_PACKET_BYTES, MAX_ALERT_PACKETS};
 /// cap is reached, repeats (the same shared frame) left out, then sorted by
 /// capture time.
 pub fn alert_packets<'a>(sets: impl IntoIterator<Item = &'a Frames>) -> Vec<EvidencePacket> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_hasher(foldhash::fast::RandomState::default());
     let mut out: Vec<EvidencePacket> = Vec::new();
     let mut bytes = 0;
     'sets: for frames in sets {
         for f in frames.iter() {
-            if !seen.insert(f.data.as_ptr()) {
+            if !seen.insert(f.id) {
                 continue;
             }
             if out.len() >= MAX_ALERT_PACKETS || bytes + f.data.len() > MAX_ALERT_PACKET_BYTES {
@@ -48,7 +48,8 @@ pub fn alert_packets<'a>(sets: impl IntoIterator<Item = &'a Frames>) -> Vec<Evid
 /// [`PacketCache::CAPACITY_BYTES`].
 #[derive(Default)]
 pub struct PacketCache {
-    frames: HashMap<String, Frames>,
+    /// A keyed fast hash (an origin is looked up per building-block match).
+    frames: HashMap<String, Frames, foldhash::fast::RandomState>,
     order: VecDeque<(String, usize)>,
     bytes: usize,
 }
@@ -65,7 +66,7 @@ impl PacketCache {
         if frames.is_empty() || self.frames.contains_key(origin) {
             return;
         }
-        let size: usize = frames.iter().map(|f| f.data.len()).sum();
+        let size = frames.bytes();
         while !self.order.is_empty()
             && (self.order.len() >= Self::CAPACITY || self.bytes + size > Self::CAPACITY_BYTES)
         {
@@ -95,27 +96,30 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::Frame;
+    use crate::event::FrameSet;
 
     fn frames(start: i64, n: usize, size: usize) -> Frames {
-        Arc::new(
-            (0..n)
-                .map(|i| Frame {
-                    ts_ns: start + i as i64,
-                    linktype: 1,
-                    orig_len: size as u32,
-                    data: Arc::from(vec![i as u8; size]),
-                })
-                .collect(),
-        )
+        let mut set = FrameSet::with_capacity(n);
+        for i in 0..n {
+            set.push(
+                start + i as i64,
+                1,
+                size as u32,
+                &vec![i as u8; size],
+                usize::MAX,
+            );
+        }
+        Arc::new(set)
     }
 
     #[test]
     fn an_alert_carries_each_frame_once_in_time_order() {
         let a = frames(100, 3, 60);
-        // A later snapshot of the same flow shares the first frames.
+        // A later snapshot of the same flow names the first frames alike.
         let mut longer = (*a).clone();
-        longer.extend(frames(50, 2, 60).iter().cloned());
+        for f in frames(50, 2, 60).iter() {
+            longer.push(f.ts_ns, f.linktype, f.orig_len, f.data, usize::MAX);
+        }
         let longer = Arc::new(longer);
         let got = alert_packets([&a, &longer]);
         let times: Vec<i64> = got.iter().map(|p| p.ts_ns).collect();

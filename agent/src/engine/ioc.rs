@@ -103,6 +103,115 @@ fn parse_dotted_quad(s: &str) -> Option<std::net::Ipv4Addr> {
     Some(std::net::Ipv4Addr::from(octets))
 }
 
+/// `s` as an IPv6 address when it is hex groups only (at most one `::`,
+/// no embedded IPv4 part, as network events write addresses), read
+/// without the standard parser's general machinery; `None` for anything
+/// else, which the standard parser then judges. Gives only what the
+/// standard parser gives (tested against it).
+fn parse_ipv6_groups(s: &str) -> Option<std::net::Ipv6Addr> {
+    let b = s.as_bytes();
+    if b.len() < 2 || b.len() > 39 {
+        return None;
+    }
+    // Groups before and after the `::`, if any.
+    let (mut head, mut tail) = ([0u16; 8], [0u16; 8]);
+    let (mut nh, mut nt) = (0, 0);
+    let mut gap = false;
+    let mut i = 0;
+    if b[0] == b':' {
+        if b[1] != b':' {
+            return None;
+        }
+        gap = true;
+        i = 2;
+        if i == b.len() {
+            return Some(std::net::Ipv6Addr::UNSPECIFIED);
+        }
+    }
+    loop {
+        let start = i;
+        let mut v = 0u16;
+        while i < b.len() && i - start < 4 {
+            let d = match b[i] {
+                c @ b'0'..=b'9' => c - b'0',
+                c @ b'a'..=b'f' => c - b'a' + 10,
+                c @ b'A'..=b'F' => c - b'A' + 10,
+                _ => break,
+            };
+            v = v << 4 | u16::from(d);
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        if gap {
+            if nh + nt >= 7 {
+                return None;
+            }
+            tail[nt] = v;
+            nt += 1;
+        } else {
+            if nh >= 8 {
+                return None;
+            }
+            head[nh] = v;
+            nh += 1;
+        }
+        if i == b.len() {
+            break;
+        }
+        if b[i] != b':' {
+            return None;
+        }
+        i += 1;
+        if i == b.len() {
+            return None;
+        }
+        if b[i] == b':' {
+            if gap {
+                return None;
+            }
+            gap = true;
+            i += 1;
+            if i == b.len() {
+                break;
+            }
+        }
+    }
+    if gap {
+        // `::` stands for at least one zero group.
+        if nh + nt > 7 {
+            return None;
+        }
+        head[8 - nt..].copy_from_slice(&tail[..nt]);
+    } else if nh != 8 {
+        return None;
+    }
+    Some(std::net::Ipv6Addr::from(head))
+}
+
+/// An address's text as `Display` writes it.
+fn ip_text(ip: IpAddr, cidr_prefix: Option<u8>) -> String {
+    let mut s = String::with_capacity(48);
+    crate::decode::net::text::push_ip(&mut s, ip);
+    if let Some(prefix) = cidr_prefix {
+        s.push('/');
+        crate::decode::net::text::push_u64(&mut s, u64::from(prefix));
+    }
+    s
+}
+
+/// Copies `from` into `to`, reusing `to`'s buffers.
+fn copy_event(from: &Event, to: &mut Event) {
+    to.kind = from.kind;
+    to.time = from.time;
+    to.host.clone_from(&from.host);
+    to.origin.clone_from(&from.origin);
+    to.raw.clone_from(&from.raw);
+    to.fields.clone_from(&from.fields);
+    to.packets.clone_from(&from.packets);
+}
+
 /// The place of `name` in [`IOC_FIELDS`]: asked of every field of every
 /// event, so a `match` (by length, then bytes) rather than a search.
 fn ioc_field_index(name: &str) -> Option<usize> {
@@ -179,12 +288,16 @@ impl IocSet {
     }
 
     fn match_ip(&self, s: &str) -> Option<(&str, String)> {
-        let ip: IpAddr = match parse_dotted_quad(s) {
-            Some(a) => a.into(),
+        let fast = match parse_dotted_quad(s) {
+            Some(a) => Some(IpAddr::V4(a)),
+            None => parse_ipv6_groups(s).map(IpAddr::V6),
+        };
+        let ip: IpAddr = match fast {
+            Some(a) => a,
             None => s.parse().ok()?,
         };
         if let Some(list) = self.ips.get(&ip) {
-            return Some((list, ip.to_string()));
+            return Some((list, ip_text(ip, None)));
         }
         let (v, v4) = bits(ip);
         self.nets
@@ -196,7 +309,7 @@ impl IocSet {
                 } else {
                     std::net::Ipv6Addr::from(*net).into()
                 };
-                (list.as_str(), format!("{addr}/{prefix}"))
+                (list.as_str(), ip_text(addr, Some(*prefix)))
             })
     }
 
@@ -212,6 +325,27 @@ impl IocSet {
 
     /// The event with `ioc_*` fields added, when one of its fields is listed.
     pub fn enrich(&self, event: &Event) -> Option<Event> {
+        let mut e = Event::new(event.time, String::new(), String::new());
+        self.enrich_into(event, &mut e).then_some(e)
+    }
+
+    /// [`IocSet::enrich`] into `out`: when one of the event's fields is
+    /// listed, `out` becomes a copy of the event with the `ioc_*` fields
+    /// added (its buffers reused: a detector keeps one `out` for every
+    /// event) and the answer is true; otherwise `out` is left as it was.
+    pub fn enrich_into(&self, event: &Event, out: &mut Event) -> bool {
+        let Some((list, field, indicator)) = self.hit(event) else {
+            return false;
+        };
+        copy_event(event, out);
+        out.set("ioc_list", list.to_string());
+        out.set("ioc_field", field);
+        out.set("ioc_value", indicator);
+        true
+    }
+
+    /// The first listed field of the event: (list, field, indicator).
+    fn hit(&self, event: &Event) -> Option<(&str, &'static str, String)> {
         let (has_ips, has_domains) = (
             !self.ips.is_empty() || !self.nets.is_empty(),
             !self.domains.is_empty(),
@@ -250,11 +384,7 @@ impl IocSet {
                 self.match_domain(value)
             };
             if let Some((list, indicator)) = hit {
-                let mut e = event.clone();
-                e.set("ioc_list", list.to_string());
-                e.set("ioc_field", *field);
-                e.set("ioc_value", indicator);
-                return Some(e);
+                return Some((list, field, indicator));
             }
         }
         None
@@ -329,6 +459,107 @@ mod tests {
             let want = s.parse::<std::net::Ipv4Addr>().ok();
             assert_eq!(parse_dotted_quad(s), want, "{s:?}");
         }
+    }
+
+    /// The hand-read IPv6 groups give only what the standard parser
+    /// gives, and read every address `Display` writes without a dotted
+    /// quad.
+    #[test]
+    fn ipv6_groups_read_as_the_standard_parser_reads_them() {
+        let mut cases: Vec<String> = [
+            "::",
+            "::1",
+            "1::",
+            "1::2",
+            "::ffff:1.2.3.4",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4::5:6:7:8",
+            "1::2::3",
+            ":1::2",
+            "1::2:",
+            "1:::2",
+            "12345::",
+            "abcd:EF01::",
+            "2001:db8::5",
+            "2001:0db8:0000:0000:0000:0000:0000:0005",
+            "g::1",
+            "1:2",
+            ":",
+            "",
+            "::::",
+            "fe80::1%eth0",
+            " ::1",
+            "1::2 ",
+            "0:0:0:0:0:0:0:0",
+            "::0:0",
+            "1:2:3:4:5:6::7",
+            "1:2:3:4:5:6:7::8",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "00000::",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..30_000 {
+            // Random texts over the characters an address uses.
+            let r = next();
+            let len = (r % 24) as usize;
+            let s: String = (0..len)
+                .map(|i| b"0:1:f:A:::0.9g"[((r >> (i % 16 * 4)) as usize ^ i) % 14] as char)
+                .collect();
+            cases.push(s);
+            // And the text of random addresses, mostly zero groups.
+            let mut g = [0u16; 8];
+            for (i, x) in g.iter_mut().enumerate() {
+                let bits = (next() >> (i * 3)) as u16;
+                *x = if bits.is_multiple_of(3) { bits } else { 0 };
+            }
+            let a = std::net::Ipv6Addr::from(g);
+            cases.push(a.to_string());
+            cases.push(format!(
+                "{:x}:{:X}:{}:{}:{}:{}:{}:{}",
+                g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]
+            ));
+        }
+        let mut read = 0;
+        for s in &cases {
+            let want = s.parse::<std::net::Ipv6Addr>().ok();
+            let got = parse_ipv6_groups(s);
+            if got.is_some() {
+                read += 1;
+                assert_eq!(got, want, "{s:?}");
+            } else if want.is_some() {
+                // Only texts with a dotted quad are left to the parser.
+                assert!(s.contains('.'), "{s:?} not read");
+            }
+        }
+        assert!(read > 30_000, "{read}");
+    }
+
+    #[test]
+    fn enrich_into_reuses_one_event() {
+        let (s, _) = set("203.0.113.66\n2001:db8:c2::/48\nevil.example\n");
+        let mut out = Event::new(Utc::now(), "", "");
+        assert!(s.enrich_into(&ev("dst_ip", "203.0.113.66"), &mut out));
+        assert_eq!(out.get("ioc_value"), Some("203.0.113.66"));
+        let e = ev("src_ip", "2001:db8:c2:0:1::7");
+        assert!(s.enrich_into(&e, &mut out));
+        assert_eq!(out.get("ioc_value"), Some("2001:db8:c2::/48"));
+        assert_eq!(out.get("dst_ip"), None);
+        assert_eq!(out.get("src_ip"), Some("2001:db8:c2:0:1::7"));
+        assert_eq!(out, s.enrich(&e).unwrap());
+        assert!(!s.enrich_into(&ev("query", "good.example"), &mut out));
     }
 
     #[test]

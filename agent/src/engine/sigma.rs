@@ -65,6 +65,9 @@ pub struct SigmaDetector {
     building_block: Vec<bool>,
     /// The pack's indicator lists, looked up before each event is judged.
     iocs: IocSet,
+    /// The event judged in place of one an indicator matched: a copy with
+    /// the `ioc_*` fields, kept to reuse its buffers.
+    enriched: Event,
     /// Raw lines of recent building-block matches by origin, so a
     /// correlation alert can show the lines that made it.
     evidence: EvidenceCache,
@@ -229,6 +232,7 @@ impl SigmaDetector {
             evidence: EvidenceCache::default(),
             packets: PacketCache::default(),
             iocs: pack.iocs.clone(),
+            enriched: Event::new(chrono::DateTime::UNIX_EPOCH, String::new(), String::new()),
             state_cap,
             state_evicted: 0,
         })
@@ -411,8 +415,41 @@ pub fn alert_id(host: &str, origin: &str, rule_id: &str) -> String {
 
 impl Detector for SigmaDetector {
     fn process(&mut self, event: &Event) -> Vec<Alert> {
-        let enriched = self.iocs.enrich(event);
-        let event = enriched.as_ref().unwrap_or(event);
+        // An event an indicator matches is judged as a copy with the
+        // `ioc_*` fields, made in a buffer kept for it.
+        let mut enriched = std::mem::replace(
+            &mut self.enriched,
+            Event::new(chrono::DateTime::UNIX_EPOCH, String::new(), String::new()),
+        );
+        let alerts = if self.iocs.enrich_into(event, &mut enriched) {
+            let alerts = self.judge(&enriched);
+            // Its frames go now: a flow whose snapshot is shared copies its
+            // frame list at its next kept frame.
+            enriched.packets = None;
+            alerts
+        } else {
+            self.judge(event)
+        };
+        self.enriched = enriched;
+        alerts
+    }
+
+    fn rule_count(&self) -> usize {
+        self.rules
+    }
+
+    fn state_entries(&self) -> usize {
+        self.engine.state_count()
+    }
+
+    fn state_evicted(&self) -> u64 {
+        self.state_evicted
+    }
+}
+
+impl SigmaDetector {
+    /// [`Detector::process`] of an event already enriched with indicators.
+    fn judge(&mut self, event: &Event) -> Vec<Alert> {
         let ts = event.time.timestamp();
         self.enforce_state_cap(ts);
         // Only the rules the gate lets through are evaluated, in the
@@ -461,18 +498,6 @@ impl Detector for SigmaDetector {
             alerts.push(self.to_alert(event, r));
         }
         alerts
-    }
-
-    fn rule_count(&self) -> usize {
-        self.rules
-    }
-
-    fn state_entries(&self) -> usize {
-        self.engine.state_count()
-    }
-
-    fn state_evicted(&self) -> u64 {
-        self.state_evicted
     }
 }
 

@@ -192,8 +192,19 @@ struct Chunks<R> {
 
 impl<R: Read> Chunks<R> {
     /// Makes at least `n` unread bytes available, reading more as needed;
-    /// false when the file ends first.
+    /// false when the file ends first. Inlined: nearly every record is
+    /// already in the chunk.
+    #[inline]
     fn ensure(&mut self, n: usize) -> std::io::Result<bool> {
+        if self.len - self.pos >= n {
+            return Ok(true);
+        }
+        self.refill(n)
+    }
+
+    /// [`Chunks::ensure`] when the chunk holds fewer than `n` bytes.
+    #[inline(never)]
+    fn refill(&mut self, n: usize) -> std::io::Result<bool> {
         while self.len - self.pos < n {
             if self.eof {
                 return Ok(false);

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use super::packet::{FRAGMENT, Packet, Proto, TRUNCATED, tcp};
 use super::reassembly::{Budget, MAX_TABLE_REASSEMBLY_BYTES, StreamHead};
-use crate::event::{Frame, Frames};
+use crate::event::{FrameSet, Frames};
 
 /// Frames kept per flow by default.
 pub const MAX_FLOW_FRAMES: usize = 16;
@@ -251,7 +251,7 @@ pub struct FlowTable {
     config: FlowConfig,
     /// Keyed by the ordered 5-tuple (both directions); a keyed fast hash,
     /// since flow keys are chosen by whoever sends packets.
-    flows: HashMap<FlowKey, Flow, foldhash::fast::RandomState>,
+    flows: HashMap<TableKey, Flow, foldhash::fast::RandomState>,
     next_sweep_us: i64,
     /// No held flow times out at or before this packet time, µs: a sweep
     /// that would end nothing is skipped (see [`FlowTable::expire`]).
@@ -306,11 +306,11 @@ impl FlowTable {
     /// The frames kept so far for the flow `key` (either direction), as a
     /// shared snapshot: later frames do not change it.
     pub fn frames(&self, key: &FlowKey) -> Option<Frames> {
-        self.flows.get(&canonical(*key))?.frames.clone()
+        self.flows.get(&TableKey::of(key))?.frames.clone()
     }
 
     /// Takes a flow out of the table, returning its frame budget.
-    fn remove(&mut self, k: &FlowKey) -> Option<Flow> {
+    fn remove(&mut self, k: &TableKey) -> Option<Flow> {
         let f = self.flows.remove(k)?;
         self.frame_bytes -= f.frame_bytes;
         self.reassembly.bytes -= f.reassembly_bytes();
@@ -341,20 +341,20 @@ impl FlowTable {
             *refused.table_full += 1;
             return;
         }
-        let kept = Frame {
-            ts_ns: frame.ts_ns,
-            linktype: frame.linktype,
-            orig_len: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
-            data: Arc::from(&frame.data[..room]),
-        };
-        match &mut flow.frames {
-            Some(frames) => Arc::make_mut(frames).push(kept),
-            None => {
-                let mut v = Vec::with_capacity(config.max_flow_frames.min(4));
-                v.push(kept);
-                flow.frames = Some(Arc::new(v));
-            }
-        }
+        // One buffer per flow: a snapshot an event still holds is left as
+        // it is (the set is copied first), which in replay, where events
+        // are judged before the next frame, only cached building-block
+        // evidence makes happen.
+        let frames = flow.frames.get_or_insert_with(|| {
+            Arc::new(FrameSet::with_capacity(config.max_flow_frames.min(8)))
+        });
+        Arc::make_mut(frames).push(
+            frame.ts_ns,
+            frame.linktype,
+            u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+            &frame.data[..room],
+            config.max_flow_frame_bytes,
+        );
         flow.frame_bytes += room;
         *table_bytes += room;
     }
@@ -422,7 +422,7 @@ impl FlowTable {
         };
         // Both directions share one entry under the ordered 5-tuple: one
         // hash lookup per packet.
-        let canon = canonical(fwd);
+        let canon = TableKey::of(&fwd);
         let is_syn = p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN;
         let min_timeout = self.min_timeout();
         if let Some(flow) = self.flows.get_mut(&canon) {
@@ -537,6 +537,8 @@ impl FlowTable {
     /// Ends flows idle past their timeout at `now_us`.
     pub fn expire(&mut self, now_us: i64, ended: &mut Vec<(Flow, EndReason)>) {
         let cfg = self.config;
+        // With each flow's first index beside its key: sorting by a
+        // lookup in the table per comparison cost more than the sweep.
         let mut done = Vec::new();
         let mut floor = i64::MAX;
         for (k, f) in &self.flows {
@@ -546,14 +548,16 @@ impl FlowTable {
                 _ => cfg.udp_timeout,
             };
             if now_us.saturating_sub(f.last_us) > timeout {
-                done.push(*k);
+                done.push((f.first_index, *k));
             } else {
                 floor = floor.min(f.last_us.saturating_add(timeout));
             }
         }
         self.expiry_floor_us = floor;
-        done.sort_by_key(|k| self.flows[k].first_index);
-        for k in done {
+        // Stable, as before: flows with one first index (none are, each
+        // packet opens at most one) keep the table's order.
+        done.sort_by_key(|(first, _)| *first);
+        for (_, k) in done {
             if let Some(f) = self.remove(&k) {
                 ended.push((f, EndReason::Timeout));
             }
@@ -562,7 +566,7 @@ impl FlowTable {
 
     /// Ends the least recently seen tenth of the flows.
     fn evict(&mut self, ended: &mut Vec<(Flow, EndReason)>) {
-        let mut by_age: Vec<(i64, u64, FlowKey)> = self
+        let mut by_age: Vec<(i64, u64, TableKey)> = self
             .flows
             .iter()
             .map(|(k, f)| (f.last_us, f.first_index, *k))
@@ -589,12 +593,61 @@ impl FlowTable {
     }
 }
 
-/// The key both directions of a flow share: the ordered 5-tuple.
-fn canonical(k: FlowKey) -> FlowKey {
-    if (k.src, k.src_port) <= (k.dst, k.dst_port) {
-        k
-    } else {
-        k.reversed()
+/// The key both directions of a flow share in the table: the 5-tuple as
+/// integers, its two ends in a fixed order (the lower address and port
+/// first), so that a packet costs one hash of a few words and integer
+/// comparisons. Distinct 5-tuples give distinct keys (the address family
+/// is in `rest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TableKey {
+    /// The first end's address bits (an IPv4 address in the low 32).
+    a: u128,
+    /// The second end's address bits.
+    b: u128,
+    /// The first end's port (bits 48..64), the second's (32..48), the
+    /// protocol (2..12), whether each end is IPv4 (bits 1 and 0).
+    rest: u64,
+}
+
+impl TableKey {
+    fn of(k: &FlowKey) -> TableKey {
+        let bits = |a: IpAddr| match a {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 1u64),
+            IpAddr::V6(a) => (u128::from(a), 0),
+        };
+        let (s, s4) = bits(k.src);
+        let (d, d4) = bits(k.dst);
+        let proto = match k.proto {
+            Proto::Tcp => 256,
+            Proto::Udp => 257,
+            Proto::Icmp => 258,
+            Proto::Icmpv6 => 259,
+            Proto::Other(n) => u64::from(n),
+        };
+        let ((a, a4, ap), (b, b4, bp)) = if (s4, s, k.src_port) <= (d4, d, k.dst_port) {
+            ((s, s4, k.src_port), (d, d4, k.dst_port))
+        } else {
+            ((d, d4, k.dst_port), (s, s4, k.src_port))
+        };
+        TableKey {
+            a,
+            b,
+            rest: u64::from(ap) << 48 | u64::from(bp) << 32 | proto << 2 | a4 << 1 | b4,
+        }
+    }
+}
+
+/// Hashed as few words as the key needs: two IPv4 addresses are one.
+/// Equal keys hash alike (the words are a function of the fields).
+impl std::hash::Hash for TableKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        if self.rest & 3 == 3 {
+            h.write_u64((self.a as u64) << 32 | self.b as u64);
+        } else {
+            h.write_u128(self.a);
+            h.write_u128(self.b);
+        }
+        h.write_u64(self.rest);
     }
 }
 
@@ -730,6 +783,7 @@ mod tests {
                 .iter()
                 .all(|f| f.linktype == 1 && f.data.len() == 100)
         );
+        assert_eq!(frames.bytes(), MAX_FLOW_FRAMES * 100);
         assert_eq!(t.frame_bytes(), MAX_FLOW_FRAMES * 100);
         // The other 24 frames were judged but are not evidence: counted.
         assert_eq!(t.frames_past_flow_cap, 40 - MAX_FLOW_FRAMES as u64);
@@ -754,7 +808,7 @@ mod tests {
         assert_eq!(sizes, [6000, 6000, MAX_FLOW_FRAME_BYTES - 12000]);
         assert_eq!(f.frame_bytes, MAX_FLOW_FRAME_BYTES);
         // The cut frame still says how long it was.
-        assert_eq!(frames[2].orig_len, 6000);
+        assert_eq!(frames.get(2).unwrap().orig_len, 6000);
         // The two frames after the byte cap was reached are counted.
         assert_eq!(t.frames_past_flow_cap, 2);
     }
@@ -822,11 +876,49 @@ mod tests {
         );
         assert_eq!(snap.len(), 1);
         assert_eq!(t.frames(&u.key.unwrap()).unwrap().len(), 2);
-        // The bytes themselves are shared, not copied.
-        assert!(Arc::ptr_eq(
-            &snap[0].data,
-            &t.frames(&u.key.unwrap()).unwrap()[0].data
-        ));
+        // The first frame is the same frame in both, for de-duplication.
+        let now = t.frames(&u.key.unwrap()).unwrap();
+        assert_eq!(snap.get(0).unwrap().id, now.get(0).unwrap().id);
+        assert_ne!(now.get(0).unwrap().id, now.get(1).unwrap().id);
+        assert_eq!(snap.get(0), now.get(0));
+    }
+
+    #[test]
+    fn table_keys_join_directions_and_keep_tuples_apart() {
+        use std::net::Ipv6Addr;
+        let v4 = |a: [u8; 4]| IpAddr::from(Ipv4Addr::from(a));
+        let mapped = |a: [u8; 4]| IpAddr::from(Ipv4Addr::from(a).to_ipv6_mapped());
+        let low = |a: [u8; 4]| IpAddr::from(Ipv6Addr::from(u128::from(u32::from_be_bytes(a))));
+        let key = |src, sp, dst, dp, proto| FlowKey {
+            src,
+            dst,
+            src_port: sp,
+            dst_port: dp,
+            proto,
+        };
+        let mut keys = Vec::new();
+        for proto in [Proto::Tcp, Proto::Udp, Proto::Other(6)] {
+            for (a, b) in [
+                (v4(C), v4(S)),
+                (mapped(C), mapped(S)),
+                (low(C), low(S)),
+                (v4(C), low(S)),
+                (low(C), v4(S)),
+                (v4(C), v4(C)),
+            ] {
+                for (sp, dp) in [(1, 2), (2, 1), (1, 1), (0, 65535)] {
+                    let k = key(a, sp, b, dp, proto);
+                    assert_eq!(TableKey::of(&k), TableKey::of(&k.reversed()), "{k:?}");
+                    keys.push(k);
+                }
+            }
+        }
+        for (i, x) in keys.iter().enumerate() {
+            for y in &keys[i + 1..] {
+                let same = x == y || *x == y.reversed();
+                assert_eq!(TableKey::of(x) == TableKey::of(y), same, "{x:?} {y:?}");
+            }
+        }
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub struct HttpRequest<'a> {
 
 /// Whether a payload starts like an HTTP request (cheap; checked per packet).
 pub fn looks_like_request(p: &[u8]) -> bool {
+    // Most payloads start with none of the methods' first letters.
+    if !matches!(
+        p.first(),
+        Some(b'G' | b'P' | b'H' | b'D' | b'O' | b'C' | b'T')
+    ) {
+        return false;
+    }
     METHODS
         .iter()
         .any(|m| p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' ')
@@ -98,19 +105,21 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest<'_>> {
         // Only the two headers rules see are copied out.
         let value = || lossy_trimmed(&l[colon + 1..]);
         if name.eq_ignore_ascii_case(b"host") {
-            let host = value().to_ascii_lowercase();
-            let host = match host.rsplit_once(':') {
+            // Cut first, lower-case the rest once: ASCII case moves no
+            // byte and changes no `:`, `[` or `]`.
+            let value = value();
+            let host = match value.rsplit_once(':') {
                 Some((h, port))
                     if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
                 {
-                    h.to_string()
+                    h
                 }
-                _ => host,
+                _ => &value,
             };
             r.host = Some(
                 host.trim_start_matches('[')
                     .trim_end_matches(']')
-                    .to_string(),
+                    .to_ascii_lowercase(),
             );
         } else if name.eq_ignore_ascii_case(b"user-agent") {
             r.user_agent = Some(value());
@@ -174,6 +183,56 @@ mod tests {
         assert_eq!(r.user_agent.as_deref(), Some("sqlmap/1.7"));
         assert_eq!(r.anomalies, 0);
         assert_eq!(percent_decode(&r.uri), "/index.php?id=1' OR 1=1");
+    }
+
+    /// The Host value cut, then lower-cased once, is the value lower-cased
+    /// then cut (as it was read before).
+    #[test]
+    fn host_values_read_as_lower_case_then_cut() {
+        fn before(v: &str) -> String {
+            let host = v.trim().to_ascii_lowercase();
+            let host = match host.rsplit_once(':') {
+                Some((h, port))
+                    if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+                {
+                    h.to_string()
+                }
+                _ => host,
+            };
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        }
+        for v in [
+            "Portal.Example:8080",
+            "EXAMPLE.ORG",
+            "[2001:DB8::1]:443",
+            "[2001:db8::1]",
+            "2001:DB8::1",
+            "a::",
+            "a:",
+            ":80",
+            "X:8a",
+            "  Spaced.Example:1  ",
+            "\u{c9}cole.Example:99",
+            "[[x]]",
+            "",
+        ] {
+            let head = format!("GET / HTTP/1.1\r\nHost: {v}\r\n\r\n");
+            let r = parse(head.as_bytes()).unwrap();
+            assert_eq!(r.host.as_deref(), Some(before(v).as_str()), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn every_method_passes_the_first_letter_test() {
+        for m in METHODS {
+            assert!(
+                looks_like_request(format!("{m} / HTTP/1.1").as_bytes()),
+                "{m}"
+            );
+        }
+        assert!(!looks_like_request(b"get / HTTP/1.1"));
     }
 
     #[test]

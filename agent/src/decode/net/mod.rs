@@ -30,7 +30,7 @@ pub mod reassembly;
 pub mod tls;
 
 mod beacon;
-mod text;
+pub(crate) mod text;
 
 use std::fmt::Write as _;
 
@@ -40,7 +40,7 @@ use crate::event::{Event, EventKind, FieldValue};
 use beacon::Beacons;
 pub use flow::{EndReason, Flow, FlowConfig, FlowKey, FlowTable, RawFrame};
 pub use packet::{LinkType, Packet, PacketError, Proto};
-use text::{push_ip, push_rfc3339_micros, push_u64, u64_text};
+use text::{push_fixed3, push_ip, push_rfc3339_micros, push_u64, u64_text};
 
 /// What a [`NetDecoder`] has seen.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +87,10 @@ pub struct NetDecoder {
     spare: std::cell::RefCell<Vec<Event>>,
 }
 
-/// Most judged events a [`NetDecoder`] keeps for reuse.
-const MAX_SPARE_EVENTS: usize = 64;
+/// Most judged events a [`NetDecoder`] keeps for reuse (≈ 1 KiB of
+/// buffers each): enough for the bursts of `flow_end` events a timeout
+/// sweep makes, which would otherwise each allocate anew.
+const MAX_SPARE_EVENTS: usize = 1024;
 
 fn ts_us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -96,6 +98,42 @@ fn ts_us(t: DateTime<Utc>) -> i64 {
 
 fn from_us(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// When a frame was captured: its time in µs and ns, and the time itself,
+/// built only when an event needs it (most frames make none).
+#[derive(Debug, Clone, Copy)]
+struct FrameTime {
+    /// µs since the epoch (the flow table's clock).
+    us: i64,
+    /// ns since the epoch (the evidence frame's time).
+    ns: i64,
+    /// The time as given, or `None` when it is `secs`/`nanos`.
+    time: Option<DateTime<Utc>>,
+    secs: i64,
+    nanos: u32,
+}
+
+impl FrameTime {
+    fn of(time: DateTime<Utc>) -> FrameTime {
+        let us = ts_us(time);
+        FrameTime {
+            us,
+            ns: time
+                .timestamp_nanos_opt()
+                .unwrap_or_else(|| us.saturating_mul(1000)),
+            time: Some(time),
+            secs: 0,
+            nanos: 0,
+        }
+    }
+
+    fn time(&self) -> DateTime<Utc> {
+        match self.time {
+            Some(t) => t,
+            None => DateTime::from_timestamp(self.secs, self.nanos).unwrap_or_default(),
+        }
+    }
 }
 
 impl NetDecoder {
@@ -217,6 +255,48 @@ impl NetDecoder {
         index: u64,
         out: &mut Vec<Event>,
     ) {
+        self.decode_frame(FrameTime::of(time), link, data, index, out);
+    }
+
+    /// [`NetDecoder::decode`] of a frame captured `secs` and `nanos` after
+    /// the epoch, as capture files give times: the same as `decode` at
+    /// `DateTime::from_timestamp(secs as i64, nanos).unwrap_or_default()`,
+    /// without building that time for the frames that make no event.
+    pub fn decode_at(
+        &mut self,
+        secs: u64,
+        nanos: u32,
+        link: LinkType,
+        data: &[u8],
+        index: u64,
+        out: &mut Vec<Event>,
+    ) {
+        // Below 2^33 s (the year 2242) every such time exists and its µs
+        // and ns fit; the rest take the general way.
+        if secs < 1 << 33 && nanos < 1_000_000_000 {
+            let whole = secs as i64;
+            let at = FrameTime {
+                us: whole * 1_000_000 + i64::from(nanos / 1000),
+                ns: whole * 1_000_000_000 + i64::from(nanos),
+                time: None,
+                secs: whole,
+                nanos,
+            };
+            self.decode_frame(at, link, data, index, out);
+        } else {
+            let time = DateTime::from_timestamp(secs as i64, nanos).unwrap_or_default();
+            self.decode(time, link, data, index, out);
+        }
+    }
+
+    fn decode_frame(
+        &mut self,
+        at: FrameTime,
+        link: LinkType,
+        data: &[u8],
+        index: u64,
+        out: &mut Vec<Event>,
+    ) {
         self.stats.packets += 1;
         self.stats.bytes += data.len() as u64;
         let before = out.len();
@@ -234,11 +314,9 @@ impl NetDecoder {
         if p.anomalies != 0 {
             self.stats.anomalies += 1;
         }
-        let now = ts_us(time);
+        let now = at.us;
         let frame = RawFrame {
-            ts_ns: time
-                .timestamp_nanos_opt()
-                .unwrap_or_else(|| now.saturating_mul(1000)),
+            ts_ns: at.ns,
             linktype: link.linktype(),
             data,
         };
@@ -252,7 +330,7 @@ impl NetDecoder {
             if p.proto == packet::Proto::Tcp
                 && p.tcp_flags & (packet::tcp::SYN | packet::tcp::ACK) == packet::tcp::SYN
             {
-                let mut e = self.event(time, index, "conn", "conn_attempt");
+                let mut e = self.event(at.time(), index, "conn", "conn_attempt");
                 e.raw.push(' ');
                 e.raw.push_str(&key.proto.name());
                 e.raw.push(' ');
@@ -264,7 +342,7 @@ impl NetDecoder {
                 out.push(e);
             }
             if let Some(b) = self.beacons.connection(&key, now) {
-                let mut e = self.event(time, index, "beacon", "beacon");
+                let mut e = self.event(at.time(), index, "beacon", "beacon");
                 e.raw.push_str(" beacon ");
                 e.raw.push_str(&key.proto.name());
                 e.raw.push(' ');
@@ -305,12 +383,12 @@ impl NetDecoder {
         let frames = || update.key.and_then(|k| self.flows.frames(&k));
         if let Some(head) = &update.head {
             // A stream head this segment completed stands for the segment.
-            self.application(time, index, &ends, head, frames, out);
+            self.application(at, index, &ends, head, frames, out);
         } else if !p.payload.is_empty()
             && p.anomalies & packet::FRAGMENT == 0
             && !update.skip_payload
         {
-            self.application(time, index, &ends, p.payload, frames, out);
+            self.application(at, index, &ends, p.payload, frames, out);
         }
         self.stats.events += (out.len() - before) as u64;
     }
@@ -319,7 +397,7 @@ impl NetDecoder {
     /// request head or a TLS ClientHello; `frames` gives the evidence.
     fn application(
         &self,
-        time: DateTime<Utc>,
+        at: FrameTime,
         index: u64,
         p: &FlowKey,
         payload: &[u8],
@@ -339,7 +417,7 @@ impl NetDecoder {
                 } else {
                     "dns_query"
                 };
-                let mut e = self.event(time, index, "dns", kind);
+                let mut e = self.event(at.time(), index, "dns", kind);
                 let qtype = dns::qtype_name(m.qtype);
                 e.raw.push_str(if m.response {
                     " dns answer "
@@ -383,7 +461,7 @@ impl NetDecoder {
             return;
         }
         if let Some(r) = http::parse(payload) {
-            let mut e = self.event(time, index, "http", "http_request");
+            let mut e = self.event(at.time(), index, "http", "http_request");
             e.raw.push_str(" http ");
             Self::endpoints(&mut e, p);
             e.raw.push(' ');
@@ -416,7 +494,7 @@ impl NetDecoder {
             e.packets = frames();
             out.push(e);
         } else if let Some(h) = tls::parse(payload) {
-            let mut e = self.event(time, index, "tls", "tls_client_hello");
+            let mut e = self.event(at.time(), index, "tls", "tls_client_hello");
             e.raw.push_str(" tls client hello ");
             Self::endpoints(&mut e, p);
             e.raw.push(' ');
@@ -433,19 +511,24 @@ impl NetDecoder {
     }
 
     fn flush_ended(&mut self, out: &mut Vec<Event>) {
-        for (mut f, why) in std::mem::take(&mut self.ended) {
+        // Called for every frame; flows end at few of them.
+        if self.ended.is_empty() {
+            return;
+        }
+        // Taken out and put back, keeping its buffer.
+        let mut ended = std::mem::take(&mut self.ended);
+        for (mut f, why) in ended.drain(..) {
             let time = from_us(f.last_us);
             // Stream heads still incomplete are judged as they arrived.
             for (dir, ends) in [(0, f.key), (1, f.key.reversed())] {
                 if let Some((index, head)) = f.heads[dir].take_pending() {
                     let frames = || f.frames.clone();
-                    self.application(time, index, &ends, &head, frames, out);
+                    self.application(FrameTime::of(time), index, &ends, &head, frames, out);
                 }
             }
             // The line is stamped with the flow's start, the event with its end.
             let mut e = self.event(from_us(f.first_us), f.first_index, "end", "flow_end");
             e.time = time;
-            let duration = (f.last_us - f.first_us) as f64 / 1e6;
             e.raw.push_str(" flow ");
             e.raw.push_str(&f.key.proto.name());
             e.raw.push(' ');
@@ -461,9 +544,7 @@ impl NetDecoder {
             e.raw.push('/');
             push_u64(&mut e.raw, f.bytes[1]);
             e.raw.push(' ');
-            let duration_s = Self::append(&mut e, |raw| {
-                let _ = write!(raw, "{duration:.3}");
-            });
+            let duration_s = Self::append(&mut e, |raw| push_fixed3(raw, f.last_us - f.first_us));
             e.raw.push('s');
             e.push_pair(("conn_state".into(), FieldValue::fixed(f.conn_state())));
             e.push_pair(("end_reason".into(), FieldValue::fixed(why.name())));
@@ -479,6 +560,7 @@ impl NetDecoder {
             e.packets = f.frames.take();
             out.push(e);
         }
+        self.ended = ended;
     }
 
     /// Ends flows idle past their timeout at `now` (live capture calls this

@@ -144,7 +144,7 @@ fn network_events_carry_their_flows_first_frames() {
         assert!(!kept.is_empty() && kept.len() <= flow::MAX_FLOW_FRAMES);
         // Early in a flow, the request itself is the last frame kept when
         // it was judged (later requests of a long connection are past the cap).
-        if String::from_utf8_lossy(&kept.last().unwrap().data).contains(e.get("uri").unwrap()) {
+        if String::from_utf8_lossy(kept.last().unwrap().data).contains(e.get("uri").unwrap()) {
             with_request += 1;
         }
         for f in kept.iter() {
@@ -167,6 +167,11 @@ fn network_events_carry_their_flows_first_frames() {
         assert_eq!(kept.len(), packets.min(flow::MAX_FLOW_FRAMES));
         past_cap += packets - kept.len();
         assert!(kept.iter().map(|f| f.data.len()).sum::<usize>() <= flow::MAX_FLOW_FRAME_BYTES);
+        assert_eq!(
+            kept.bytes(),
+            kept.iter().map(|f| f.data.len()).sum::<usize>()
+        );
+        let kept: Vec<_> = kept.iter().collect();
         assert!(kept.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
     }
     assert_eq!(stats.frames_not_kept, 0);
@@ -428,4 +433,40 @@ fn recycled_events_equal_fresh_ones() {
         compared += fresh.len();
     }
     assert!(compared > 100, "{compared} events compared");
+}
+
+/// `decode_at` (seconds and nanoseconds, as capture files give times)
+/// makes exactly the events `decode` makes at the same times, on every
+/// corpus capture, and on times past its fast range.
+#[test]
+fn decode_at_gives_the_events_of_decode() {
+    let mut files = Vec::new();
+    pcaps(&corpus(), &mut files);
+    assert!(!files.is_empty());
+    for f in &files {
+        let (want, want_stats) = events_of(f);
+        let mut d = NetDecoder::new("h", "pcap:test", FlowConfig::default());
+        let mut got = Vec::new();
+        let mut i = 0;
+        crate::sources::pcap::read_file(f, |ts, link, data| {
+            d.decode_at(ts.as_secs(), ts.subsec_nanos(), link, data, i, &mut got);
+            i += 1;
+        })
+        .unwrap();
+        d.finish(&mut got);
+        assert_eq!(got, want, "{}", f.display());
+        assert_eq!(d.stats(), want_stats);
+    }
+    let frame = super::packet::tests_support::syn();
+    for secs in [0u64, (1 << 33) - 1, 1 << 33, 1 << 40, u64::MAX] {
+        let mut a = NetDecoder::new("h", "s", FlowConfig::default());
+        let mut b = NetDecoder::new("h", "s", FlowConfig::default());
+        let (mut ea, mut eb) = (Vec::new(), Vec::new());
+        a.decode_at(secs, 999_999_999, LinkType::Ethernet, &frame, 0, &mut ea);
+        let time = DateTime::from_timestamp(secs as i64, 999_999_999).unwrap_or_default();
+        b.decode(time, LinkType::Ethernet, &frame, 0, &mut eb);
+        a.finish(&mut ea);
+        b.finish(&mut eb);
+        assert_eq!(ea, eb, "{secs}");
+    }
 }
