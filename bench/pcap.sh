@@ -4,6 +4,7 @@
 # `ward-agent replay --pcap` (release build, shipped rules, one core) and, when installed,
 # `suricata -r` on the same file.
 #   bench/pcap.sh [MEGABYTES]
+#   WARD_AGENT=path/to/ward-agent bench/pcap.sh   # time an existing build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB="${1:-100}"
@@ -59,9 +60,14 @@ with open(out, "wb") as w:
 print(f"{out}: {total / 1e6:.0f} MB, {rnd} rounds of {len(frames)} frames")
 PY
 fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release --quiet -p ward-agent
-BIN="$CARGO_TARGET_DIR/release/ward-agent"
+# WARD_AGENT: a ward-agent binary already built (e.g. `--profile profiling`);
+# otherwise the release build is made here.
+BIN="${WARD_AGENT:-}"
+if [ -z "$BIN" ]; then
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+    cargo build --release --quiet -p ward-agent
+    BIN="$CARGO_TARGET_DIR/release/ward-agent"
+fi
 echo "== ward-agent replay --pcap (one core, shipped rules)"
 for _ in 1 2 3; do
     /usr/bin/time -f "ward-agent: wall %e s, user %U s, sys %S s, %M KB max RSS" \
