@@ -121,21 +121,7 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
         return None;
     }
-    let month = match &b[3..6] {
-        b"Jan" => 1,
-        b"Feb" => 2,
-        b"Mar" => 3,
-        b"Apr" => 4,
-        b"May" => 5,
-        b"Jun" => 6,
-        b"Jul" => 7,
-        b"Aug" => 8,
-        b"Sep" => 9,
-        b"Oct" => 10,
-        b"Nov" => 11,
-        b"Dec" => 12,
-        _ => return None,
-    };
+    let month = super::month_number(&b[3..6])?;
     let (year, day) = (number(&b[7..11])?, number(&b[0..2])?);
     let (hour, minute, second) = (
         number(&b[12..14])?,

@@ -179,6 +179,26 @@ pub const KNOWN_FIELDS: &[(&str, &str)] = &[
     ("watch_root", "the [[files]] path the file is under"),
 ];
 
+/// The number (1–12) of an English three-letter month name as syslog and
+/// access logs write it (`Jan` … `Dec`, case as written).
+fn month_number(name: &[u8]) -> Option<u32> {
+    Some(match name {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
+}
+
 /// Bytes of a log line as text, invalid UTF-8 replaced by U+FFFD. Valid
 /// text (nearly every line) is borrowed after the fast validity check.
 pub fn line_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {

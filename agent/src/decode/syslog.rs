@@ -103,21 +103,7 @@ fn parse_common(line: &str) -> Option<Parsed<'_>> {
     if !line.is_ascii() || b.len() < 16 {
         return None;
     }
-    let month = match &b[..3] {
-        b"Jan" => 1,
-        b"Feb" => 2,
-        b"Mar" => 3,
-        b"Apr" => 4,
-        b"May" => 5,
-        b"Jun" => 6,
-        b"Jul" => 7,
-        b"Aug" => 8,
-        b"Sep" => 9,
-        b"Oct" => 10,
-        b"Nov" => 11,
-        b"Dec" => 12,
-        _ => return None,
-    };
+    let month = super::month_number(&b[..3])?;
     let mut i = 3;
     while b.get(i) == Some(&b' ') {
         i += 1;

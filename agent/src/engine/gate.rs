@@ -968,21 +968,13 @@ impl Gate {
                     Some(i) => {
                         let value = event.text(&event.fields[i].1);
                         let set = &self.sets[set];
-                        if let Some(bit) = set.memo_bit {
-                            return self.remember(
-                                *id,
-                                match self.slot_matches(*slot, value, scratch) {
-                                    SlotMatches::Bits(bits) if bits & (1 << bit) == 0 => {
-                                        Verdict::No
-                                    }
-                                    SlotMatches::Bits(_) if set.exact => Verdict::Yes,
-                                    _ => Verdict::Maybe,
-                                },
-                                scratch,
-                            );
-                        }
-                        match (set.bit, &self.scans[*slot]) {
-                            (Some(bit), Some(scan)) => {
+                        match (set.memo_bit, set.bit, &self.scans[*slot]) {
+                            (Some(bit), _, _) => match self.slot_matches(*slot, value, scratch) {
+                                SlotMatches::Bits(bits) if bits & (1 << bit) == 0 => Verdict::No,
+                                SlotMatches::Bits(_) if set.exact => Verdict::Yes,
+                                _ => Verdict::Maybe,
+                            },
+                            (None, Some(bit), Some(scan)) => {
                                 let lower = &mut scratch.lower;
                                 let hits = *scratch.hits[*slot]
                                     .get_or_insert_with(|| scan.hits(value, lower));
@@ -1044,12 +1036,6 @@ impl Gate {
             }
             i => Some(i as usize),
         }
-    }
-
-    /// Records `v` as set `id`'s verdict on this event and returns it.
-    fn remember(&self, id: usize, v: Verdict, scratch: &mut Scratch) -> Verdict {
-        scratch.verdicts[id] = Some(v);
-        v
     }
 
     /// Which of the sets of `slot` (a memoised slot) its `value` matches,
