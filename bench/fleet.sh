@@ -4,6 +4,9 @@
 # loopback TLS by `ward-agent load`: AGENTS simulated agents heartbeating every
 # 30 s and RATE alerts/s in batches of 10 for SECONDS. Prints alerts/s stored
 # and p50/p99 latency of alert batches and heartbeats, and the server's peak RSS.
+# Each simulated host sees WARD_BENCH_ATTACKERS attacker addresses (default 4,
+# of a pool of 398 shared by the fleet): most alerts join an open incident.
+# WARD_BENCH_ATTACKERS=398 is the worst case, nearly every alert a new incident.
 #   bench/fleet.sh [AGENTS] [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +39,10 @@ for _ in $(seq 100); do [ -s "$DATA/srv/admin.token" ] && [ -s "$DATA/srv/tls/ce
 export WARD_SERVER="https://127.0.0.1:$PORT" WARD_TOKEN="$(cat "$DATA/srv/admin.token")" WARD_CA="$DATA/srv/tls/cert.pem"
 for _ in $(seq 100); do "$BIN/ward" agents list >/dev/null 2>&1 && break; sleep 0.1; done
 TOKEN="$("$BIN/ward" enroll-token create --agency bench --uses "$AGENTS" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
-echo "== ward-agent load: $AGENTS agents, $RATE alerts/s, ${SECS}s, store: ${WARD_BENCH_DATABASE:-sqlite (embedded)}"
+echo "== ward-agent load: $AGENTS agents, $RATE alerts/s, ${SECS}s, ${WARD_BENCH_ATTACKERS:-4} attackers per host, store: ${WARD_BENCH_DATABASE:-sqlite (embedded)}"
 WARD_LOG=warn WARD_ENROLL_TOKEN="$TOKEN" "$BIN/ward-agent" load --agents "$AGENTS" --rate "$RATE" \
-    --batch 10 --heartbeat-secs 30 --duration-secs "$SECS" | tee "$DATA/report.txt" ||
+    --batch 10 --heartbeat-secs 30 --duration-secs "$SECS" \
+    --attackers-per-host "${WARD_BENCH_ATTACKERS:-4}" | tee "$DATA/report.txt" ||
     echo "(the load tool exited non-zero: it had errors; the counts below still hold)"
 stop_server
 # Counted in the store itself once the server has stopped (the API lists

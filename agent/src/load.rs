@@ -35,6 +35,20 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// Host names are `PREFIX-0001`, ...
     pub host_prefix: String,
+    /// Attacker addresses each simulated host sees, drawn from one pool of
+    /// [`ATTACKER_POOL`] shared by the fleet (so an address reaches several
+    /// hosts and campaigns form). Few: most alerts join an open incident,
+    /// as in a fleet under attack; [`ATTACKER_POOL`]: nearly every alert
+    /// opens an incident of its own (the worst case for grouping).
+    pub attackers_per_host: usize,
+}
+
+/// Attacker addresses in the simulated fleet: `198.51.0.1` to `198.51.1.199`.
+pub const ATTACKER_POOL: usize = 398;
+
+/// The `n`-th address of the pool.
+fn attacker_address(n: usize) -> String {
+    format!("198.51.{}.{}", n / 199, n % 199 + 1)
 }
 
 /// Latency figures of one kind of request, in milliseconds.
@@ -152,14 +166,25 @@ const RULES: &[(&str, &str, Severity)] = &[
     ("load-webshell", "Webshell in uploads", Severity::Critical),
 ];
 
-fn simulated_alert(run: &str, host: &str, agent: usize, seq: u64, rng: &mut impl Rng) -> Alert {
+/// `n` distinct addresses of the pool for one host (all of them when `n`
+/// is the pool's size or more).
+fn host_attackers(n: usize, rng: &mut impl Rng) -> Vec<String> {
+    rand::seq::index::sample(rng, ATTACKER_POOL, n.clamp(1, ATTACKER_POOL))
+        .into_iter()
+        .map(attacker_address)
+        .collect()
+}
+
+fn simulated_alert(
+    run: &str,
+    host: &str,
+    agent: usize,
+    seq: u64,
+    attackers: &[String],
+    rng: &mut impl Rng,
+) -> Alert {
     let (rule, title, severity) = RULES[rng.random_range(0..RULES.len())];
-    // A few hundred attacker addresses: some reach several hosts (campaigns).
-    let ip = format!(
-        "198.51.{}.{}",
-        rng.random_range(0..2u8),
-        rng.random_range(1..200u8)
-    );
+    let ip = &attackers[rng.random_range(0..attackers.len())];
     Alert {
         id: format!("{run}-{agent}-{seq}"),
         rule_id: rule.to_string(),
@@ -196,6 +221,10 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
     anyhow::ensure!(
         opts.heartbeat >= Duration::from_secs(1),
         "--heartbeat must be at least 1s"
+    );
+    anyhow::ensure!(
+        (1..=ATTACKER_POOL).contains(&opts.attackers_per_host),
+        "--attackers-per-host must be 1 to {ATTACKER_POOL}"
     );
     let run_id = format!("load{:x}", rand::rng().random::<u32>());
     let started = Instant::now();
@@ -235,6 +264,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         let run_id = run_id.clone();
         let heartbeat = opts.heartbeat;
         let batch = opts.batch;
+        let attackers = opts.attackers_per_host;
         tasks.spawn(async move {
             agent_loop(
                 n,
@@ -244,6 +274,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
                 heartbeat,
                 batch_every,
                 batch,
+                attackers,
                 deadline,
             )
             .await
@@ -284,10 +315,12 @@ async fn agent_loop(
     heartbeat: Duration,
     batch_every: Option<Duration>,
     batch: usize,
+    attackers: usize,
     deadline: Instant,
 ) -> AgentTally {
     let mut tally = AgentTally::default();
     let mut rng = rand::rngs::StdRng::from_os_rng();
+    let attackers = host_attackers(attackers, &mut rng);
     let start = Instant::now();
     // Spread first heartbeats and batches over their intervals, as a real
     // fleet that did not start in the same second.
@@ -305,7 +338,7 @@ async fn agent_loop(
             let alerts: Vec<Alert> = (0..batch)
                 .map(|_| {
                     seq += 1;
-                    simulated_alert(&run_id, &host, n, seq, &mut rng)
+                    simulated_alert(&run_id, &host, n, seq, &attackers, &mut rng)
                 })
                 .collect();
             let t = Instant::now();
@@ -370,10 +403,33 @@ mod tests {
     #[test]
     fn simulated_alerts_have_unique_ids_and_an_attacker() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let a = simulated_alert("r", "h-0001", 1, 1, &mut rng);
-        let b = simulated_alert("r", "h-0001", 1, 2, &mut rng);
+        let attackers = host_attackers(4, &mut rng);
+        let a = simulated_alert("r", "h-0001", 1, 1, &attackers, &mut rng);
+        let b = simulated_alert("r", "h-0001", 1, 2, &attackers, &mut rng);
         assert_ne!(a.id, b.id);
-        assert!(a.entities["src_ip"].starts_with("198.51."));
+        assert!(attackers.contains(&a.entities["src_ip"]));
         assert!(a.primary_entity().is_some());
+    }
+
+    #[test]
+    fn a_host_sees_its_own_distinct_attackers_from_the_pool() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let pool: std::collections::BTreeSet<String> =
+            (0..ATTACKER_POOL).map(attacker_address).collect();
+        assert_eq!(pool.len(), ATTACKER_POOL, "pool addresses are distinct");
+        assert!(pool.contains("198.51.0.1") && pool.contains("198.51.1.199"));
+        for n in [1, 4, 50, ATTACKER_POOL, ATTACKER_POOL + 10] {
+            let picked = host_attackers(n, &mut rng);
+            let distinct: std::collections::BTreeSet<&String> = picked.iter().collect();
+            assert_eq!(picked.len(), n.min(ATTACKER_POOL));
+            assert_eq!(distinct.len(), picked.len(), "no address twice");
+            assert!(picked.iter().all(|a| pool.contains(a)));
+        }
+        // A host's alerts cite only its own attackers.
+        let mine = host_attackers(3, &mut rng);
+        for seq in 0..200 {
+            let a = simulated_alert("r", "h", 0, seq, &mine, &mut rng);
+            assert!(mine.contains(&a.entities["src_ip"]));
+        }
     }
 }

@@ -109,6 +109,11 @@ enum Command {
         /// Host name prefix of the simulated agents.
         #[arg(long, default_value = "load")]
         host_prefix: String,
+        /// Attacker addresses each simulated host sees (of a pool of 398
+        /// shared by the fleet). 398: nearly every alert opens its own
+        /// incident, the worst case for grouping.
+        #[arg(long, default_value_t = 4)]
+        attackers_per_host: usize,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -426,6 +431,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch,
             duration_secs,
             host_prefix,
+            attackers_per_host,
             json,
         } => load(
             ward_agent::load::LoadOptions {
@@ -436,6 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch,
                 duration: std::time::Duration::from_secs(duration_secs),
                 host_prefix,
+                attackers_per_host,
             },
             json,
         ),

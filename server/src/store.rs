@@ -734,17 +734,32 @@ impl Store {
     /// for [`SILENT_AFTER_INTERVALS`] of its own heartbeat intervals (once
     /// per silence), and resolves the open one of an agent that is back,
     /// noting it in the timeline. Returns (raised, resolved).
+    ///
+    /// One read finds every agent's last contact and whether its silence
+    /// incident is open; only an agent whose state changes (silent with no
+    /// open incident, or back with one) takes a write transaction, so a
+    /// healthy fleet of thousands costs the single writer nothing at each
+    /// check (a transaction per agent every check starved the group commit).
     pub async fn check_silent_agents(&self, now: DateTime<Utc>) -> Result<(u64, u64)> {
         let rows = sqlx::query(
-            "SELECT id, hostname, agency, last_seen, heartbeat FROM agents
-             WHERE last_seen IS NOT NULL AND drill_id IS NULL",
+            "SELECT a.id, a.hostname, a.agency, a.last_seen, a.heartbeat,
+                    CAST(CASE WHEN EXISTS (
+                        SELECT 1 FROM incidents i
+                        WHERE i.group_key = $1 || a.hostname || $2 || a.id
+                          AND i.status NOT IN ('resolved', 'false_positive'))
+                    THEN 1 ELSE 0 END AS BIGINT)
+             FROM agents a
+             WHERE a.last_seen IS NOT NULL AND a.drill_id IS NULL",
         )
+        .bind(format!("{SILENT_AGENT_RULE}\u{1f}"))
+        .bind("\u{1f}agent_id=")
         .fetch_all(&self.read)
         .await?;
         let (mut raised, mut resolved) = (0, 0);
         for r in rows {
             let (id, host, agency, last_seen): (String, String, String, String) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
+            let open = r.get::<i64, _>(5) != 0;
             let interval = r
                 .get::<Option<String>, _>(4)
                 .and_then(|h| serde_json::from_str::<Heartbeat>(&h).ok())
@@ -753,11 +768,16 @@ impl Store {
                 continue;
             };
             let seen = seen.with_timezone(&Utc);
-            let group_key = format!("{SILENT_AGENT_RULE}\u{1f}{host}\u{1f}agent_id={id}");
+            let group_key = silent_group_key(&host, &id);
             let limit = chrono::Duration::seconds(
                 SILENT_AFTER_INTERVALS.saturating_mul(i64::try_from(interval).unwrap_or(i64::MAX)),
             );
             let silent = interval > 0 && now - seen > limit;
+            if silent == open {
+                // Silent and already raised, or heard from with nothing to
+                // resolve: nothing to write.
+                continue;
+            }
             let mut tx = self.write.begin().await?;
             let stamp = ts(now);
             if silent {
@@ -1315,6 +1335,12 @@ fn group_key(a: &Alert) -> String {
     }
 }
 
+/// The group key of agent `id`'s silence incidents (as the read of
+/// [`Store::check_silent_agents`] builds it in SQL).
+fn silent_group_key(host: &str, id: &str) -> String {
+    format!("{SILENT_AGENT_RULE}\u{1f}{host}\u{1f}agent_id={id}")
+}
+
 /// Page cache of the SQLite writer connection (64 MiB; negative: KiB).
 const WRITER_CACHE: &str = "PRAGMA cache_size = -65536";
 
@@ -1391,6 +1417,96 @@ fn report_due(created_at: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Agent `id` on `host`, heartbeating every 10 s, last heard from at `seen`.
+    async fn agent_seen(store: &Store, id: &str, host: &str, seen: DateTime<Utc>) {
+        let hb = to_json(&Heartbeat {
+            heartbeat_interval_s: 10,
+            ..Heartbeat::default()
+        });
+        sqlx::query(
+            "INSERT INTO agents (id, hostname, agency, token_hash, version, enrolled_at, last_seen, heartbeat)
+             VALUES ($1, $2, 'Agency', $3, '0.1.0', $4, $4, $5)",
+        )
+        .bind(id)
+        .bind(host)
+        .bind(format!("hash-{id}"))
+        .bind(ts(seen))
+        .bind(hb)
+        .execute(&store.write)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn checking_for_silent_agents_writes_only_for_agents_whose_state_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("ward.db"))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        for n in 0..50 {
+            agent_seen(&store, &format!("a{n}"), &format!("web{n:02}"), now).await;
+        }
+        // The one writer connection is busy: a healthy fleet's check must
+        // not wait for it.
+        let held = store.write.begin().await.unwrap();
+        let quick = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.check_silent_agents(now + chrono::Duration::seconds(5)),
+        )
+        .await;
+        assert_eq!(
+            quick.expect("the check waited for the writer").unwrap(),
+            (0, 0)
+        );
+        // A silent agent does need it: raised once the writer is free.
+        let late = now + chrono::Duration::seconds(31);
+        let check = tokio::spawn({
+            let store = store.clone();
+            async move { store.check_silent_agents(late).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!check.is_finished(), "raising an incident needs the writer");
+        drop(held);
+        assert_eq!(check.await.unwrap().unwrap(), (50, 0));
+        // Silent and raised: the next check has nothing to write.
+        let held = store.write.begin().await.unwrap();
+        let quick = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.check_silent_agents(late + chrono::Duration::seconds(2)),
+        )
+        .await;
+        assert_eq!(
+            quick.expect("the check waited for the writer").unwrap(),
+            (0, 0)
+        );
+        drop(held);
+        // One agent is back: only its incident is resolved.
+        sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = 'a7'")
+            .bind(ts(late))
+            .execute(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(store.check_silent_agents(late).await.unwrap(), (0, 1));
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM incidents WHERE rule_id = $1
+               AND status NOT IN ('resolved', 'false_positive')",
+        )
+        .bind(SILENT_AGENT_RULE)
+        .fetch_one(&store.read)
+        .await
+        .unwrap();
+        assert_eq!(open, 49);
+        let a7: String = sqlx::query_scalar("SELECT status FROM incidents WHERE group_key = $1")
+            .bind(silent_group_key("web07", "a7"))
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(a7, "resolved");
+    }
+
     /// The migration files of a dialect, by name.
     fn migrations(dialect: &str) -> Vec<String> {
         let dir = format!("{}/migrations/{dialect}", env!("CARGO_MANIFEST_DIR"));

@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ward_server::serve::{ServeOptions, serve};
 
+/// mimalloc rather than glibc's malloc: the coordinator makes many small,
+/// short-lived allocations on several threads (requests, rows, statements).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ward-server",
