@@ -103,11 +103,28 @@ struct FrameMeta {
 /// The frames a flow kept, in the order kept: their bytes end to end in
 /// one buffer (one allocation per flow rather than one per frame).
 /// Equal when the frames are (whatever the [`FrameSet::id`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct FrameSet {
     id: u64,
     bytes: Vec<u8>,
     meta: Vec<FrameMeta>,
+}
+
+/// A copy keeps the original's room: a flow copies its set only to keep
+/// another frame while a snapshot is held, and a copy with no spare room
+/// would grow at once.
+impl Clone for FrameSet {
+    fn clone(&self) -> Self {
+        let mut bytes = Vec::with_capacity(self.bytes.capacity());
+        bytes.extend_from_slice(&self.bytes);
+        let mut meta = Vec::with_capacity(self.meta.capacity());
+        meta.extend_from_slice(&self.meta);
+        FrameSet {
+            id: self.id,
+            bytes,
+            meta,
+        }
+    }
 }
 
 impl PartialEq for FrameSet {
@@ -138,9 +155,13 @@ impl FrameSet {
     }
 
     /// Appends a frame: `data` kept of a frame `orig_len` long. The buffer
-    /// starts with room for four frames like the first and grows by
-    /// doubling, as a `Vec` does, but never past `max_bytes` (the most the
-    /// caller will keep) unless the frame needs it.
+    /// starts with room for four frames like the first; when a frame does
+    /// not fit, it grows to twice its size or to room for three more
+    /// frames like this one, whichever is more (a flow's first frames are
+    /// mostly small handshakes before full-size segments: doubling from a
+    /// SYN's room grew the buffer at nearly every data frame), but never
+    /// past `max_bytes` (the most the caller will keep) unless the frame
+    /// needs it.
     pub fn push(
         &mut self,
         ts_ns: i64,
@@ -152,10 +173,13 @@ impl FrameSet {
         let start = self.bytes.len();
         let need = start + data.len();
         if need > self.bytes.capacity() {
-            // Room for four frames like the first, then doubling.
+            // Room for four frames like the first, then doubling or
+            // room for three more like this one.
             let grown = match self.bytes.capacity() {
                 0 => need.saturating_mul(4),
-                cap => cap.saturating_mul(2),
+                cap => cap
+                    .saturating_mul(2)
+                    .max(need.saturating_add(data.len().saturating_mul(3))),
             };
             let want = grown.max(need).min(max_bytes.max(need));
             self.bytes.reserve_exact(want - start);
