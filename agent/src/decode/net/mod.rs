@@ -230,6 +230,8 @@ impl NetDecoder {
         let dst = Self::append(e, |raw| push_ip(raw, key.dst));
         e.raw.push(':');
         let dport = Self::append(e, |raw| push_u64(raw, key.dst_port.into()));
+        e.note_addr(&src, key.src);
+        e.note_addr(&dst, key.dst);
         e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
         e.push_pair(("src_ip".into(), src));
         e.push_pair(("src_port".into(), sport));
@@ -365,6 +367,8 @@ impl NetDecoder {
                 });
                 e.raw.push_str(") x");
                 let count = Self::append(&mut e, |raw| push_u64(raw, b.count as u64));
+                e.note_addr(&src, key.src);
+                e.note_addr(&dst, key.dst);
                 e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
                 e.push_pair(("src_ip".into(), src));
                 e.push_pair(("src_port".into(), u64_text(key.src_port.into())));
