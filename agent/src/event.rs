@@ -6,6 +6,7 @@
 //! raw record is kept beside the fields only as evidence.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -103,11 +104,28 @@ struct FrameMeta {
 /// The frames a flow kept, in the order kept: their bytes end to end in
 /// one buffer (one allocation per flow rather than one per frame).
 /// Equal when the frames are (whatever the [`FrameSet::id`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct FrameSet {
     id: u64,
     bytes: Vec<u8>,
     meta: Vec<FrameMeta>,
+}
+
+/// A copy keeps the original's room: a flow copies its set only to keep
+/// another frame while a snapshot is held, and a copy with no spare room
+/// would grow at once.
+impl Clone for FrameSet {
+    fn clone(&self) -> Self {
+        let mut bytes = Vec::with_capacity(self.bytes.capacity());
+        bytes.extend_from_slice(&self.bytes);
+        let mut meta = Vec::with_capacity(self.meta.capacity());
+        meta.extend_from_slice(&self.meta);
+        FrameSet {
+            id: self.id,
+            bytes,
+            meta,
+        }
+    }
 }
 
 impl PartialEq for FrameSet {
@@ -138,9 +156,13 @@ impl FrameSet {
     }
 
     /// Appends a frame: `data` kept of a frame `orig_len` long. The buffer
-    /// starts with room for four frames like the first and grows by
-    /// doubling, as a `Vec` does, but never past `max_bytes` (the most the
-    /// caller will keep) unless the frame needs it.
+    /// starts with room for four frames like the first; when a frame does
+    /// not fit, it grows to twice its size or to room for three more
+    /// frames like this one, whichever is more (a flow's first frames are
+    /// mostly small handshakes before full-size segments: doubling from a
+    /// SYN's room grew the buffer at nearly every data frame), but never
+    /// past `max_bytes` (the most the caller will keep) unless the frame
+    /// needs it.
     pub fn push(
         &mut self,
         ts_ns: i64,
@@ -152,10 +174,13 @@ impl FrameSet {
         let start = self.bytes.len();
         let need = start + data.len();
         if need > self.bytes.capacity() {
-            // Room for four frames like the first, then doubling.
+            // Room for four frames like the first, then doubling or
+            // room for three more like this one.
             let grown = match self.bytes.capacity() {
                 0 => need.saturating_mul(4),
-                cap => cap.saturating_mul(2),
+                cap => cap
+                    .saturating_mul(2)
+                    .max(need.saturating_add(data.len().saturating_mul(3))),
             };
             let want = grown.max(need).min(max_bytes.max(need));
             self.bytes.reserve_exact(want - start);
@@ -222,8 +247,25 @@ impl FrameSet {
 /// snapshot as it was.
 pub type Frames = Arc<FrameSet>;
 
-/// One normalized event.
-#[derive(Debug, Clone, PartialEq)]
+/// An address a decoder wrote into an event's raw line: `raw[start..end]`
+/// is its `Display` text. Kept beside the text so that whoever needs the
+/// address (the indicator lookup) need not read it back from the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawAddr {
+    /// Start offset of the text in `raw`.
+    pub start: u32,
+    /// End offset of the text in `raw` (exclusive).
+    pub end: u32,
+    /// The address.
+    pub ip: IpAddr,
+}
+
+/// Most addresses an event notes ([`Event::note_addr`]): a flow's two ends.
+pub const MAX_RAW_ADDRS: usize = 2;
+
+/// One normalized event. Events are equal when everything but the
+/// address hints ([`Event::addrs`]) is.
+#[derive(Debug, Clone)]
 pub struct Event {
     /// What kind of record it came from.
     pub kind: EventKind,
@@ -244,6 +286,25 @@ pub struct Event {
     /// Captured frames behind a network event, kept as evidence (never
     /// seen by rules); `None` for every other event.
     pub packets: Option<Frames>,
+    /// Addresses whose text the decoder wrote into `raw` (network events:
+    /// the flow's ends), so [`Event::addr_of`] gives a field's address
+    /// without parsing it. Only a hint: a value that is not exactly one of
+    /// these slices of `raw` is read from its text. Boxed, so that an event
+    /// stays small to move (a recycled event keeps its box).
+    pub addrs: Option<Box<[Option<RawAddr>; MAX_RAW_ADDRS]>>,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        // `addrs` only repeats what the text says.
+        self.kind == o.kind
+            && self.time == o.time
+            && self.host == o.host
+            && self.origin == o.origin
+            && self.fields == o.fields
+            && self.raw == o.raw
+            && self.packets == o.packets
+    }
 }
 
 impl Event {
@@ -257,6 +318,7 @@ impl Event {
             fields: Vec::new(),
             raw: String::new(),
             packets: None,
+            addrs: None,
         }
     }
 
@@ -272,6 +334,41 @@ impl Event {
         self.fields.clear();
         self.raw.clear();
         self.packets = None;
+        if let Some(a) = &mut self.addrs {
+            **a = [None; MAX_RAW_ADDRS];
+        }
+    }
+
+    /// Notes that `value`, a slice of `raw`, is the text of `ip` (as
+    /// `Display` writes it), for [`Event::addr_of`]. A value that is not a
+    /// slice of `raw`, or an event that noted [`MAX_RAW_ADDRS`] already,
+    /// notes nothing.
+    pub fn note_addr(&mut self, value: &FieldValue, ip: IpAddr) {
+        let FieldValue::Raw { start, end } = *value else {
+            return;
+        };
+        debug_assert_eq!(
+            self.raw.get(start as usize..end as usize),
+            Some(ip.to_string().as_str())
+        );
+        let addrs = self.addrs.get_or_insert_with(Default::default);
+        if let Some(slot) = addrs.iter_mut().find(|a| a.is_none()) {
+            *slot = Some(RawAddr { start, end, ip });
+        }
+    }
+
+    /// The address `value` is the text of, when the decoder noted it
+    /// ([`Event::note_addr`]): the same address as parsing the text gives.
+    pub fn addr_of(&self, value: &FieldValue) -> Option<IpAddr> {
+        let FieldValue::Raw { start, end } = *value else {
+            return None;
+        };
+        self.addrs
+            .as_deref()?
+            .iter()
+            .flatten()
+            .find(|a| a.start == start && a.end == end)
+            .map(|a| a.ip)
     }
 
     /// The text of a value of this event (empty for a slice outside `raw`).

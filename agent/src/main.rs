@@ -495,9 +495,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let started = std::time::Instant::now();
+            // One line per alert, each written into one reused buffer
+            // (`Alert::push_json` is what serde_json writes).
+            let mut line = String::with_capacity(4096);
             let mut write = |alert: ward_agent::wire::Alert| {
-                serde_json::to_writer(&mut out, &alert)?;
-                out.write_all(b"\n")
+                line.clear();
+                alert.push_json(&mut line);
+                line.push('\n');
+                out.write_all(line.as_bytes())
             };
             let mut stats = ward_agent::replay::replay_logs(
                 &inputs,

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::pack::Diagnostic;
-use crate::event::Event;
+use crate::event::{Event, FieldValue};
 
 /// Fields looked up, in order.
 pub const IOC_FIELDS: &[&str] = &["dst_ip", "src_ip", "query", "sni", "http_host"];
@@ -24,10 +24,17 @@ pub const MAX_INDICATORS: usize = 1_000_000;
 /// Indicators by kind, each with the name of its list.
 #[derive(Debug, Clone, Default)]
 pub struct IocSet {
-    ips: HashMap<IpAddr, String, Hasher>,
-    /// (network address bits, prefix length, is IPv4, list)
-    nets: Vec<(u128, u8, bool, String)>,
+    /// IPv4 and IPv6 addresses (as integers: one hash of an integer per
+    /// lookup) → (list, the address's text as `ioc_value` gives it).
+    v4: HashMap<u32, (String, String), Hasher>,
+    v6: HashMap<u128, (String, String), Hasher>,
+    /// (network address bits, prefix length, is IPv4, list, the block's
+    /// text as `ioc_value` gives it)
+    nets: Vec<(u128, u8, bool, String, String)>,
     domains: HashMap<String, String, Hasher>,
+    /// Fewest and most dots of a listed domain: only a name's suffixes
+    /// with a dot count in between can be one.
+    domain_dots: (usize, usize),
 }
 
 /// Every network event is looked up (each domain once per label suffix):
@@ -201,6 +208,20 @@ fn ip_text(ip: IpAddr, cidr_prefix: Option<u8>) -> String {
     s
 }
 
+/// The address of a block's bits.
+fn net_addr(net: u128, v4: bool) -> IpAddr {
+    if v4 {
+        std::net::Ipv4Addr::from(net as u32).into()
+    } else {
+        std::net::Ipv6Addr::from(net).into()
+    }
+}
+
+/// Dots in a name: one fewer than its labels.
+fn dots(d: &str) -> usize {
+    memchr::memchr_iter(b'.', d.as_bytes()).count()
+}
+
 /// Copies `from` into `to`, reusing `to`'s buffers.
 fn copy_event(from: &Event, to: &mut Event) {
     to.kind = from.kind;
@@ -210,27 +231,28 @@ fn copy_event(from: &Event, to: &mut Event) {
     to.raw.clone_from(&from.raw);
     to.fields.clone_from(&from.fields);
     to.packets.clone_from(&from.packets);
+    to.addrs.clone_from(&from.addrs);
 }
 
 /// The place of `name` in [`IOC_FIELDS`]: asked of every field of every
-/// event, so a `match` (by length, then bytes) rather than a search.
+/// event, so the length and first byte pick the one name it can be,
+/// compared only then (most fields are none of them).
 fn ioc_field_index(name: &str) -> Option<usize> {
-    let i = match name {
-        "dst_ip" => 0,
-        "src_ip" => 1,
-        "query" => 2,
-        "sni" => 3,
-        "http_host" => 4,
+    let i = match (name.len(), name.as_bytes().first()) {
+        (6, Some(b'd')) => 0,
+        (6, Some(b's')) => 1,
+        (5, Some(b'q')) => 2,
+        (3, Some(b's')) => 3,
+        (9, Some(b'h')) => 4,
         _ => return None,
     };
-    debug_assert_eq!(IOC_FIELDS[i], name);
-    Some(i)
+    (IOC_FIELDS[i] == name).then_some(i)
 }
 
 impl IocSet {
     /// Number of indicators.
     pub fn len(&self) -> usize {
-        self.ips.len() + self.nets.len() + self.domains.len()
+        self.v4.len() + self.v6.len() + self.nets.len() + self.domains.len()
     }
 
     /// Whether there are none.
@@ -272,22 +294,50 @@ impl IocSet {
                     diags.push(bad("has a prefix longer than the address"));
                     continue;
                 }
-                self.nets
-                    .push((mask(v, prefix, v4), prefix, v4, list.into()));
+                let net = mask(v, prefix, v4);
+                let text = ip_text(net_addr(net, v4), Some(prefix));
+                self.nets.push((net, prefix, v4, list.into(), text));
             } else if let Ok(ip) = entry.parse::<IpAddr>() {
-                self.ips.insert(ip, list.into());
+                let entry = (list.into(), ip_text(ip, None));
+                match ip {
+                    IpAddr::V4(a) => self.v4.insert(u32::from(a), entry),
+                    IpAddr::V6(a) => self.v6.insert(u128::from(a), entry),
+                };
             } else {
                 let d = entry.trim_end_matches('.').to_ascii_lowercase();
                 if !valid_domain(&d) {
                     diags.push(bad("is neither an IP address, a CIDR block nor a domain"));
                     continue;
                 }
+                let dots = dots(&d);
+                self.domain_dots = if self.domains.is_empty() {
+                    (dots, dots)
+                } else {
+                    (self.domain_dots.0.min(dots), self.domain_dots.1.max(dots))
+                };
                 self.domains.insert(d, list.into());
             }
         }
     }
 
-    fn match_ip(&self, s: &str) -> Option<(&str, String)> {
+    /// The list and indicator text of `ip`, if it is listed.
+    fn match_addr(&self, ip: IpAddr) -> Option<(&str, &str)> {
+        let listed = match ip {
+            IpAddr::V4(a) => self.v4.get(&u32::from(a)),
+            IpAddr::V6(a) => self.v6.get(&u128::from(a)),
+        };
+        if let Some((list, text)) = listed {
+            return Some((list, text));
+        }
+        let (v, v4) = bits(ip);
+        self.nets
+            .iter()
+            .find(|(net, prefix, is4, _, _)| *is4 == v4 && mask(v, *prefix, v4) == *net)
+            .map(|(_, _, _, list, text)| (list.as_str(), text.as_str()))
+    }
+
+    /// [`IocSet::match_addr`] of the address `s` is the text of, if any.
+    fn match_ip(&self, s: &str) -> Option<(&str, &str)> {
         let fast = match parse_dotted_quad(s) {
             Some(a) => Some(IpAddr::V4(a)),
             None => parse_ipv6_groups(s).map(IpAddr::V6),
@@ -296,31 +346,29 @@ impl IocSet {
             Some(a) => a,
             None => s.parse().ok()?,
         };
-        if let Some(list) = self.ips.get(&ip) {
-            return Some((list, ip_text(ip, None)));
-        }
-        let (v, v4) = bits(ip);
-        self.nets
-            .iter()
-            .find(|(net, prefix, is4, _)| *is4 == v4 && mask(v, *prefix, v4) == *net)
-            .map(|(net, prefix, _, list)| {
-                let addr: IpAddr = if v4 {
-                    std::net::Ipv4Addr::from(*net as u32).into()
-                } else {
-                    std::net::Ipv6Addr::from(*net).into()
-                };
-                (list.as_str(), ip_text(addr, Some(*prefix)))
-            })
+        self.match_addr(ip)
     }
 
-    fn match_domain(&self, s: &str) -> Option<(&str, String)> {
+    /// The list and the listed domain that `s` is or is a subdomain of
+    /// (the longest listed suffix): suffixes are tried from the whole name
+    /// down, skipping those with more or fewer dots than any listed
+    /// domain has (they cannot equal one).
+    fn match_domain<'a>(&'a self, s: &'a str) -> Option<(&'a str, &'a str)> {
         let mut d = s.trim_end_matches('.');
-        loop {
-            if let Some(list) = self.domains.get(d) {
-                return Some((list, d.to_string()));
+        let (fewest, most) = self.domain_dots;
+        let mut n = dots(d);
+        while n > most {
+            d = d.split_once('.')?.1;
+            n -= 1;
+        }
+        while n >= fewest {
+            if let Some((key, list)) = self.domains.get_key_value(d) {
+                return Some((list, key));
             }
             d = d.split_once('.')?.1;
+            n = n.checked_sub(1)?;
         }
+        None
     }
 
     /// The event with `ioc_*` fields added, when one of its fields is listed.
@@ -339,15 +387,15 @@ impl IocSet {
         };
         copy_event(event, out);
         out.set("ioc_list", list.to_string());
-        out.set("ioc_field", field);
-        out.set("ioc_value", indicator);
+        out.set("ioc_field", FieldValue::fixed(field));
+        out.set("ioc_value", indicator.to_string());
         true
     }
 
     /// The first listed field of the event: (list, field, indicator).
-    fn hit(&self, event: &Event) -> Option<(&str, &'static str, String)> {
+    fn hit<'a>(&'a self, event: &'a Event) -> Option<(&'a str, &'static str, &'a str)> {
         let (has_ips, has_domains) = (
-            !self.ips.is_empty() || !self.nets.is_empty(),
+            !self.v4.is_empty() || !self.v6.is_empty() || !self.nets.is_empty(),
             !self.domains.is_empty(),
         );
         if !has_ips && !has_domains {
@@ -355,13 +403,13 @@ impl IocSet {
         }
         // One pass over the event's fields finds every looked-up one (names
         // are unique); they are then tried in `IOC_FIELDS` order.
-        let mut values: [Option<&str>; IOC_FIELDS.len()] = [None; IOC_FIELDS.len()];
+        let mut values: [Option<&FieldValue>; IOC_FIELDS.len()] = [None; IOC_FIELDS.len()];
         let mut any = false;
         for (name, value) in &event.fields {
             if let Some(i) = ioc_field_index(name)
                 && values[i].is_none()
             {
-                values[i] = Some(event.text(value));
+                values[i] = Some(value);
                 any = true;
             }
         }
@@ -376,12 +424,16 @@ impl IocSet {
                 if !has_ips {
                     continue;
                 }
-                self.match_ip(value)
+                // The address the decoder wrote, else the text read back.
+                match event.addr_of(value) {
+                    Some(ip) => self.match_addr(ip),
+                    None => self.match_ip(event.text(value)),
+                }
             } else {
                 if !has_domains {
                     continue;
                 }
-                self.match_domain(value)
+                self.match_domain(event.text(value))
             };
             if let Some((list, indicator)) = hit {
                 return Some((list, field, indicator));
@@ -562,6 +614,145 @@ mod tests {
         assert!(!s.enrich_into(&ev("query", "good.example"), &mut out));
     }
 
+    /// The straightforward lookup `hit` must agree with, from the list's
+    /// text alone: each field in `IOC_FIELDS` order read from its text
+    /// with the standard parser, addresses compared with every listed
+    /// address and block (`ipnet`), every suffix of a name compared with
+    /// every listed domain; the first listed entry that matches wins.
+    fn hit_by_text(list: &str, e: &Event) -> Option<(String, &'static str, String)> {
+        let entries: Vec<&str> = list
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        for field in IOC_FIELDS {
+            let Some(value) = e.get(field) else { continue };
+            let found = if field.ends_with("_ip") {
+                value.parse::<IpAddr>().ok().and_then(|ip| {
+                    if let Some(a) = entries.iter().find(|l| l.parse::<IpAddr>() == Ok(ip)) {
+                        return Some(a.parse::<IpAddr>().unwrap().to_string());
+                    }
+                    entries
+                        .iter()
+                        .filter_map(|l| l.parse::<ipnet::IpNet>().ok())
+                        .find(|net| net.contains(&ip))
+                        .map(|net| net.trunc().to_string())
+                })
+            } else {
+                let domains: Vec<String> = entries
+                    .iter()
+                    .filter(|l| l.parse::<IpAddr>().is_err() && !l.contains('/'))
+                    .map(|l| l.trim_end_matches('.').to_ascii_lowercase())
+                    .collect();
+                let mut d = value.trim_end_matches('.');
+                loop {
+                    if domains.iter().any(|x| x == d) {
+                        break Some(d.to_string());
+                    }
+                    match d.split_once('.') {
+                        Some((_, rest)) => d = rest,
+                        None => break None,
+                    }
+                }
+            };
+            if let Some(indicator) = found {
+                return Some(("c2".to_string(), field, indicator));
+            }
+        }
+        None
+    }
+
+    /// Indicators found through the decoder's address hints and the dot
+    /// counts are those the text gives, on network events (hinted
+    /// addresses), the same events unhinted, replaced addresses, and
+    /// names of every shape (empty labels, trailing dots, case, suffixes
+    /// longer and shorter than any listed domain).
+    #[test]
+    fn hints_and_dot_counts_find_what_the_text_gives() {
+        let list = "203.0.113.66\n198.51.100.0/28\n10.0.0.0/8\n2001:db8:c2::/48\n2001:db8::5\n\
+             ::ffff:192.0.2.1\nevil-c2.example\nx.y.deep.bad.example\nbad.example\nc2.test\n";
+        let (s, d) = set(list);
+        assert!(d.is_empty(), "{d:?}");
+        let mut seed = 0x5eed_1234_abcd_0042u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let labels = [
+            "evil-c2", "example", "bad", "deep", "x", "y", "c2", "test", "", "EXAMPLE", "a",
+        ];
+        let (mut hits, mut hinted) = (0, 0);
+        for i in 0..20_000 {
+            let r = next();
+            let ip = |r: u64| -> IpAddr {
+                match r % 6 {
+                    0 => std::net::Ipv4Addr::from(0xcb00_7100 | ((r >> 8) as u32 % 80)).into(),
+                    1 => std::net::Ipv4Addr::from(0xc633_6400 | ((r >> 8) as u32 % 32)).into(),
+                    2 => std::net::Ipv4Addr::from((r >> 8) as u32).into(),
+                    3 => std::net::Ipv6Addr::from(
+                        0x2001_0db8_00c2_u128 << 80 | u128::from(r >> 8 & 0xff),
+                    )
+                    .into(),
+                    4 => std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(r >> 8 & 7))
+                        .into(),
+                    _ => std::net::Ipv4Addr::from(0xc000_0200 | ((r >> 8) as u32 % 4))
+                        .to_ipv6_mapped()
+                        .into(),
+                }
+            };
+            let (src, dst) = (ip(r), ip(r >> 20));
+            let name: String = (0..next() % 7)
+                .map(|_| labels[(next() % labels.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(".")
+                + ["", ".", ".."][(next() % 3) as usize];
+            // A network event as the decoder writes one: addresses hinted.
+            let mut e = Event::new(Utc::now(), "h", format!("o{i}"));
+            e.raw.push_str("x ");
+            let start = e.raw.len();
+            crate::decode::net::text::push_ip(&mut e.raw, src);
+            let src_v = FieldValue::Raw {
+                start: start as u32,
+                end: e.raw.len() as u32,
+            };
+            e.raw.push_str(" -> ");
+            let start = e.raw.len();
+            crate::decode::net::text::push_ip(&mut e.raw, dst);
+            let dst_v = FieldValue::Raw {
+                start: start as u32,
+                end: e.raw.len() as u32,
+            };
+            e.note_addr(&src_v, src);
+            e.note_addr(&dst_v, dst);
+            e.push_pair(("src_ip".into(), src_v));
+            e.push_pair(("dst_ip".into(), dst_v));
+            match next() % 3 {
+                0 => e.push("query", name.clone()),
+                1 => e.push("sni", name.clone()),
+                _ => {}
+            }
+            if next() % 4 == 0 {
+                // A replaced address: its hint no longer applies.
+                e.set("dst_ip", ip(next()).to_string());
+            }
+            let want = hit_by_text(list, &e);
+            let got = s.hit(&e).map(|(l, f, v)| (l.to_string(), f, v.to_string()));
+            assert_eq!(got, want, "{:?}", e.fields);
+            let mut unhinted = e.clone();
+            unhinted.addrs = Default::default();
+            let got = s
+                .hit(&unhinted)
+                .map(|(l, f, v)| (l.to_string(), f, v.to_string()));
+            assert_eq!(got, want, "{:?}", e.fields);
+            hits += usize::from(want.is_some());
+            hinted += usize::from(e.addr_of(&e.fields[1].1).is_some());
+        }
+        assert!(hits > 5_000 && hits < 19_000, "{hits}");
+        assert!(hinted > 10_000, "{hinted}");
+    }
+
     #[test]
     fn field_indexes_follow_the_list() {
         for (i, f) in IOC_FIELDS.iter().enumerate() {
@@ -569,6 +760,31 @@ mod tests {
         }
         assert_eq!(ioc_field_index("user"), None);
         assert_eq!(ioc_field_index("src_port"), None);
+        // Names of the same length and first letter, and every field a
+        // decoder writes, are found only when they are one of the list.
+        let odd = [
+            "dst_io",
+            "src_pi",
+            "sni_ip",
+            "qeury",
+            "snI",
+            "sna",
+            "http_hosT",
+            "http_port",
+            "",
+            "d",
+        ];
+        for name in odd
+            .iter()
+            .copied()
+            .chain(crate::decode::KNOWN_FIELDS.iter().map(|(name, _)| *name))
+        {
+            assert_eq!(
+                ioc_field_index(name),
+                IOC_FIELDS.iter().position(|f| *f == name),
+                "{name}"
+            );
+        }
     }
 
     #[test]

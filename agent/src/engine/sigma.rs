@@ -410,7 +410,20 @@ pub fn alert_id(host: &str, origin: &str, rule_id: &str) -> String {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    hex::encode(&h.finalize()[..16])
+    lower_hex(&h.finalize()[..16])
+}
+
+/// `hex::encode(bytes)`, written in one go (it pushes each digit as a
+/// `char`; every alert gets an id).
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+    // Only ASCII digits and letters were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 impl Detector for SigmaDetector {
@@ -504,6 +517,19 @@ impl SigmaDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `lower_hex` is `hex::encode`, on every byte value and on lengths
+    /// from none to a digest and more.
+    #[test]
+    fn lower_hex_is_hex_encode() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(lower_hex(&all), hex::encode(&all));
+        for n in 0..40 {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + n) as u8).collect();
+            assert_eq!(lower_hex(&bytes), hex::encode(&bytes));
+        }
+        assert_eq!(alert_id("h", "o", "r").len(), 32);
+    }
     use crate::decode::{LineDecoder, LogFormat};
     use rsigma_eval::{Event as _, JsonEvent};
     use rsigma_parser::parse_sigma_yaml;

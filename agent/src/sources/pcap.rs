@@ -172,7 +172,9 @@ impl ClassicHeader {
     }
 
     fn u32_at(&self, b: &[u8], at: usize) -> u32 {
-        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        // One bounds check for the four bytes (read per record).
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[at..at + 4]);
         if self.big_endian {
             u32::from_be_bytes(w)
         } else {

@@ -40,7 +40,7 @@ use crate::event::{Event, EventKind, FieldValue};
 use beacon::Beacons;
 pub use flow::{EndReason, Flow, FlowConfig, FlowKey, FlowTable, RawFrame};
 pub use packet::{LinkType, Packet, PacketError, Proto};
-use text::{push_fixed3, push_ip, push_rfc3339_micros, push_u64, u64_text};
+use text::{push_fixed3, push_ip, push_rfc3339_micros_cached, push_u64, u64_text};
 
 /// What a [`NetDecoder`] has seen.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,9 @@ pub struct NetDecoder {
     /// Events handed back through [`NetDecoder::recycle`], whose buffers
     /// the next events reuse.
     spare: std::cell::RefCell<Vec<Event>>,
+    /// The text of the last event's second, which the next event's time
+    /// mostly shares.
+    second: std::cell::RefCell<text::SecondText>,
 }
 
 /// Most judged events a [`NetDecoder`] keeps for reuse (≈ 1 KiB of
@@ -148,6 +151,7 @@ impl NetDecoder {
             ended: Vec::new(),
             stats: NetStats::default(),
             spare: Default::default(),
+            second: Default::default(),
         }
     }
 
@@ -194,7 +198,7 @@ impl NetDecoder {
         e.origin.push('.');
         e.origin.push_str(kind);
         e.kind = EventKind::Network;
-        push_rfc3339_micros(&mut e.raw, time);
+        push_rfc3339_micros_cached(&mut e.raw, time, &mut self.second.borrow_mut());
         e.push_pair(("event_type".into(), FieldValue::fixed(event_type)));
         e
     }
@@ -226,6 +230,8 @@ impl NetDecoder {
         let dst = Self::append(e, |raw| push_ip(raw, key.dst));
         e.raw.push(':');
         let dport = Self::append(e, |raw| push_u64(raw, key.dst_port.into()));
+        e.note_addr(&src, key.src);
+        e.note_addr(&dst, key.dst);
         e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
         e.push_pair(("src_ip".into(), src));
         e.push_pair(("src_port".into(), sport));
@@ -361,6 +367,8 @@ impl NetDecoder {
                 });
                 e.raw.push_str(") x");
                 let count = Self::append(&mut e, |raw| push_u64(raw, b.count as u64));
+                e.note_addr(&src, key.src);
+                e.note_addr(&dst, key.dst);
                 e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
                 e.push_pair(("src_ip".into(), src));
                 e.push_pair(("src_port".into(), u64_text(key.src_port.into())));

@@ -114,7 +114,7 @@ pub fn u64_text(n: u64) -> String {
 
 /// Writes `n` as `width` decimal digits (zero-padded, cut to the last
 /// `width`) into `buf`.
-fn put_digits(buf: &mut [u8], n: u32, width: usize) {
+pub(crate) fn put_digits(buf: &mut [u8], n: u32, width: usize) {
     let mut n = n;
     for i in (0..width).rev() {
         buf[i] = b'0' + (n % 10) as u8;
@@ -124,7 +124,7 @@ fn put_digits(buf: &mut [u8], n: u32, width: usize) {
 
 /// The proleptic Gregorian (year, month, day) of a day count from
 /// 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -168,6 +168,58 @@ pub fn push_rfc3339_micros(s: &mut String, t: DateTime<Utc>) {
     s.push_str(std::str::from_utf8(&b).unwrap_or_default());
 }
 
+/// The date and time of one second as [`push_rfc3339_micros`] writes them
+/// (`2026-11-22T10:00:00.`), kept for the next time in the same second:
+/// a capture's events come mostly many to a second.
+#[derive(Debug, Clone)]
+pub struct SecondText {
+    /// The second (since the epoch) `text` is of; `None` before the first.
+    secs: Option<i64>,
+    text: String,
+}
+
+impl Default for SecondText {
+    fn default() -> Self {
+        SecondText {
+            secs: None,
+            text: String::with_capacity(20),
+        }
+    }
+}
+
+/// [`push_rfc3339_micros`], the date and time of the second taken from
+/// `cache` when it holds them (and kept there otherwise).
+pub fn push_rfc3339_micros_cached(s: &mut String, t: DateTime<Utc>, cache: &mut SecondText) {
+    let secs = t.timestamp();
+    let nanos = t.timestamp_subsec_nanos();
+    if cache.secs != Some(secs) {
+        // Leap seconds are written as second 60 of the minute: not kept.
+        if nanos >= 1_000_000_000 {
+            push_rfc3339_micros(s, t);
+            return;
+        }
+        cache.text.clear();
+        push_rfc3339_micros(&mut cache.text, t);
+        // `YYYY-MM-DDTHH:MM:SS.ffffffZ`: kept up to the dot, when the year
+        // has four digits (others go through chrono, with a sign).
+        if cache.text.len() != 27 {
+            s.push_str(&cache.text);
+            cache.secs = None;
+            return;
+        }
+        cache.text.truncate(20);
+        cache.secs = Some(secs);
+    } else if nanos >= 1_000_000_000 {
+        push_rfc3339_micros(s, t);
+        return;
+    }
+    s.push_str(&cache.text);
+    let mut b = *b"000000Z";
+    put_digits(&mut b[..6], nanos / 1000, 6);
+    // Only ASCII was written.
+    s.push_str(std::str::from_utf8(&b).unwrap_or_default());
+}
+
 /// Appends `x` as `format!("{x:.3}")` does, for the non-negative values
 /// below 10^9 whose thousandths are decided (not a half-way case between
 /// two of them, where the binary value decides): durations of flows.
@@ -194,6 +246,53 @@ pub fn push_fixed3(s: &mut String, micros: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cached second gives what the plain writer (and chrono) give,
+    /// over runs of times in one second, jumps, leap seconds and years
+    /// outside 0..=9999.
+    #[test]
+    fn cached_seconds_write_what_the_writer_writes() {
+        let mut cache = SecondText::default();
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut secs = 1_795_000_000i64;
+        let mut checked = 0;
+        for i in 0..50_000 {
+            let r = xorshift(&mut seed);
+            // Mostly the same second, sometimes the next, sometimes a jump.
+            match r % 16 {
+                0 => secs += 1,
+                1 => secs = (r >> 8) as i64 % 400_000_000_000 - 100_000_000_000,
+                2 => secs -= 1,
+                _ => {}
+            }
+            let nanos = match (r >> 4) % 64 {
+                0 => 1_000_000_000 + (r >> 20) as u32 % 1_000_000_000,
+                1 => 0,
+                2 => 999_999_999,
+                _ => (r >> 20) as u32 % 1_000_000_000,
+            };
+            // A leap second exists only as second 59 of a minute.
+            let secs = if nanos >= 1_000_000_000 {
+                secs - secs.rem_euclid(60) + 59
+            } else {
+                secs
+            };
+            let Some(t) = DateTime::from_timestamp(secs, nanos) else {
+                continue;
+            };
+            let mut want = format!("{i}");
+            push_rfc3339_micros(&mut want, t);
+            let mut got = format!("{i}");
+            push_rfc3339_micros_cached(&mut got, t, &mut cache);
+            assert_eq!(got, want, "{secs} {nanos}");
+            assert_eq!(
+                got[format!("{i}").len()..],
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            );
+            checked += 1;
+        }
+        assert!(checked > 45_000, "{checked}");
+    }
 
     #[test]
     fn push_ip_is_display() {

@@ -70,6 +70,10 @@ pub struct CorrelationEngine {
     /// Maps detection rule index -> (rule_id, rule_name) for reverse lookup.
     /// Used to find which correlations a detection match triggers.
     rule_ids: Vec<(Option<String>, Option<String>)>,
+    /// Where in `rule_ids` each rule ID first appears: what
+    /// `find_rule_identity` looks up per detection, instead of comparing
+    /// the ID with every entry in turn.
+    rule_id_first: FastMap<String, usize>,
     /// Per-(correlation_index, group_key) window state.
     state: FastMap<(usize, GroupKey), WindowState>,
     /// Last alert timestamp per (correlation_index, group_key) for suppression.
@@ -89,6 +93,17 @@ pub struct CorrelationEngine {
 }
 
 impl CorrelationEngine {
+    /// Appends a detection rule's identity to `rule_ids` (and its ID's
+    /// first place to `rule_id_first`).
+    fn push_rule_identity(&mut self, id: Option<String>, name: Option<String>) {
+        if let Some(id) = &id {
+            self.rule_id_first
+                .entry(id.clone())
+                .or_insert(self.rule_ids.len());
+        }
+        self.rule_ids.push((id, name));
+    }
+
     /// Create a new correlation engine with the given configuration.
     pub fn new(config: CorrelationConfig) -> Self {
         CorrelationEngine {
@@ -96,6 +111,7 @@ impl CorrelationEngine {
             correlations: Vec::new(),
             rule_index: FastMap::default(),
             rule_ids: Vec::new(),
+            rule_id_first: FastMap::default(),
             state: FastMap::default(),
             last_alert: FastMap::default(),
             event_buffers: FastMap::default(),
@@ -189,14 +205,13 @@ impl CorrelationEngine {
     pub fn add_rule(&mut self, rule: &SigmaRule) -> Result<()> {
         if self.pipelines.is_empty() {
             self.apply_custom_attributes(&rule.custom_attributes);
-            self.rule_ids.push((rule.id.clone(), rule.name.clone()));
+            self.push_rule_identity(rule.id.clone(), rule.name.clone());
             self.engine.add_rule(rule)?;
         } else {
             let mut transformed = rule.clone();
             apply_pipelines(&self.pipelines, &mut transformed)?;
             self.apply_custom_attributes(&transformed.custom_attributes);
-            self.rule_ids
-                .push((transformed.id.clone(), transformed.name.clone()));
+            self.push_rule_identity(transformed.id.clone(), transformed.name.clone());
             // Use compile_rule + add_compiled_rule to bypass inner engine's pipelines
             let compiled = crate::compiler::compile_rule(&transformed)?;
             self.engine.add_compiled_rule(compiled);
@@ -298,7 +313,7 @@ impl CorrelationEngine {
         if self.pipelines.is_empty() {
             for rule in &collection.rules {
                 self.apply_custom_attributes(&rule.custom_attributes);
-                self.rule_ids.push((rule.id.clone(), rule.name.clone()));
+                self.push_rule_identity(rule.id.clone(), rule.name.clone());
                 compiled_batch.push(crate::compiler::compile_rule(rule)?);
             }
         } else {
@@ -306,8 +321,7 @@ impl CorrelationEngine {
                 let mut transformed = rule.clone();
                 apply_pipelines(&self.pipelines, &mut transformed)?;
                 self.apply_custom_attributes(&transformed.custom_attributes);
-                self.rule_ids
-                    .push((transformed.id.clone(), transformed.name.clone()));
+                self.push_rule_identity(transformed.id.clone(), transformed.name.clone());
                 // Bypass the inner engine's pipelines (would double-transform)
                 compiled_batch.push(crate::compiler::compile_rule(&transformed)?);
             }
@@ -652,7 +666,7 @@ impl CorrelationEngine {
         for det in detections {
             // Use the MatchResult's rule_id to find the original rule's ID/name.
             // We also look up by rule_id in our rule_ids table for the name.
-            let (rule_id, rule_name) = find_rule_identity(&rule_ids, det);
+            let (rule_id, rule_name) = find_rule_identity(&rule_ids, &self.rule_id_first, det);
 
             // Collect correlation indices that reference this rule
             corr_indices.clear();
@@ -1524,8 +1538,34 @@ fn value_to_f64_ev(v: &EventValue) -> Option<f64> {
     v.as_f64()
 }
 
-/// Find the (id, name) for a detection match by searching the `rule_ids` table.
+/// Find the (id, name) for a detection match by searching the `rule_ids`
+/// table: the first entry with the match's rule ID, found through
+/// `rule_id_first` (where each ID first appears in `rule_ids`).
 fn find_rule_identity<'a>(
+    rule_ids: &'a [(Option<String>, Option<String>)],
+    rule_id_first: &FastMap<String, usize>,
+    det: &'a EvaluationResult,
+) -> (Option<&'a str>, Option<&'a str>) {
+    let found = match det.header.rule_id {
+        Some(ref match_id) => rule_id_first
+            .get(match_id.as_str())
+            .and_then(|&i| rule_ids.get(i))
+            .map(|(id, name)| (id.as_deref(), name.as_deref())),
+        None => None,
+    };
+    // Fall back to using just the EvaluationResult's rule_id
+    let identity = found.unwrap_or((det.header.rule_id.as_deref(), None));
+    // Checked against the release's scan in every debug build (the tests
+    // of whoever uses the engine).
+    #[cfg(debug_assertions)]
+    assert_eq!(identity, find_rule_identity_by_scan(rule_ids, det));
+    identity
+}
+
+/// `find_rule_identity` as the release wrote it, comparing the ID with
+/// every entry in turn (what the indexed lookup is checked against).
+#[cfg(debug_assertions)]
+fn find_rule_identity_by_scan<'a>(
     rule_ids: &'a [(Option<String>, Option<String>)],
     det: &'a EvaluationResult,
 ) -> (Option<&'a str>, Option<&'a str>) {

@@ -3944,3 +3944,51 @@ score: 42
     );
     assert!(!det.header.custom_attributes.contains_key("title"));
 }
+
+/// The indexed `find_rule_identity` finds what the release's scan of
+/// `rule_ids` found: the first entry with the match's ID (repeated IDs,
+/// rules without an ID or a name, IDs no rule has).
+#[test]
+fn test_find_rule_identity_matches_the_scan() {
+    let mut engine = CorrelationEngine::new(CorrelationConfig::default());
+    let ids = [
+        (Some("a"), Some("first a")),
+        (None, Some("no id")),
+        (Some("b"), None),
+        (Some("a"), Some("second a")),
+        (Some(""), Some("empty id")),
+        (Some("c"), Some("c")),
+        (None, None),
+        (Some("b"), Some("second b")),
+    ];
+    for (id, name) in ids {
+        engine.push_rule_identity(id.map(String::from), name.map(String::from));
+    }
+    let result = |rule_id: Option<&str>| EvaluationResult {
+        header: crate::result::RuleHeader {
+            rule_title: String::new(),
+            rule_id: rule_id.map(String::from),
+            level: None,
+            tags: Vec::new(),
+            custom_attributes: Default::default(),
+            enrichments: None,
+        },
+        body: crate::result::ResultBody::Detection(crate::result::DetectionBody {
+            matched_selections: Vec::new(),
+            matched_fields: Vec::new(),
+            event: None,
+        }),
+    };
+    let ids = ["a", "b", "c", "", "d", "A", "no id"];
+    for rule_id in ids.iter().map(|id| Some(*id)).chain([None]) {
+        let det = result(rule_id);
+        let want = find_rule_identity_by_scan(&engine.rule_ids, &det);
+        let got = find_rule_identity(&engine.rule_ids, &engine.rule_id_first, &det);
+        assert_eq!(got, want, "{rule_id:?}");
+    }
+    let det = result(Some("a"));
+    assert_eq!(
+        find_rule_identity(&engine.rule_ids, &engine.rule_id_first, &det),
+        (Some("a"), Some("first a"))
+    );
+}

@@ -949,7 +949,7 @@ fn corpus_candidate_rate_stays_below_ten_percent() {
                 continue;
             };
             let event = JsonEvent::borrow(&event_json);
-            candidate_counts.push(engine.rule_index.candidates(&event).len());
+            candidate_counts.push(engine.rule_index().candidates(&event).len());
         }
         assert!(
             !candidate_counts.is_empty(),

@@ -93,8 +93,11 @@ pub struct Engine {
     /// preventing key collisions when multiple filters share detection names.
     filter_counter: usize,
     /// Witness-based inverted index from event shape to candidate rule
-    /// indices. Rebuilt after every rule mutation (add, filter).
-    rule_index: CandidateIndex,
+    /// indices. Rebuilt after every rule mutation (add, filter), when it
+    /// is next needed: built on first use (through [`Engine::rule_index`]),
+    /// so an engine whose caller picks its own candidates (and evaluates
+    /// rules one by one) never pays for its automata.
+    rule_index: std::sync::OnceLock<CandidateIndex>,
     /// Per-field bloom filter over positive substring needles. Rebuilt
     /// alongside `rule_index`. Consulted only when `bloom_prefilter` is
     /// enabled.
@@ -157,7 +160,7 @@ impl Engine {
             include_event: false,
             match_detail: MatchDetailLevel::Off,
             filter_counter: 0,
-            rule_index: CandidateIndex::empty(),
+            rule_index: std::sync::OnceLock::new(),
             bloom_index: FieldBloomIndex::empty(),
             bloom_prefilter: false,
             bloom_max_bytes: None,
@@ -182,7 +185,7 @@ impl Engine {
             include_event: false,
             match_detail: MatchDetailLevel::Off,
             filter_counter: 0,
-            rule_index: CandidateIndex::empty(),
+            rule_index: std::sync::OnceLock::new(),
             bloom_index: FieldBloomIndex::empty(),
             bloom_prefilter: false,
             bloom_max_bytes: None,
@@ -642,8 +645,16 @@ impl Engine {
     /// (`apply_filter`), where rebuilding once over the final shape is
     /// cheaper than maintaining incremental state across mutations. The
     /// single-rule paths use [`Engine::index_append_last_rule`] instead.
+    /// The candidate index over the current rules, built on first use
+    /// after a change.
+    fn rule_index(&self) -> &CandidateIndex {
+        self.rule_index
+            .get_or_init(|| CandidateIndex::build(&self.rules))
+    }
+
     fn rebuild_index(&mut self) {
-        self.rule_index = CandidateIndex::build(&self.rules);
+        // Built over the final rules when next needed.
+        self.rule_index = std::sync::OnceLock::new();
         self.bloom_index = match self.bloom_max_bytes {
             Some(budget) => FieldBloomIndex::build_with_budget(&self.rules, budget),
             None => FieldBloomIndex::build(&self.rules),
@@ -684,14 +695,22 @@ impl Engine {
 
         let new_idx = self.rules.len() - 1;
         let rule = &self.rules[new_idx];
-        self.rule_index.append_rule(new_idx, rule);
+        // An index not built yet is built over every rule when needed.
+        if let Some(index) = self.rule_index.get_mut() {
+            index.append_rule(new_idx, rule);
+        }
         self.bloom_index.append_rule(rule);
 
         // Both indexes carry an automaton that cannot absorb a single rule in
         // place, so each parks the affected rules in a conservative fallback
-        // and clears it at its own doubling watermark.
-        if self.rule_index.should_rebuild(self.rules.len()) {
-            self.rule_index = CandidateIndex::build(&self.rules);
+        // and clears it at its own doubling watermark (the candidate index
+        // by being built anew when next needed).
+        if self
+            .rule_index
+            .get()
+            .is_some_and(|index| index.should_rebuild(self.rules.len()))
+        {
+            self.rule_index = std::sync::OnceLock::new();
         }
         if self.bloom_index.should_rebuild(self.rules.len()) {
             self.bloom_index = match self.bloom_max_bytes {
@@ -794,16 +813,16 @@ impl Engine {
                     self.logsource_absent.fetch_add(1, Ordering::Relaxed);
                 }
                 let pruned = self
-                    .rule_index
+                    .rule_index()
                     .conflicting_unindexable_count(ls.product.as_deref());
                 if pruned > 0 {
                     self.logsource_pruned
                         .fetch_add(pruned as u64, Ordering::Relaxed);
                 }
-                self.rule_index
+                self.rule_index()
                     .candidates_with_logsource(event, ls.product.as_deref())
             }
-            None => self.rule_index.candidates(event),
+            None => self.rule_index().candidates(event),
         }
     }
 
@@ -923,7 +942,7 @@ impl Engine {
     ) -> Vec<EvaluationResult> {
         let keep = self.cross_rule_ac_keep_mask(event);
         let mut results = Vec::new();
-        for idx in self.rule_index.candidates(event) {
+        for idx in self.rule_index().candidates(event) {
             if let Some(ref mask) = keep
                 && !mask[idx]
             {
@@ -954,7 +973,7 @@ impl Engine {
         let bloom = BloomCache::new(&self.bloom_index, event);
         let keep = self.cross_rule_ac_keep_mask(event);
         let mut results = Vec::new();
-        for idx in self.rule_index.candidates(event) {
+        for idx in self.rule_index().candidates(event) {
             if let Some(ref mask) = keep
                 && !mask[idx]
             {
