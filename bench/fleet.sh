@@ -7,6 +7,9 @@
 # Each simulated host sees WARD_BENCH_ATTACKERS attacker addresses (default 4,
 # of a pool of 398 shared by the fleet): most alerts join an open incident.
 # WARD_BENCH_ATTACKERS=398 is the worst case, nearly every alert a new incident.
+# A simulated agent sends what it has pending (up to 1,000 alerts) once its
+# previous request is answered, as a real agent's spool does;
+# WARD_BENCH_FIXED_BATCHES=1 sends every scheduled batch of 10 on its own.
 #   bench/fleet.sh [AGENTS] [RATE] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +45,7 @@ TOKEN="$("$BIN/ward" enroll-token create --agency bench --uses "$AGENTS" --json 
 echo "== ward-agent load: $AGENTS agents, $RATE alerts/s, ${SECS}s, ${WARD_BENCH_ATTACKERS:-4} attackers per host, store: ${WARD_BENCH_DATABASE:-sqlite (embedded)}"
 WARD_LOG=warn WARD_ENROLL_TOKEN="$TOKEN" "$BIN/ward-agent" load --agents "$AGENTS" --rate "$RATE" \
     --batch 10 --heartbeat-secs 30 --duration-secs "$SECS" \
-    --attackers-per-host "${WARD_BENCH_ATTACKERS:-4}" | tee "$DATA/report.txt" ||
+    --attackers-per-host "${WARD_BENCH_ATTACKERS:-4}" ${WARD_BENCH_FIXED_BATCHES:+--fixed-batches} | tee "$DATA/report.txt" ||
     echo "(the load tool exited non-zero: it had errors; the counts below still hold)"
 stop_server
 # Counted in the store itself once the server has stopped (the API lists

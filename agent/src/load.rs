@@ -41,6 +41,11 @@ pub struct LoadOptions {
     /// as in a fleet under attack; [`ATTACKER_POOL`]: nearly every alert
     /// opens an incident of its own (the worst case for grouping).
     pub attackers_per_host: usize,
+    /// Send each scheduled batch on its own, however far behind the
+    /// coordinator is (the old load shape). Otherwise a simulated agent
+    /// sends what it has pending, up to the batch limit, as soon as its
+    /// previous request is answered, as a real agent's spool does.
+    pub fixed_batches: bool,
 }
 
 /// Attacker addresses in the simulated fleet: `198.51.0.1` to `198.51.1.199`.
@@ -105,6 +110,9 @@ pub struct LoadReport {
     pub alerts_per_sec: f64,
     /// Alert batch requests.
     pub batches: Latency,
+    /// From the scheduled time of a batch's oldest alert to its
+    /// acknowledgment (includes the time it waited at the agent).
+    pub alert_delay: Latency,
     /// Heartbeat requests.
     pub heartbeats: Latency,
     /// Failed requests by reason.
@@ -117,7 +125,8 @@ impl LoadReport {
         let mut s = format!(
             "{} agents enrolled in {:.1} s; {:.1} s of load\n\
              alerts: {} accepted ({:.0}/s, asked {:.0}/s), {} duplicates\n\
-             alert batches: {} — p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
+             alert batches: {} ({:.1} alerts each) — p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
+             alert delay (scheduled → acknowledged): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
              heartbeats: {} — p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
             self.agents,
             self.enroll_s,
@@ -127,10 +136,15 @@ impl LoadReport {
             self.target_alerts_per_sec,
             self.alerts_duplicate,
             self.batches.count,
+            self.alerts_accepted as f64 / self.batches.count.max(1) as f64,
             self.batches.p50_ms,
             self.batches.p90_ms,
             self.batches.p99_ms,
             self.batches.max_ms,
+            self.alert_delay.p50_ms,
+            self.alert_delay.p90_ms,
+            self.alert_delay.p99_ms,
+            self.alert_delay.max_ms,
             self.heartbeats.count,
             self.heartbeats.p50_ms,
             self.heartbeats.p90_ms,
@@ -152,6 +166,7 @@ impl LoadReport {
 struct AgentTally {
     batches: Vec<Duration>,
     heartbeats: Vec<Duration>,
+    delays: Vec<Duration>,
     accepted: u64,
     duplicates: u64,
     errors: BTreeMap<String, u64>,
@@ -265,6 +280,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         let heartbeat = opts.heartbeat;
         let batch = opts.batch;
         let attackers = opts.attackers_per_host;
+        let fixed = opts.fixed_batches;
         tasks.spawn(async move {
             agent_loop(
                 n,
@@ -275,6 +291,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
                 batch_every,
                 batch,
                 attackers,
+                fixed,
                 deadline,
             )
             .await
@@ -285,6 +302,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         let t = r.context("simulated agent task")?;
         all.batches.extend(t.batches);
         all.heartbeats.extend(t.heartbeats);
+        all.delays.extend(t.delays);
         all.accepted += t.accepted;
         all.duplicates += t.duplicates;
         for (k, v) in t.errors {
@@ -301,6 +319,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<LoadReport> {
         alerts_duplicate: all.duplicates,
         alerts_per_sec: all.accepted as f64 / duration_s.max(1e-9),
         batches: Latency::of(all.batches),
+        alert_delay: Latency::of(all.delays),
         heartbeats: Latency::of(all.heartbeats),
         errors: all.errors,
     })
@@ -316,6 +335,7 @@ async fn agent_loop(
     batch_every: Option<Duration>,
     batch: usize,
     attackers: usize,
+    fixed_batches: bool,
     deadline: Instant,
 ) -> AgentTally {
     let mut tally = AgentTally::default();
@@ -326,39 +346,37 @@ async fn agent_loop(
     // fleet that did not start in the same second.
     let mut next_hb = start + heartbeat.mul_f64(rng.random_range(0.0..1.0));
     let mut next_batch = batch_every.map(|every| start + every.mul_f64(rng.random_range(0.0..1.0)));
+    // The agent's spool: alerts made on schedule, each with its time, not
+    // yet acknowledged.
+    let mut pending: std::collections::VecDeque<(Alert, Instant)> = Default::default();
+    // A real agent sends what its spool holds (up to the batch limit) as
+    // soon as the previous request is answered; --fixed-batches sends each
+    // scheduled batch on its own.
+    let most = if fixed_batches {
+        batch
+    } else {
+        crate::wire::MAX_BATCH_ALERTS
+    };
     let mut seq = 0u64;
     let mut hb_count = 0u64;
     loop {
-        let next = next_batch.map_or(next_hb, |b| b.min(next_hb));
-        if next >= deadline {
-            break;
-        }
-        tokio::time::sleep_until(next.into()).await;
-        if next_batch == Some(next) {
-            let alerts: Vec<Alert> = (0..batch)
-                .map(|_| {
-                    seq += 1;
-                    simulated_alert(&run_id, &host, n, seq, &attackers, &mut rng)
-                })
-                .collect();
-            let t = Instant::now();
-            match uplink
-                .send_alerts(&AlertBatch {
-                    alerts,
-                    gaps: vec![],
-                })
-                .await
-            {
-                Ok(ack) => {
-                    tally.batches.push(t.elapsed());
-                    tally.accepted += ack.accepted;
-                    tally.duplicates += ack.duplicates;
-                }
-                Err(e) => count_error(&mut tally.errors, e),
+        let now = Instant::now();
+        // Fixed schedule: a slow answer does not lower the offered load.
+        while let Some((due, every)) = next_batch.zip(batch_every) {
+            if due > now || due >= deadline {
+                break;
             }
-            // Fixed schedule: a slow answer does not lower the offered load.
-            next_batch = next_batch.zip(batch_every).map(|(b, every)| b + every);
-        } else {
+            for _ in 0..batch {
+                seq += 1;
+                let a = simulated_alert(&run_id, &host, n, seq, &attackers, &mut rng);
+                pending.push_back((a, due));
+            }
+            next_batch = Some(due + every);
+            if fixed_batches {
+                break;
+            }
+        }
+        if next_hb <= now && next_hb < deadline {
             hb_count += 1;
             let hb = Heartbeat {
                 version: crate::VERSION.to_string(),
@@ -374,7 +392,35 @@ async fn agent_loop(
                 Err(e) => count_error(&mut tally.errors, e),
             }
             next_hb += heartbeat;
+            continue;
         }
+        if !pending.is_empty() {
+            let take = pending.len().min(most);
+            let oldest = pending[0].1;
+            let alerts: Vec<Alert> = pending.drain(..take).map(|(a, _)| a).collect();
+            let t = Instant::now();
+            match uplink
+                .send_alerts(&AlertBatch {
+                    alerts,
+                    gaps: vec![],
+                })
+                .await
+            {
+                Ok(ack) => {
+                    tally.batches.push(t.elapsed());
+                    tally.delays.push(oldest.elapsed());
+                    tally.accepted += ack.accepted;
+                    tally.duplicates += ack.duplicates;
+                }
+                Err(e) => count_error(&mut tally.errors, e),
+            }
+            continue;
+        }
+        let next = next_batch.map_or(next_hb, |b| b.min(next_hb));
+        if next >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(next.into()).await;
     }
     tracing::debug!(
         agent = n,

@@ -114,6 +114,12 @@ enum Command {
         /// incident, the worst case for grouping.
         #[arg(long, default_value_t = 4)]
         attackers_per_host: usize,
+        /// Send each scheduled batch of --batch alerts on its own, however
+        /// far behind the coordinator is. By default a simulated agent
+        /// sends all it has pending (up to 1,000 alerts) once its previous
+        /// request is answered, as a real agent's spool does.
+        #[arg(long)]
+        fixed_batches: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -432,6 +438,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             duration_secs,
             host_prefix,
             attackers_per_host,
+            fixed_batches,
             json,
         } => load(
             ward_agent::load::LoadOptions {
@@ -443,6 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 duration: std::time::Duration::from_secs(duration_secs),
                 host_prefix,
                 attackers_per_host,
+                fixed_batches,
             },
             json,
         ),

@@ -55,6 +55,14 @@ fn the_load_tool_drives_a_fleet_and_the_coordinator_stores_every_alert_once() {
         "{report}"
     );
     assert!(report["batches"]["p99_ms"].as_f64().unwrap() > 0.0);
+    // Every acknowledged batch has its delay from its oldest alert's
+    // scheduled time, which is at least the request's own time.
+    assert_eq!(report["alert_delay"]["count"], report["batches"]["count"]);
+    assert!(
+        report["alert_delay"]["max_ms"].as_f64().unwrap()
+            >= report["batches"]["max_ms"].as_f64().unwrap(),
+        "{report}"
+    );
 
     // The coordinator saw the fleet and stored every accepted alert.
     let agents = server.ward_json(&["agents", "list"]);
