@@ -339,6 +339,17 @@ impl Event {
         }
     }
 
+    /// Appends to the raw record what `write` writes, as a value that is a
+    /// slice of it.
+    pub fn append_raw(&mut self, write: impl FnOnce(&mut String)) -> FieldValue {
+        let start = self.raw.len();
+        write(&mut self.raw);
+        FieldValue::Raw {
+            start: start as u32,
+            end: self.raw.len() as u32,
+        }
+    }
+
     /// Notes that `value`, a slice of `raw`, is the text of `ip` (as
     /// `Display` writes it), for [`Event::addr_of`]. A value that is not a
     /// slice of `raw`, or an event that noted [`MAX_RAW_ADDRS`] already,

@@ -751,8 +751,8 @@ impl Store {
              FROM agents a
              WHERE a.last_seen IS NOT NULL AND a.drill_id IS NULL",
         )
-        .bind(format!("{SILENT_AGENT_RULE}\u{1f}"))
-        .bind("\u{1f}agent_id=")
+        .bind(silent_key_head())
+        .bind(SILENT_KEY_ID)
         .fetch_all(&self.read)
         .await?;
         let (mut raised, mut resolved) = (0, 0);
@@ -1335,11 +1335,22 @@ fn group_key(a: &Alert) -> String {
     }
 }
 
-/// The group key of agent `id`'s silence incidents (as the read of
-/// [`Store::check_silent_agents`] builds it in SQL).
+/// The group key of agent `id`'s silence incidents is
+/// [`silent_key_head`], the host, [`SILENT_KEY_ID`] and the id: built by
+/// [`silent_group_key`], and by the same concatenation in the read of
+/// [`Store::check_silent_agents`].
 fn silent_group_key(host: &str, id: &str) -> String {
-    format!("{SILENT_AGENT_RULE}\u{1f}{host}\u{1f}agent_id={id}")
+    format!("{}{host}{SILENT_KEY_ID}{id}", silent_key_head())
 }
+
+/// What a silence incident's group key starts with.
+fn silent_key_head() -> String {
+    format!("{SILENT_AGENT_RULE}\u{1f}")
+}
+
+/// What stands between the host and the agent id in a silence incident's
+/// group key.
+const SILENT_KEY_ID: &str = "\u{1f}agent_id=";
 
 /// Page cache of the SQLite writer connection (64 MiB; negative: KiB).
 const WRITER_CACHE: &str = "PRAGMA cache_size = -65536";
@@ -1439,6 +1450,21 @@ mod tests {
         .unwrap();
     }
 
+    /// `check_silent_agents(at)` while the one writer connection is held
+    /// by another transaction: it must not wait for it.
+    async fn check_with_the_writer_busy(store: &Store, at: DateTime<Utc>) -> (u64, u64) {
+        let held = store.write.begin().await.unwrap();
+        let done = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.check_silent_agents(at),
+        )
+        .await
+        .expect("the check waited for the writer")
+        .unwrap();
+        drop(held);
+        done
+    }
+
     #[tokio::test]
     async fn checking_for_silent_agents_writes_only_for_agents_whose_state_changes() {
         let dir = tempfile::tempdir().unwrap();
@@ -1449,19 +1475,13 @@ mod tests {
         for n in 0..50 {
             agent_seen(&store, &format!("a{n}"), &format!("web{n:02}"), now).await;
         }
-        // The one writer connection is busy: a healthy fleet's check must
-        // not wait for it.
-        let held = store.write.begin().await.unwrap();
-        let quick = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            store.check_silent_agents(now + chrono::Duration::seconds(5)),
-        )
-        .await;
+        // A healthy fleet's check does not need the writer.
         assert_eq!(
-            quick.expect("the check waited for the writer").unwrap(),
+            check_with_the_writer_busy(&store, now + chrono::Duration::seconds(5)).await,
             (0, 0)
         );
         // A silent agent does need it: raised once the writer is free.
+        let held = store.write.begin().await.unwrap();
         let late = now + chrono::Duration::seconds(31);
         let check = tokio::spawn({
             let store = store.clone();
@@ -1472,17 +1492,10 @@ mod tests {
         drop(held);
         assert_eq!(check.await.unwrap().unwrap(), (50, 0));
         // Silent and raised: the next check has nothing to write.
-        let held = store.write.begin().await.unwrap();
-        let quick = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            store.check_silent_agents(late + chrono::Duration::seconds(2)),
-        )
-        .await;
         assert_eq!(
-            quick.expect("the check waited for the writer").unwrap(),
+            check_with_the_writer_busy(&store, late + chrono::Duration::seconds(2)).await,
             (0, 0)
         );
-        drop(held);
         // One agent is back: only its incident is resolved.
         sqlx::query("UPDATE agents SET last_seen = $1 WHERE id = 'a7'")
             .bind(ts(late))

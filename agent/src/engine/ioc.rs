@@ -711,19 +711,9 @@ mod tests {
             // A network event as the decoder writes one: addresses hinted.
             let mut e = Event::new(Utc::now(), "h", format!("o{i}"));
             e.raw.push_str("x ");
-            let start = e.raw.len();
-            crate::decode::net::text::push_ip(&mut e.raw, src);
-            let src_v = FieldValue::Raw {
-                start: start as u32,
-                end: e.raw.len() as u32,
-            };
+            let src_v = e.append_raw(|raw| crate::decode::net::text::push_ip(raw, src));
             e.raw.push_str(" -> ");
-            let start = e.raw.len();
-            crate::decode::net::text::push_ip(&mut e.raw, dst);
-            let dst_v = FieldValue::Raw {
-                start: start as u32,
-                end: e.raw.len() as u32,
-            };
+            let dst_v = e.append_raw(|raw| crate::decode::net::text::push_ip(raw, dst));
             e.note_addr(&src_v, src);
             e.note_addr(&dst_v, dst);
             e.push_pair(("src_ip".into(), src_v));

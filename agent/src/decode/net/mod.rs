@@ -203,33 +203,22 @@ impl NetDecoder {
         e
     }
 
-    /// Appends to the event's raw line what `write` writes, as a value
-    /// that is a slice of it.
-    fn append(e: &mut Event, write: impl FnOnce(&mut String)) -> FieldValue {
-        let start = e.raw.len();
-        write(&mut e.raw);
-        FieldValue::Raw {
-            start: start as u32,
-            end: e.raw.len() as u32,
-        }
-    }
-
     /// Appends `text` to the raw line, returned as a slice of it.
     fn append_str(e: &mut Event, text: &str) -> FieldValue {
-        Self::append(e, |raw| raw.push_str(text))
+        e.append_raw(|raw| raw.push_str(text))
     }
 
     /// Writes `src:sport -> dst:dport` into the raw line and adds `proto`,
     /// `src_ip`, `src_port`, `dst_ip` and `dst_port`, the last four as
     /// slices of the line.
     fn endpoints(e: &mut Event, key: &FlowKey) {
-        let src = Self::append(e, |raw| push_ip(raw, key.src));
+        let src = e.append_raw(|raw| push_ip(raw, key.src));
         e.raw.push(':');
-        let sport = Self::append(e, |raw| push_u64(raw, key.src_port.into()));
+        let sport = e.append_raw(|raw| push_u64(raw, key.src_port.into()));
         e.raw.push_str(" -> ");
-        let dst = Self::append(e, |raw| push_ip(raw, key.dst));
+        let dst = e.append_raw(|raw| push_ip(raw, key.dst));
         e.raw.push(':');
-        let dport = Self::append(e, |raw| push_u64(raw, key.dst_port.into()));
+        let dport = e.append_raw(|raw| push_u64(raw, key.dst_port.into()));
         e.note_addr(&src, key.src);
         e.note_addr(&dst, key.dst);
         e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
@@ -352,21 +341,21 @@ impl NetDecoder {
                 e.raw.push_str(" beacon ");
                 e.raw.push_str(&key.proto.name());
                 e.raw.push(' ');
-                let src = Self::append(&mut e, |raw| push_ip(raw, key.src));
+                let src = e.append_raw(|raw| push_ip(raw, key.src));
                 e.raw.push_str(" -> ");
-                let dst = Self::append(&mut e, |raw| push_ip(raw, key.dst));
+                let dst = e.append_raw(|raw| push_ip(raw, key.dst));
                 e.raw.push(':');
-                let dport = Self::append(&mut e, |raw| push_u64(raw, key.dst_port.into()));
+                let dport = e.append_raw(|raw| push_u64(raw, key.dst_port.into()));
                 e.raw.push_str(" every ");
-                let interval = Self::append(&mut e, |raw| {
+                let interval = e.append_raw(|raw| {
                     let _ = write!(raw, "{:.1}", b.mean_s);
                 });
                 e.raw.push_str("s (jitter ");
-                let jitter = Self::append(&mut e, |raw| {
+                let jitter = e.append_raw(|raw| {
                     let _ = write!(raw, "{:.3}", b.jitter);
                 });
                 e.raw.push_str(") x");
-                let count = Self::append(&mut e, |raw| push_u64(raw, b.count as u64));
+                let count = e.append_raw(|raw| push_u64(raw, b.count as u64));
                 e.note_addr(&src, key.src);
                 e.note_addr(&dst, key.dst);
                 e.push_pair(("proto".into(), FieldValue::from(key.proto.name())));
@@ -449,7 +438,7 @@ impl NetDecoder {
                     e.push_pair(("dns_rcode".into(), u64_text(m.rcode.into())));
                     if !m.answers.is_empty() {
                         e.raw.push_str(" = ");
-                        let answers = Self::append(&mut e, |raw| {
+                        let answers = e.append_raw(|raw| {
                             for (i, a) in m.answers.iter().enumerate() {
                                 if i > 0 {
                                     raw.push(',');
@@ -552,7 +541,7 @@ impl NetDecoder {
             e.raw.push('/');
             push_u64(&mut e.raw, f.bytes[1]);
             e.raw.push(' ');
-            let duration_s = Self::append(&mut e, |raw| push_fixed3(raw, f.last_us - f.first_us));
+            let duration_s = e.append_raw(|raw| push_fixed3(raw, f.last_us - f.first_us));
             e.raw.push('s');
             e.push_pair(("conn_state".into(), FieldValue::fixed(f.conn_state())));
             e.push_pair(("end_reason".into(), FieldValue::fixed(why.name())));
