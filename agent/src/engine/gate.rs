@@ -16,12 +16,15 @@
 //! page) match no rule and never reach `rsigma`'s candidate index, rule
 //! evaluation and correlation machinery.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use rsigma_parser::{
     ConditionExpr, Detection, DetectionItem, LogSource, Modifier, SigmaRule, SigmaValue, StringPart,
 };
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, FieldName, FieldValue};
 
 mod operators;
 mod regex_literals;
@@ -83,6 +86,41 @@ const UNKNOWN: u32 = u32::MAX;
 /// Slot state when the event lacks the field.
 const ABSENT: u32 = u32::MAX - 1;
 
+/// A DFA over lower-case patterns, built the first time it is searched:
+/// building is most of the gate's start-up, and a host that sees only
+/// one kind of event never searches the other kinds' automata (a packet
+/// capture, the web rules' long literal lists).
+#[derive(Debug)]
+struct LazyAutomaton {
+    patterns: Vec<String>,
+    kind: MatchKind,
+    /// `None` inside when it could not be built: the caller then compares
+    /// the patterns itself.
+    built: OnceLock<Option<AhoCorasick>>,
+}
+
+impl LazyAutomaton {
+    fn new(patterns: Vec<String>, kind: MatchKind) -> Self {
+        LazyAutomaton {
+            patterns,
+            kind,
+            built: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Option<&AhoCorasick> {
+        self.built
+            .get_or_init(|| {
+                AhoCorasick::builder()
+                    .match_kind(self.kind)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&self.patterns)
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
 /// Literals, lower-case, any of which satisfies an atom.
 #[derive(Debug)]
 struct NeedleSet {
@@ -93,7 +131,9 @@ struct NeedleSet {
     /// rule compares them, case-insensitively (as the engine does for
     /// ASCII text, which it lower-cases before comparing).
     exact: bool,
-    automaton: Option<AhoCorasick>,
+    /// Searched with an automaton (more than [`AUTOMATON_MIN_NEEDLES`]
+    /// contains-literals), else compared one by one.
+    automaton: Option<LazyAutomaton>,
     /// Its bit in its field's [`FieldScan`], when it is searched with the
     /// field's other sets.
     bit: Option<u32>,
@@ -107,7 +147,7 @@ struct NeedleSet {
 /// of one pass per set).
 #[derive(Debug)]
 struct FieldScan {
-    automaton: AhoCorasick,
+    automaton: LazyAutomaton,
     /// Per pattern: the bit of the set it belongs to.
     pattern_bit: Vec<u32>,
     /// Every set's bit.
@@ -115,9 +155,8 @@ struct FieldScan {
 }
 
 impl FieldScan {
-    /// The sets of `sets` (at most 64, all `Contains`), as one automaton;
-    /// `None` when it cannot be built.
-    fn new(sets: &[&NeedleSet]) -> Option<Self> {
+    /// The sets of `sets` (at most 64, all `Contains`), as one automaton.
+    fn new(sets: &[&NeedleSet]) -> Self {
         let mut patterns = Vec::new();
         let mut pattern_bit = Vec::new();
         for (bit, set) in sets.iter().enumerate() {
@@ -126,21 +165,16 @@ impl FieldScan {
                 pattern_bit.push(bit as u32);
             }
         }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&patterns)
-            .ok()?;
         let all = if sets.len() == 64 {
             u64::MAX
         } else {
             (1u64 << sets.len()) - 1
         };
-        Some(FieldScan {
-            automaton,
+        FieldScan {
+            automaton: LazyAutomaton::new(patterns, MatchKind::Standard),
             pattern_bit,
             all,
-        })
+        }
     }
 
     /// The bits of the sets with a literal in `value` (all of them for
@@ -150,11 +184,13 @@ impl FieldScan {
         if !value.is_ascii() {
             return self.all;
         }
-        let Ok(found) = self
+        let lowered = ascii_lowercase(value, lower);
+        let Some(found) = self
             .automaton
-            .try_find_overlapping_iter(ascii_lowercase(value, lower))
+            .get()
+            .and_then(|ac| ac.try_find_overlapping_iter(lowered).ok())
         else {
-            return self.all;
+            return self.hits_one_by_one(lowered);
         };
         let mut hits = 0u64;
         for m in found {
@@ -167,18 +203,30 @@ impl FieldScan {
     }
 }
 
+impl FieldScan {
+    /// [`FieldScan::hits`] of a lower-cased ASCII value without the
+    /// automaton (when it could not be built): each pattern on its own.
+    fn hits_one_by_one(&self, lowered: &[u8]) -> u64 {
+        let mut hits = 0u64;
+        for (p, &bit) in self.automaton.patterns.iter().zip(&self.pattern_bit) {
+            if memchr::memmem::find(lowered, p.as_bytes()).is_some() {
+                hits |= 1 << bit;
+            }
+        }
+        hits
+    }
+}
+
 impl NeedleSet {
     fn new(needles: Vec<String>, compare: Compare, exact: bool) -> Self {
         let exact = exact && needles.iter().all(|n| n.is_ascii());
-        let automaton = if compare == Compare::Contains && needles.len() > AUTOMATON_MIN_NEEDLES {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(needles.iter().map(|n| n.to_ascii_lowercase()))
-                .ok()
-        } else {
-            None
-        };
+        let automaton = (compare == Compare::Contains && needles.len() > AUTOMATON_MIN_NEEDLES)
+            .then(|| {
+                LazyAutomaton::new(
+                    needles.iter().map(|n| n.to_ascii_lowercase()).collect(),
+                    MatchKind::LeftmostFirst,
+                )
+            });
         NeedleSet {
             needles,
             compare,
@@ -200,7 +248,10 @@ impl NeedleSet {
     /// [`NeedleSet::matches`] for ASCII `value`.
     fn matches_ascii(&self, value: &str, lower: &mut Vec<u8>) -> bool {
         let v = value.as_bytes();
-        match (&self.automaton, self.compare) {
+        match (
+            self.automaton.as_ref().and_then(LazyAutomaton::get),
+            self.compare,
+        ) {
             (Some(ac), _) => ac.is_match(ascii_lowercase(value, lower)),
             (None, Compare::Contains) => self.needles.iter().any(|n| {
                 let n = n.as_bytes();
@@ -274,16 +325,94 @@ pub struct Scratch {
     /// Per set: its verdict on this event, once known (a set belongs to
     /// one field, and rules share sets with the same literals).
     verdicts: Vec<Option<Verdict>>,
+    /// The field lookups of recent events by their field names (see
+    /// [`Layout`]), direct-mapped.
+    layouts: Vec<Layout>,
+    /// Where in `layouts` the current event's names are kept, when they
+    /// are all static.
+    layout: Option<usize>,
 }
+
+/// The slots' lookups for events with these field names in this order:
+/// where a name is found depends on the names alone, and a decoder
+/// writes the same names in the same order for every event of a kind
+/// (every `conn_attempt`, every `flow_end`), so each slot is looked up
+/// once per name list instead of once per event. Only names that are
+/// `&'static str` are kept and compared, by address: static text never
+/// changes, so the same address and length is the same name.
+#[derive(Debug, Default)]
+struct Layout {
+    names: Vec<&'static str>,
+    /// Per slot: [`UNKNOWN`] (not asked yet), [`ABSENT`] or the index.
+    field: Vec<u32>,
+}
+
+/// Entries of [`Scratch::layouts`] (a power of two).
+const LAYOUTS: usize = 16;
+
+/// Events with more fields than this are looked up every time.
+const LAYOUT_MAX_FIELDS: usize = 32;
 
 impl Scratch {
     /// Forgets the last event's lookups, hits and verdicts (not the memos:
-    /// what a value matches does not change between events).
-    fn forget(&mut self) {
-        self.field.fill(UNKNOWN);
+    /// what a value matches does not change between events), and takes
+    /// the lookups known for `event`'s field names.
+    fn forget(&mut self, event: &Event) {
         self.hits.fill(None);
         self.matched.fill(SlotMatches::Unknown);
         self.verdicts.fill(None);
+        self.layout = self.take_layout(&event.fields);
+        if self.layout.is_none() {
+            self.field.fill(UNKNOWN);
+        }
+    }
+
+    /// The entry of `layouts` for these field names, its lookups copied
+    /// into `field`; a new entry (nothing looked up yet) when they were
+    /// not kept; `None` when the names are not all static, or too many.
+    fn take_layout(&mut self, fields: &[(FieldName, FieldValue)]) -> Option<usize> {
+        let name = |i: usize| match &fields[i].0 {
+            Cow::Borrowed(n) => Some(*n),
+            Cow::Owned(_) => None,
+        };
+        if fields.len() > LAYOUT_MAX_FIELDS || self.field.is_empty() {
+            return None;
+        }
+        // The first and last names' addresses and the count pick the entry.
+        let (first, last) = (name(0)?, name(fields.len() - 1)?);
+        let mixed =
+            ((first.as_ptr() as usize) ^ (last.as_ptr() as usize).rotate_left(17) ^ fields.len())
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let at = (mixed >> 32) & (LAYOUTS - 1);
+        if self.layouts.is_empty() {
+            self.layouts = (0..LAYOUTS).map(|_| Layout::default()).collect();
+        }
+        let entry = &mut self.layouts[at];
+        let same = entry.names.len() == fields.len()
+            && entry.names.iter().zip(fields).all(
+                |(kept, (name, _))| matches!(name, Cow::Borrowed(n) if std::ptr::eq(*kept, *n)),
+            );
+        if same {
+            self.field.copy_from_slice(&entry.field);
+            return Some(at);
+        }
+        if !fields.iter().all(|(n, _)| matches!(n, Cow::Borrowed(_))) {
+            return None;
+        }
+        entry.names.clear();
+        entry.names.extend((0..fields.len()).filter_map(name));
+        entry.field.clear();
+        entry.field.resize(self.field.len(), UNKNOWN);
+        self.field.fill(UNKNOWN);
+        Some(at)
+    }
+
+    /// Keeps this event's lookups with its field names, for the next
+    /// event with the same names.
+    fn remember(&mut self) {
+        if let Some(at) = self.layout {
+            self.layouts[at].field.copy_from_slice(&self.field);
+        }
     }
 }
 
@@ -392,6 +521,11 @@ struct Dispatch {
     /// Per literal (lower-case, distinct): the positions in the kind's
     /// rule list to judge when the value equals it, ascending.
     keys: Vec<(String, Vec<usize>)>,
+    /// Per literal (as `keys`): the verdict of every equality set asked
+    /// of the field, known once the value equals the literal (an ASCII
+    /// value equals a literal of a set exactly when the set holds that
+    /// literal), so the rules judged need not compare it again.
+    known: Vec<Vec<(usize, Verdict)>>,
     /// The positions of the rules that do not require the field: what is
     /// judged when the field is absent or equals no literal.
     always: Vec<usize>,
@@ -403,7 +537,12 @@ struct Dispatch {
 impl Dispatch {
     /// The dispatch of `rules` (one kind's list) on the slot most of them
     /// require to equal a literal; `None` when fewer than two do.
-    fn new(rules: &[(usize, Cond)], sets: &[NeedleSet]) -> Option<Self> {
+    /// `set_slots` gives each set's slot.
+    fn new(
+        rules: &[(usize, Cond)],
+        sets: &[NeedleSet],
+        set_slots: &[Option<usize>],
+    ) -> Option<Self> {
         // Per rule: the equality sets it requires on each slot it requires.
         let required: Vec<Vec<(usize, Vec<usize>)>> = rules
             .iter()
@@ -462,26 +601,51 @@ impl Dispatch {
             list.sort_unstable();
             list.dedup();
         }
+        let known = keys
+            .iter()
+            .map(|(key, _)| {
+                (0..sets.len())
+                    .filter(|&id| {
+                        set_slots[id] == Some(slot) && sets[id].compare == Compare::Equals
+                    })
+                    .map(|id| {
+                        let set = &sets[id];
+                        let v = set.verdict_of(set.needles.iter().any(|n| n == key), key);
+                        (id, v)
+                    })
+                    .collect()
+            })
+            .collect();
         Some(Dispatch {
             slot,
             keys,
+            known,
             always,
             all: (0..rules.len()).collect(),
         })
     }
 
-    /// The positions to judge for an event whose field is `value`.
-    fn positions(&self, value: Option<&str>) -> &[usize] {
+    /// The positions to judge for an event whose field is `value`, and
+    /// the verdicts of the field's sets then known.
+    fn positions(&self, value: Option<&str>) -> (&[usize], &[(usize, Verdict)]) {
         let Some(value) = value else {
-            return &self.always;
+            return (&self.always, &[]);
         };
         if !value.is_ascii() {
-            return &self.all;
+            return (&self.all, &[]);
         }
-        self.keys
-            .iter()
-            .find(|(k, _)| value.eq_ignore_ascii_case(k))
-            .map_or(&self.always, |(_, list)| list)
+        // Keys are distinct and lower-case, so at most one equals the
+        // value ignoring ASCII case; decoders write lower-case values, so
+        // an exact comparison mostly finds it, before the slower one.
+        let exact = self.keys.iter().position(|(k, _)| k == value);
+        match exact.or_else(|| {
+            self.keys
+                .iter()
+                .position(|(k, _)| value.eq_ignore_ascii_case(k))
+        }) {
+            Some(i) => (&self.keys[i].1, &self.known[i]),
+            None => (&self.always, &[]),
+        }
     }
 }
 
@@ -828,7 +992,7 @@ fn field_scans<'c>(
             if !(2..=64).contains(&ids.len()) {
                 return None;
             }
-            let scan = FieldScan::new(&ids.iter().map(|&i| &sets[i]).collect::<Vec<_>>())?;
+            let scan = FieldScan::new(&ids.iter().map(|&i| &sets[i]).collect::<Vec<_>>());
             for (bit, &i) in ids.iter().enumerate() {
                 sets[i].bit = Some(bit as u32);
             }
@@ -865,7 +1029,7 @@ impl Gate {
         let mut sets = b.sets;
         let scans = field_scans(b.slots.len(), &mut sets, conds.iter().map(|(c, _)| c));
         let memo_sets = memo_sets(&scans, &mut sets, &b.set_slots);
-        let dispatch = [0, 1, 2, 3].map(|k| Dispatch::new(&by_kind[k], &sets));
+        let dispatch = [0, 1, 2, 3].map(|k| Dispatch::new(&by_kind[k], &sets, &b.set_slots));
         Gate {
             slots: b.slots,
             sets,
@@ -888,6 +1052,8 @@ impl Gate {
                 .map(|_| ValueMemo::default())
                 .collect(),
             verdicts: vec![None; self.sets.len()],
+            layouts: Vec::new(),
+            layout: None,
         }
     }
 
@@ -903,22 +1069,28 @@ impl Gate {
         out: &mut Vec<(usize, Verdict)>,
     ) {
         out.clear();
-        scratch.forget();
+        scratch.forget(event);
         let kind = kind_index(event.kind);
         let rules = &self.by_kind[kind];
         let Some(dispatch) = &self.dispatch[kind] else {
             for (rule, c) in rules {
                 self.judge(*rule, c, event, scratch, out);
             }
+            scratch.remember();
             return;
         };
         let value = self
             .field(dispatch.slot, event, scratch)
             .map(|i| event.text(&event.fields[i].1));
-        for &pos in dispatch.positions(value) {
+        let (positions, known) = dispatch.positions(value);
+        for &(set, v) in known {
+            scratch.verdicts[set] = Some(v);
+        }
+        for &pos in positions {
             let (rule, c) = &rules[pos];
             self.judge(*rule, c, event, scratch, out);
         }
+        scratch.remember();
     }
 
     /// [`Gate::candidates`] judging every rule of the event's kind, without
@@ -931,10 +1103,11 @@ impl Gate {
         out: &mut Vec<(usize, Verdict)>,
     ) {
         out.clear();
-        scratch.forget();
+        scratch.forget(event);
         for (rule, c) in &self.by_kind[kind_index(event.kind)] {
             self.judge(*rule, c, event, scratch, out);
         }
+        scratch.remember();
     }
 
     /// Adds `rule` to `out` with its verdict on `event`, unless it is `No`.
@@ -1003,7 +1176,7 @@ impl Gate {
             Cond::And(xs) => {
                 let mut all = Verdict::Yes;
                 for x in xs {
-                    match self.verdict(x, event, scratch) {
+                    match self.part_verdict(x, event, scratch) {
                         Verdict::No => return Verdict::No,
                         Verdict::Maybe => all = Verdict::Maybe,
                         Verdict::Yes => {}
@@ -1014,7 +1187,7 @@ impl Gate {
             Cond::Or(xs) => {
                 let mut any = Verdict::No;
                 for x in xs {
-                    match self.verdict(x, event, scratch) {
+                    match self.part_verdict(x, event, scratch) {
                         Verdict::Yes => return Verdict::Yes,
                         Verdict::Maybe => any = Verdict::Maybe,
                         Verdict::No => {}
@@ -1023,6 +1196,19 @@ impl Gate {
                 any
             }
         }
+    }
+
+    /// [`Gate::verdict`] of a part of an AND or OR: an atom whose set was
+    /// judged already (rules share sets, and the dispatch knows its
+    /// field's) is answered without the call.
+    #[inline]
+    fn part_verdict(&self, c: &Cond, event: &Event, scratch: &mut Scratch) -> Verdict {
+        if let Cond::Any { set, .. } = c
+            && let Some(v) = scratch.verdicts[*set]
+        {
+            return v;
+        }
+        self.verdict(c, event, scratch)
     }
 
     /// The index of the slot's field in the event, looked up once.
@@ -1138,6 +1324,24 @@ mod tests {
         out
     }
 
+    /// The verdicts on `e` with `shared` (holding what earlier events
+    /// left: memos, kept lookups), or both lists when they differ from
+    /// those with a fresh scratch.
+    fn verdicts_after(
+        g: &Gate,
+        e: &Event,
+        shared: &mut Scratch,
+    ) -> Result<Vec<(usize, Verdict)>, String> {
+        let (mut after, mut fresh) = (Vec::new(), Vec::new());
+        g.candidates(e, shared, &mut after);
+        g.candidates(e, &mut g.scratch(), &mut fresh);
+        if after == fresh {
+            Ok(fresh)
+        } else {
+            Err(format!("{after:?} against {fresh:?}"))
+        }
+    }
+
     fn may(g: &Gate, fields: &[(&'static str, &str)]) -> bool {
         may_match(g, &event(EventKind::Unknown, fields))
     }
@@ -1212,6 +1416,32 @@ detection:
         assert!(g.scans.iter().flatten().count() == 1);
         // The same literals on the same field are one set.
         assert_eq!(g.sets.len(), 4);
+        // The automata are built on first use, and find what searching
+        // for each literal on its own finds (what a scan whose automaton
+        // could not be built does, and a set with no automaton).
+        let scan = g.scans.iter().flatten().next().expect("one scan");
+        let big = g
+            .sets
+            .iter()
+            .find(|s| s.automaton.is_some())
+            .expect("a large set");
+        assert!(scan.automaton.built.get().is_none(), "built before use");
+        let mut lower = Vec::new();
+        for v in [
+            "/",
+            "/TWO2/../x",
+            "/six6",
+            "/a/zzz",
+            "/one1/five5/../",
+            "/Four4",
+        ] {
+            let lowered = v.to_ascii_lowercase();
+            let one_by_one = scan.hits_one_by_one(lowered.as_bytes());
+            assert_eq!(scan.hits(v, &mut lower), one_by_one, "{v}");
+            let in_big = big.needles.iter().any(|n| lowered.contains(n.as_str()));
+            assert_eq!(big.matches_ascii(v, &mut lower), in_big, "{v}");
+        }
+        assert!(scan.automaton.built.get().is_some_and(Option::is_some));
         let v = |uri: &str| {
             verdicts(
                 &g,
@@ -1548,15 +1778,90 @@ detection:
                         e.set("c-uri", *ua);
                         e.set("c-useragent", *uri);
                     }
-                    let (mut with_memo, mut fresh) = (Vec::new(), Vec::new());
-                    g.candidates(&e, &mut shared, &mut with_memo);
-                    g.candidates(&e, &mut g.scratch(), &mut fresh);
-                    assert_eq!(with_memo, fresh, "{uri} / {ua} / {status}, round {round}");
-                    seen += usize::from(!fresh.is_empty());
+                    let found = verdicts_after(&g, &e, &mut shared).unwrap_or_else(|diff| {
+                        panic!("{uri} / {ua} / {status}, round {round}: {diff}")
+                    });
+                    seen += usize::from(!found.is_empty());
                 }
             }
         }
         assert!(seen > 10, "only {seen} events could match");
+    }
+
+    /// Lookups kept by field names give the verdicts of fresh lookups:
+    /// the same names in other orders, subsets of them, aliases, names
+    /// that are not static (never kept), and more name lists than there
+    /// are entries (colliding lists replace each other).
+    #[test]
+    fn lookups_kept_by_field_names_give_fresh_verdicts() {
+        let g = gate(
+            r#"
+title: ssh
+logsource: {product: linux}
+detection:
+    sel: {program: sshd, action: [failed, invalid_user]}
+    condition: sel
+---
+title: uri
+logsource: {product: linux}
+detection:
+    sel: {cs-uri|contains: ['../', 'passwd']}
+    condition: sel
+---
+title: port
+logsource: {product: linux}
+detection:
+    sel: {dst_port: ['22', '3389'], proto: tcp}
+    condition: sel
+"#,
+        );
+        let names = ["program", "action", "c-uri", "dst_port", "proto", "user"];
+        let values = ["sshd", "failed", "/../etc/passwd", "22", "tcp", "root"];
+        let mut shared = g.scratch();
+        let mut seen = 0;
+        // Every non-empty subset of the names, in two orders, with static
+        // names and then with owned ones.
+        for owned in [false, true] {
+            for round in 0..2 {
+                for mask in 1u32..(1 << names.len()) {
+                    let mut picked: Vec<usize> =
+                        (0..names.len()).filter(|i| mask & (1 << i) != 0).collect();
+                    if round == 1 {
+                        picked.reverse();
+                    }
+                    let mut e = Event::new(Utc::now(), "h", "o");
+                    for &i in &picked {
+                        let name: FieldName = if owned {
+                            Cow::Owned(names[i].to_string())
+                        } else {
+                            Cow::Borrowed(names[i])
+                        };
+                        // Values that differ between rounds: only the
+                        // lookups are kept, never what they found.
+                        let value = if (mask as usize + i + round).is_multiple_of(3) {
+                            "other"
+                        } else {
+                            values[i]
+                        };
+                        e.push_pair((name, value));
+                    }
+                    let found = verdicts_after(&g, &e, &mut shared).unwrap_or_else(|diff| {
+                        panic!("{picked:?}, round {round}, owned {owned}: {diff}")
+                    });
+                    seen += usize::from(!found.is_empty());
+                }
+            }
+        }
+        assert!(seen > 20, "only {seen} events could match");
+        // The static lists were kept (and replaced one another).
+        assert!(
+            shared
+                .layouts
+                .iter()
+                .filter(|l| !l.names.is_empty())
+                .count()
+                > 1
+        );
     }
 
     /// A memo holds at most its entry count of values, none longer than
