@@ -101,12 +101,12 @@ impl CompiledMatcher {
             CompiledMatcher::AhoCorasickSet {
                 automaton,
                 case_insensitive,
-                ..
+                needles,
             } => match_str_value(value, |s| {
                 if *case_insensitive {
-                    automaton.is_match(ascii_lowercase_cow(s).as_ref())
+                    automaton.is_match(needles, ascii_lowercase_cow(s).as_ref())
                 } else {
-                    automaton.is_match(s)
+                    automaton.is_match(needles, s)
                 }
             }),
 
@@ -264,8 +264,8 @@ impl CompiledMatcher {
             CompiledMatcher::AhoCorasickSet {
                 automaton,
                 case_insensitive: true,
-                ..
-            } => automaton.is_match(lowered_str),
+                needles,
+            } => automaton.is_match(needles, lowered_str),
             CompiledMatcher::RegexSetMatch { set, mode } => {
                 regex_set_matches(set, *mode, lowered_str)
             }
@@ -339,12 +339,12 @@ impl CompiledMatcher {
             CompiledMatcher::AhoCorasickSet {
                 automaton,
                 case_insensitive,
-                ..
+                needles,
             } => {
                 if *case_insensitive {
-                    automaton.is_match(ascii_lowercase_cow(s).as_ref())
+                    automaton.is_match(needles, ascii_lowercase_cow(s).as_ref())
                 } else {
-                    automaton.is_match(s)
+                    automaton.is_match(needles, s)
                 }
             }
             CompiledMatcher::RegexSetMatch { set, mode } => regex_set_matches(set, *mode, s),

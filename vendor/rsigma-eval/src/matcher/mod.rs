@@ -10,6 +10,8 @@ mod matching;
 
 pub use helpers::{ascii_lowercase_cow, parse_expand_template, sigma_string_to_regex};
 
+use std::sync::OnceLock;
+
 use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
 
@@ -22,6 +24,32 @@ use rsigma_ir::IrStrOp;
 /// detail. Long Aho-Corasick / regex-set joins are truncated with an
 /// ellipsis so a single match cannot bloat the output line.
 const MAX_PATTERN_LEN: usize = 256;
+
+/// The automaton of an [`CompiledMatcher::AhoCorasickSet`], built by
+/// [`AhoCorasick::new`] over the set's needles the first time the set is
+/// searched rather than when the rule is compiled: building is most of a
+/// rule's compile time, and the sets of rules no event reaches (another
+/// log source's, a pack compiled only to be checked) are never searched.
+#[derive(Debug, Clone, Default)]
+pub struct LazyAhoCorasick {
+    /// `None` inside when it could not be built: the needles are then
+    /// searched one by one.
+    built: OnceLock<Option<AhoCorasick>>,
+}
+
+impl LazyAhoCorasick {
+    /// Whether one of `needles` (the set's, as the automaton is built
+    /// over them) occurs in `haystack`.
+    pub fn is_match(&self, needles: &[String], haystack: &str) -> bool {
+        match self
+            .built
+            .get_or_init(|| AhoCorasick::new(needles).ok())
+        {
+            Some(ac) => ac.is_match(haystack),
+            None => needles.iter().any(|n| haystack.contains(n.as_str())),
+        }
+    }
+}
 
 /// A structural description of a compiled matcher, used to populate the
 /// match-detail fields on a [`FieldMatch`](crate::result::FieldMatch).
@@ -133,7 +161,7 @@ pub enum CompiledMatcher {
     /// path lowers the haystack via [`ascii_lowercase_cow`] before searching.
     /// The `AhoCorasick` automaton itself is built case-sensitively.
     AhoCorasickSet {
-        automaton: AhoCorasick,
+        automaton: LazyAhoCorasick,
         case_insensitive: bool,
         /// Pre-lowered needles in the same order they were fed to
         /// [`AhoCorasick::new`]. Retained so downstream consumers (e.g. the
@@ -504,5 +532,49 @@ mod describe_tests {
         let pattern = d.pattern.unwrap();
         assert!(pattern.len() <= MAX_PATTERN_LEN);
         assert!(pattern.ends_with("..."));
+    }
+}
+
+#[cfg(test)]
+mod lazy_aho_corasick_tests {
+    use super::*;
+
+    /// The automaton built on first use answers as one built at once
+    /// (`AhoCorasick::new` over the same needles), and so does the
+    /// one-by-one search it falls back to, on hits, misses, overlaps,
+    /// empty and repeated needles; a second search reuses the first's.
+    #[test]
+    fn lazy_automaton_matches_an_eager_one() {
+        let sets: Vec<Vec<String>> = vec![
+            ["union select", "sleep(", "../", "etc/passwd", "' or 1=1", "xp_cmdshell", "benchmark(", "information_schema"]
+                .map(String::from)
+                .to_vec(),
+            ["ab", "abc", "bcd", "b", "cdx", "zz", "ab", "q"].map(String::from).to_vec(),
+            ["", "x"].map(String::from).to_vec(),
+        ];
+        let haystacks = [
+            "",
+            "/index.html",
+            "/a?id=1 union select 2",
+            "/../../etc/passwd",
+            "abcd",
+            "bcd",
+            "zzz",
+            "/\u{e9}t\u{e9}/sleep(5)",
+            "nothing here",
+        ];
+        for needles in &sets {
+            let eager = AhoCorasick::new(needles).unwrap();
+            let lazy = LazyAhoCorasick::default();
+            for _ in 0..2 {
+                for h in haystacks {
+                    let want = eager.is_match(h);
+                    assert_eq!(lazy.is_match(needles, h), want, "{needles:?} in {h:?}");
+                    let one_by_one = needles.iter().any(|n| h.contains(n.as_str()));
+                    assert_eq!(one_by_one, want, "{needles:?} in {h:?}, one by one");
+                }
+            }
+            assert!(lazy.built.get().is_some_and(Option::is_some));
+        }
     }
 }
