@@ -1,6 +1,5 @@
 //! [`Detector`] over the `rsigma` Sigma evaluator.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::LazyLock;
 
@@ -54,6 +53,10 @@ pub struct SigmaDetector {
     gate_scratch: Scratch,
     /// The gate's candidate rules for the event being judged (reused).
     candidates: Vec<(usize, Verdict)>,
+    /// The rules that matched the event being judged (reused), each with
+    /// the result the engine evaluated, or `None` for the rule's result
+    /// in `decided`.
+    detections: Vec<(usize, Option<EvaluationResult>)>,
     /// Per rule (engine order): the detection result the engine gives when
     /// it matches, for the rules the gate can decide alone; `None` where
     /// the engine must evaluate (a filter applies, or the result carries
@@ -226,6 +229,7 @@ impl SigmaDetector {
             gate,
             gate_scratch,
             candidates: Vec::new(),
+            detections: Vec::new(),
             decided,
             rules: pack.rule_count(),
             building_block,
@@ -474,39 +478,59 @@ impl SigmaDetector {
         // A rule the gate decided alone needs no evaluation: its result is
         // the engine's, less the names of the matched selections (which
         // nothing reads; the engine's field details are off).
-        // Decided results are lent, not copied: the correlations read them
-        // by reference, and only those that become alerts are cloned.
+        // Decided results are lent, not copied: a detection holds only
+        // the results the engine evaluated (`None`: the rule's decided
+        // one), the correlations read them by reference, and only those
+        // that become alerts are cloned. The list is kept between events.
         let rules = self.engine.engine().rules();
-        let detections: Vec<(usize, Cow<'_, EvaluationResult>)> = self
-            .candidates
-            .iter()
-            .filter_map(|&(i, verdict)| match (&self.decided[i], verdict) {
-                (Some(result), Verdict::Yes) => Some((i, Cow::Borrowed(result))),
-                _ => rsigma_eval::evaluate_rule(&rules[i], event).map(|r| (i, Cow::Owned(r))),
-            })
-            .collect();
+        let mut detections = std::mem::take(&mut self.detections);
+        detections.clear();
+        for &(i, verdict) in &self.candidates {
+            match (&self.decided[i], verdict) {
+                (Some(_), Verdict::Yes) => detections.push((i, None)),
+                _ => {
+                    if let Some(r) = rsigma_eval::evaluate_rule(&rules[i], event) {
+                        detections.push((i, Some(r)));
+                    }
+                }
+            }
+        }
         // No detection: nothing for correlation either (the state cap was
         // enforced above, so the engine would not evict here).
         if detections.is_empty() {
+            self.detections = detections;
             return Vec::new();
         }
+        let decided = &self.decided;
         // What `process_with_detections` gives (every detection, as
         // `emit_detections` is on, then the correlations), without handing
-        // it the detections by value.
-        let correlations = self.engine.correlate_detection_refs(
+        // it the detections by value; each with its rule's place in the
+        // engine, so the engine reads the correlations it feeds from its
+        // table instead of looking them up by the rule's id and name.
+        let correlations = self.engine.correlate_rule_detections(
             event,
-            detections.iter().map(|(_, d)| d.as_ref()),
+            detections
+                .iter()
+                .filter_map(|(i, r)| r.as_ref().or(decided[*i].as_ref()).map(|r| (*i, r))),
             ts,
         );
         let mut alerts = Vec::new();
-        for (i, r) in detections {
+        // The event's line and frames are kept once, whatever the number
+        // of building blocks it matched (each SYN matches three): both
+        // caches keep an origin's first record only.
+        let mut kept = false;
+        for (i, r) in detections.drain(..) {
             if self.building_block[i] {
-                self.evidence.insert(&event.origin, &event.raw);
-                self.packets.insert(&event.origin, event.packets.as_ref());
-            } else {
-                alerts.push(self.to_alert(event, r.into_owned()));
+                if !kept {
+                    self.evidence.insert(&event.origin, &event.raw);
+                    self.packets.insert(&event.origin, event.packets.as_ref());
+                    kept = true;
+                }
+            } else if let Some(r) = r.or_else(|| self.decided[i].clone()) {
+                alerts.push(self.to_alert(event, r));
             }
         }
+        self.detections = detections;
         for r in correlations {
             alerts.push(self.to_alert(event, r));
         }

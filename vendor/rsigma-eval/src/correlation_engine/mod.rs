@@ -74,6 +74,15 @@ pub struct CorrelationEngine {
     /// `find_rule_identity` looks up per detection, instead of comparing
     /// the ID with every entry in turn.
     rule_id_first: FastMap<String, usize>,
+    /// Per detection rule (in `rule_ids` order): what `feed_detections`
+    /// finds for its matches by their rule id — the identity (an index in
+    /// `rule_ids`) and the correlations fed, sorted, without repeats — for
+    /// callers that name each detection's rule by its index
+    /// ([`correlate_rule_detections`](Self::correlate_rule_detections)).
+    /// Built on first use for the rules and correlations then held
+    /// (`rule_feeds_for`: their counts), rebuilt after either grows.
+    rule_feeds: Vec<(Option<usize>, Vec<usize>)>,
+    rule_feeds_for: (usize, usize),
     /// Per-(correlation_index, group_key) window state.
     state: FastMap<(usize, GroupKey), WindowState>,
     /// Last alert timestamp per (correlation_index, group_key) for suppression.
@@ -112,6 +121,8 @@ impl CorrelationEngine {
             rule_index: FastMap::default(),
             rule_ids: Vec::new(),
             rule_id_first: FastMap::default(),
+            rule_feeds: Vec::new(),
+            rule_feeds_for: (0, 0),
             state: FastMap::default(),
             last_alert: FastMap::default(),
             event_buffers: FastMap::default(),
@@ -554,6 +565,74 @@ impl CorrelationEngine {
         correlations
     }
 
+    /// [`correlate_detection_refs`](Self::correlate_detection_refs) for
+    /// detections given with their rule's index in
+    /// [`Engine::rules`](crate::Engine::rules) (the result's header is that
+    /// rule's): the correlations each feeds are read from a table kept per
+    /// rule instead of being looked up by the result's rule id and name.
+    /// The same results; an index that names no rule known to the table is
+    /// looked up by id as `correlate_detection_refs` does.
+    pub fn correlate_rule_detections<'d>(
+        &mut self,
+        event: &impl Event,
+        detections: impl IntoIterator<Item = (usize, &'d EvaluationResult)>,
+        timestamp_secs: i64,
+    ) -> Vec<EvaluationResult> {
+        let timestamp_secs = timestamp_secs.clamp(0, i64::MAX / 2);
+        if self.state.len() >= self.config.max_state_entries {
+            self.evict_all(timestamp_secs);
+        }
+        self.update_rule_feeds();
+        let mut correlations: Vec<EvaluationResult> = Vec::new();
+        self.feed_detections_at(
+            event,
+            detections.into_iter().map(|(i, d)| (Some(i), d)),
+            timestamp_secs,
+            &mut correlations,
+        );
+        if !correlations.is_empty() {
+            let mut chained = Vec::new();
+            self.chain_correlations(&correlations, timestamp_secs, &mut chained);
+            correlations.extend(chained);
+        }
+        correlations
+    }
+
+    /// Builds `rule_feeds` when rules or correlations were added since.
+    /// Only when every rule's identity lines up with the inner engine's
+    /// rules (it does unless adding a rule failed half-way); otherwise the
+    /// table stays empty and every detection is looked up by id.
+    fn update_rule_feeds(&mut self) {
+        let now = (self.rule_ids.len(), self.correlations.len());
+        if self.rule_feeds_for == now {
+            return;
+        }
+        self.rule_feeds_for = now;
+        self.rule_feeds.clear();
+        let rules = self.engine.rules();
+        if rules.len() != self.rule_ids.len()
+            || rules.iter().zip(&self.rule_ids).any(|(r, (id, _))| r.id != *id)
+        {
+            return;
+        }
+        for (id, _) in &self.rule_ids {
+            // What `find_rule_identity` finds for a result with this id.
+            let identity = id.as_ref().and_then(|id| self.rule_id_first.get(id).copied());
+            let mut feeds = Vec::new();
+            if let Some(j) = identity {
+                let (id, name) = &self.rule_ids[j];
+                for key in [id, name].into_iter().flatten() {
+                    if let Some(indices) = self.rule_index.get(key) {
+                        feeds.extend(indices);
+                    }
+                }
+            }
+            feeds.sort_unstable();
+            feeds.dedup();
+            self.rule_feeds.push((identity, feeds));
+        }
+    }
+
     /// Run stateless detection only (no correlation), delegating to the inner engine.
     ///
     /// Returns one [`EvaluationResult`] per matched detection. Takes `&self`
@@ -655,15 +734,44 @@ impl CorrelationEngine {
         ts: i64,
         out: &mut Vec<EvaluationResult>,
     ) {
+        self.feed_detections_at(event, detections.into_iter().map(|d| (None, d)), ts, out);
+    }
+
+    /// [`feed_detections`](Self::feed_detections) of detections each with
+    /// its rule's index when known (see `rule_feeds`).
+    fn feed_detections_at<'d>(
+        &mut self,
+        event: &impl Event,
+        detections: impl IntoIterator<Item = (Option<usize>, &'d EvaluationResult)>,
+        ts: i64,
+        out: &mut Vec<EvaluationResult>,
+    ) {
         // The identities are read from `rule_ids`, lent out of `self` while
         // the correlations are updated (nothing there reads it), so they are
-        // not cloned per detection.
+        // not cloned per detection; the per-rule table likewise.
         let rule_ids = std::mem::take(&mut self.rule_ids);
+        let rule_feeds = std::mem::take(&mut self.rule_feeds);
         // The event's JSON form (what `Full`-mode buffers keep), made once
         // for all the correlations it feeds.
         let mut json = None;
         let mut corr_indices: Vec<usize> = Vec::new();
-        for det in detections {
+        for (rule, det) in detections {
+            if let Some((identity, feeds)) = rule.and_then(|i| rule_feeds.get(i)) {
+                let (rule_id, rule_name) = match identity {
+                    Some(j) => (rule_ids[*j].0.as_deref(), rule_ids[*j].1.as_deref()),
+                    None => (None, None),
+                };
+                // Checked against the lookup by id in every debug build.
+                #[cfg(debug_assertions)]
+                assert_eq!(
+                    (rule_id, rule_name),
+                    find_rule_identity(&rule_ids, &self.rule_id_first, det)
+                );
+                for &corr_idx in feeds {
+                    self.update_correlation(corr_idx, event, &mut json, ts, rule_id, rule_name, out);
+                }
+                continue;
+            }
             // Use the MatchResult's rule_id to find the original rule's ID/name.
             // We also look up by rule_id in our rule_ids table for the name.
             let (rule_id, rule_name) = find_rule_identity(&rule_ids, &self.rule_id_first, det);
@@ -689,6 +797,7 @@ impl CorrelationEngine {
             }
         }
         self.rule_ids = rule_ids;
+        self.rule_feeds = rule_feeds;
     }
 
     /// Resolve the event mode for a given correlation.
@@ -756,14 +865,15 @@ impl CorrelationEngine {
         // Extract group key
         let group_key = GroupKey::extract(event, &corr.group_by, ref_strs);
 
-        // Get or create window state (the key is cloned only for a new entry)
+        // Get or create window state (the key is cloned only for a new
+        // entry; an existing one is found with one lookup)
         let state_key = (corr_idx, group_key);
-        if !self.state.contains_key(&state_key) {
-            self.state
-                .insert(state_key.clone(), WindowState::new_for(corr_type));
-        }
-        let Some(state) = self.state.get_mut(&state_key) else {
-            return;
+        let state = match self.state.get_mut(&state_key) {
+            Some(state) => state,
+            None => self
+                .state
+                .entry(state_key.clone())
+                .or_insert_with(|| WindowState::new_for(corr_type)),
         };
 
         // Apply the window's pre-insert maintenance (sliding evict, tumbling
@@ -832,12 +942,12 @@ impl CorrelationEngine {
                 buf.push(ts, json);
             }
             CorrelationEventMode::Refs => {
-                if !self.event_ref_buffers.contains_key(&state_key) {
-                    self.event_ref_buffers
-                        .insert(state_key.clone(), EventRefBuffer::new(max_events));
-                }
-                let Some(buf) = self.event_ref_buffers.get_mut(&state_key) else {
-                    return;
+                let buf = match self.event_ref_buffers.get_mut(&state_key) {
+                    Some(buf) => buf,
+                    None => self
+                        .event_ref_buffers
+                        .entry(state_key.clone())
+                        .or_insert_with(|| EventRefBuffer::new(max_events)),
                 };
                 if window_mode == rsigma_parser::WindowMode::Sliding {
                     buf.evict(cutoff);

@@ -3992,3 +3992,137 @@ fn test_find_rule_identity_matches_the_scan() {
         (Some("a"), Some("first a"))
     );
 }
+
+/// Detections named by their rule's index give what the lookup by id
+/// and name gives, event by event: rules referenced by id and by name, a
+/// rule without an id, two rules with one id, an event count, a distinct
+/// count and a chained temporal correlation; and after a correlation is
+/// added between events (the per-rule table is rebuilt).
+#[test]
+fn test_correlate_rule_detections_matches_correlate_detection_refs() {
+    let yaml = r#"
+title: Login
+id: login-rule
+name: login
+logsource:
+    category: auth
+detection:
+    selection:
+        EventType: login
+    condition: selection
+---
+title: Login again
+id: login-rule
+logsource:
+    category: auth
+detection:
+    selection:
+        EventType: login
+        User: root
+    condition: selection
+---
+title: Port
+name: port
+logsource:
+    category: auth
+detection:
+    selection:
+        EventType: conn
+    condition: selection
+---
+title: No identity
+logsource:
+    category: auth
+detection:
+    selection:
+        EventType: conn
+    condition: selection
+---
+title: Many logins
+id: many-logins
+name: many_logins
+correlation:
+    type: event_count
+    rules:
+        - login
+    group-by:
+        - User
+    timespan: 60s
+    condition:
+        gte: 3
+level: high
+---
+title: Many ports
+correlation:
+    type: value_count
+    rules:
+        - port
+    group-by:
+        - Host
+    timespan: 60s
+    condition:
+        field: Port
+        gte: 3
+level: high
+---
+title: Logins then ports
+correlation:
+    type: temporal
+    rules:
+        - many_logins
+        - login-rule
+    group-by:
+        - User
+    timespan: 60s
+level: critical
+"#;
+    let later = r#"
+title: Ports by id
+correlation:
+    type: event_count
+    rules:
+        - port
+    group-by:
+        - User
+    timespan: 60s
+    condition:
+        gte: 2
+level: low
+"#;
+    let collection = parse_sigma_yaml(yaml).unwrap();
+    let config = || CorrelationConfig {
+        correlation_event_mode: CorrelationEventMode::Refs,
+        action_on_match: CorrelationAction::Reset,
+        max_correlation_events: 10,
+        ..Default::default()
+    };
+    let (mut by_id, mut by_index) = (CorrelationEngine::new(config()), CorrelationEngine::new(config()));
+    by_id.add_collection(&collection).unwrap();
+    by_index.add_collection(&collection).unwrap();
+    let mut fired = 0;
+    for i in 0..40i64 {
+        if i == 20 {
+            for c in &parse_sigma_yaml(later).unwrap().correlations {
+                by_id.add_correlation(c).unwrap();
+                by_index.add_correlation(c).unwrap();
+            }
+        }
+        let kind = if i % 3 == 0 { "conn" } else { "login" };
+        let user = ["root", "admin"][(i % 2) as usize];
+        let v = json!({"EventType": kind, "User": user, "Host": "h", "Port": i % 5, "id": format!("e{i}")});
+        let event = JsonEvent::borrow(&v);
+        let rules = by_index.engine().rules();
+        let detections: Vec<(usize, EvaluationResult)> = (0..rules.len())
+            .filter_map(|r| crate::evaluate_rule(&rules[r], &event).map(|d| (r, d)))
+            .collect();
+        let want = by_id.correlate_detection_refs(&event, detections.iter().map(|(_, d)| d), 1000 + i);
+        let got = by_index.correlate_rule_detections(
+            &event,
+            detections.iter().map(|(r, d)| (*r, d)),
+            1000 + i,
+        );
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "event {i}");
+        fired += got.len();
+    }
+    assert!(fired >= 5, "only {fired} correlations fired");
+}
