@@ -98,6 +98,11 @@ pub fn parse(payload: &[u8]) -> Option<HttpRequest<'_>> {
             break;
         }
         let l = &l[..l.len().min(MAX_LINE)];
+        // Only `Host` and `User-Agent` are read: a line whose first letter
+        // starts neither is not searched for its colon.
+        if !matches!(l.first(), Some(b'h' | b'H' | b'u' | b'U')) {
+            continue;
+        }
         let Some(colon) = memchr::memchr(b':', l) else {
             continue;
         };

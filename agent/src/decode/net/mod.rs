@@ -40,7 +40,7 @@ use crate::event::{Event, EventKind, FieldValue};
 use beacon::Beacons;
 pub use flow::{EndReason, Flow, FlowConfig, FlowKey, FlowTable, RawFrame};
 pub use packet::{LinkType, Packet, PacketError, Proto};
-use text::{push_fixed3, push_ip, push_rfc3339_micros_cached, push_u64, u64_text};
+use text::{push_fixed3, push_rfc3339_micros_cached, push_u64, u64_text};
 
 /// What a [`NetDecoder`] has seen.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,8 @@ pub struct NetDecoder {
     /// The text of the last event's second, which the next event's time
     /// mostly shares.
     second: std::cell::RefCell<text::SecondText>,
+    /// The texts of recently written addresses.
+    addr_texts: std::cell::RefCell<text::AddrTexts>,
 }
 
 /// Most judged events a [`NetDecoder`] keeps for reuse (≈ 1 KiB of
@@ -152,6 +154,7 @@ impl NetDecoder {
             stats: NetStats::default(),
             spare: Default::default(),
             second: Default::default(),
+            addr_texts: Default::default(),
         }
     }
 
@@ -203,6 +206,12 @@ impl NetDecoder {
         e
     }
 
+    /// Appends `ip`'s `Display` text to the raw line, returned as a slice
+    /// of it.
+    fn append_ip(&self, e: &mut Event, ip: std::net::IpAddr) -> FieldValue {
+        e.append_raw(|raw| self.addr_texts.borrow_mut().push(raw, ip))
+    }
+
     /// Appends `text` to the raw line, returned as a slice of it.
     fn append_str(e: &mut Event, text: &str) -> FieldValue {
         e.append_raw(|raw| raw.push_str(text))
@@ -211,12 +220,12 @@ impl NetDecoder {
     /// Writes `src:sport -> dst:dport` into the raw line and adds `proto`,
     /// `src_ip`, `src_port`, `dst_ip` and `dst_port`, the last four as
     /// slices of the line.
-    fn endpoints(e: &mut Event, key: &FlowKey) {
-        let src = e.append_raw(|raw| push_ip(raw, key.src));
+    fn endpoints(&self, e: &mut Event, key: &FlowKey) {
+        let src = self.append_ip(e, key.src);
         e.raw.push(':');
         let sport = e.append_raw(|raw| push_u64(raw, key.src_port.into()));
         e.raw.push_str(" -> ");
-        let dst = e.append_raw(|raw| push_ip(raw, key.dst));
+        let dst = self.append_ip(e, key.dst);
         e.raw.push(':');
         let dport = e.append_raw(|raw| push_u64(raw, key.dst_port.into()));
         e.note_addr(&src, key.src);
@@ -329,7 +338,7 @@ impl NetDecoder {
                 e.raw.push(' ');
                 e.raw.push_str(&key.proto.name());
                 e.raw.push(' ');
-                Self::endpoints(&mut e, &key);
+                self.endpoints(&mut e, &key);
                 e.raw.push(' ');
                 let flags = Self::append_str(&mut e, packet::tcp::letters(p.tcp_flags));
                 e.push_pair(("tcp_flags".into(), flags));
@@ -341,9 +350,9 @@ impl NetDecoder {
                 e.raw.push_str(" beacon ");
                 e.raw.push_str(&key.proto.name());
                 e.raw.push(' ');
-                let src = e.append_raw(|raw| push_ip(raw, key.src));
+                let src = self.append_ip(&mut e, key.src);
                 e.raw.push_str(" -> ");
-                let dst = e.append_raw(|raw| push_ip(raw, key.dst));
+                let dst = self.append_ip(&mut e, key.dst);
                 e.raw.push(':');
                 let dport = e.append_raw(|raw| push_u64(raw, key.dst_port.into()));
                 e.raw.push_str(" every ");
@@ -425,7 +434,7 @@ impl NetDecoder {
                 e.raw.push(' ');
                 let query = Self::append_str(&mut e, &m.query);
                 e.raw.push(' ');
-                Self::endpoints(&mut e, p);
+                self.endpoints(&mut e, p);
                 e.push_pair(("query".into(), query));
                 e.push_pair(("query_type".into(), query_type));
                 e.push_pair(("query_length".into(), u64_text(m.query.len() as u64)));
@@ -460,7 +469,7 @@ impl NetDecoder {
         if let Some(r) = http::parse(payload) {
             let mut e = self.event(at.time(), index, "http", "http_request");
             e.raw.push_str(" http ");
-            Self::endpoints(&mut e, p);
+            self.endpoints(&mut e, p);
             e.raw.push(' ');
             let method = Self::append_str(&mut e, &r.method);
             e.raw.push(' ');
@@ -493,7 +502,7 @@ impl NetDecoder {
         } else if let Some(h) = tls::parse(payload) {
             let mut e = self.event(at.time(), index, "tls", "tls_client_hello");
             e.raw.push_str(" tls client hello ");
-            Self::endpoints(&mut e, p);
+            self.endpoints(&mut e, p);
             e.raw.push(' ');
             let version = Self::append_str(&mut e, &tls::version_name(h.version));
             e.raw.push_str(" sni=");
@@ -529,7 +538,7 @@ impl NetDecoder {
             e.raw.push_str(" flow ");
             e.raw.push_str(&f.key.proto.name());
             e.raw.push(' ');
-            Self::endpoints(&mut e, &f.key);
+            self.endpoints(&mut e, &f.key);
             for part in [" ", f.conn_state(), " ", why.name(), " pkts "] {
                 e.raw.push_str(part);
             }

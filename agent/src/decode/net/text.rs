@@ -18,6 +18,54 @@ pub fn push_ip(s: &mut String, ip: IpAddr) {
     }
 }
 
+/// The texts of recently written addresses, for [`AddrTexts::push`]:
+/// every event of a flow writes its two ends, and the same hosts recur
+/// from flow to flow, so most addresses are copied from here rather than
+/// written digit by digit again. Direct-mapped: an address whose entry
+/// another holds replaces it.
+#[derive(Debug, Default)]
+pub struct AddrTexts {
+    /// [`ADDR_TEXTS`] entries once used (empty until the first address).
+    entries: Vec<Option<(IpAddr, String)>>,
+}
+
+/// Entries of an [`AddrTexts`] (a power of two).
+const ADDR_TEXTS: usize = 256;
+
+impl AddrTexts {
+    /// Appends `ip` as [`push_ip`] does.
+    pub fn push(&mut self, s: &mut String, ip: IpAddr) {
+        let bits = match ip {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => {
+                let b = u128::from(a);
+                (b as u64) ^ ((b >> 64) as u64).rotate_left(29)
+            }
+        };
+        // The top bits of a multiplicative hash pick the entry.
+        let at = (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize & (ADDR_TEXTS - 1);
+        if self.entries.is_empty() {
+            self.entries = vec![None; ADDR_TEXTS];
+        }
+        let entry = &mut self.entries[at];
+        match entry {
+            Some((kept, text)) if *kept == ip => s.push_str(text),
+            Some((kept, text)) => {
+                *kept = ip;
+                text.clear();
+                push_ip(text, ip);
+                s.push_str(text);
+            }
+            None => {
+                let mut text = String::with_capacity(16);
+                push_ip(&mut text, ip);
+                s.push_str(&text);
+                *entry = Some((ip, text));
+            }
+        }
+    }
+}
+
 /// Appends `a` as its `Display` text (`192.0.2.1`).
 pub fn push_ipv4(s: &mut String, a: Ipv4Addr) {
     // At most 15 bytes, written into one buffer and appended once.
@@ -318,6 +366,39 @@ mod tests {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         *state
+    }
+
+    /// Addresses copied from the recent texts are `Display`'s text, for a
+    /// few hosts met again and again and for thousands met once (entries
+    /// replaced by colliding addresses), IPv4 and IPv6 alike.
+    #[test]
+    fn addr_texts_push_display() {
+        let mut texts = AddrTexts::default();
+        let mut seed = 0x5eed_1234_abcd_0001u64;
+        let hosts: Vec<IpAddr> = [
+            "192.0.2.1",
+            "10.0.0.7",
+            "2001:db8::5",
+            "::ffff:192.0.2.9",
+            "::",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        for i in 0..20_000 {
+            let r = xorshift(&mut seed);
+            let ip: IpAddr = match r % 4 {
+                0 => hosts[(r >> 8) as usize % hosts.len()],
+                1 => IpAddr::V4(Ipv4Addr::from((r >> 16) as u32)),
+                2 => IpAddr::V6(Ipv6Addr::from(
+                    u128::from(r) << 64 | u128::from(xorshift(&mut seed) & 0xffff),
+                )),
+                _ => IpAddr::V4(Ipv4Addr::new(10, 0, (r >> 8) as u8 % 4, (r >> 16) as u8)),
+            };
+            let mut s = format!("{i}");
+            texts.push(&mut s, ip);
+            assert_eq!(s, format!("{i}{ip}"));
+        }
     }
 
     #[test]
