@@ -12,7 +12,7 @@ use super::types::GroupByField;
 ///
 /// Each element corresponds to a `GroupByField` value extracted from an event.
 /// `None` means the field was absent from the event.
-#[derive(Debug, Clone, Hash, Eq, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Hash, Eq, PartialEq, Serialize, serde::Deserialize)]
 pub struct GroupKey(pub Vec<Option<String>>);
 
 impl GroupKey {
@@ -29,6 +29,24 @@ impl GroupKey {
             })
             .collect();
         GroupKey(values)
+    }
+
+    /// [`GroupKey::extract`] into this key, reusing its buffers: a key
+    /// that is only looked up (the window exists already, as it mostly
+    /// does) then costs no allocation.
+    pub fn extract_into(&mut self, event: &impl Event, group_by: &[GroupByField], rule_refs: &[&str]) {
+        self.0.truncate(group_by.len());
+        self.0.resize_with(group_by.len(), || None);
+        for (slot, field) in self.0.iter_mut().zip(group_by) {
+            let value = event.get_field(field.resolve(rule_refs));
+            match (value, slot) {
+                (Some(EventValue::Str(s)), Some(text)) => {
+                    text.clear();
+                    text.push_str(&s);
+                }
+                (value, slot) => *slot = value.and_then(|v| value_to_string(&v)),
+            }
+        }
     }
 
     /// Build a group key from explicit field-value pairs (for chaining).

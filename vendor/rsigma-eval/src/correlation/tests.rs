@@ -2,6 +2,45 @@ use super::*;
 use crate::event::JsonEvent;
 use serde_json::json;
 
+/// A key extracted into a reused one equals a fresh extraction, event
+/// after event: group-bys of other lengths, text, numbers, booleans,
+/// missing and non-scalar values, and an aliased field.
+#[test]
+fn test_group_key_extract_into_matches_extract() {
+    let by = |names: &[&str]| -> Vec<GroupByField> {
+        names.iter().map(|n| GroupByField::Direct(n.to_string())).collect()
+    };
+    let aliased = vec![GroupByField::Aliased {
+        alias: "who".to_string(),
+        mapping: [("r2".to_string(), "Host".to_string())].into_iter().collect(),
+    }];
+    let group_bys = [
+        by(&["User", "Host"]),
+        by(&["User"]),
+        by(&["Port", "Up", "User", "Missing"]),
+        by(&[]),
+        by(&["Obj", "Host"]),
+        aliased,
+    ];
+    let events = [
+        json!({"User": "admin", "Host": "srv01", "Port": 22, "Up": true, "Obj": {"a": 1}}),
+        json!({"User": "a-much-longer-user-name", "Host": "h", "Port": 2.5, "Up": false}),
+        json!({"Host": "srv02", "who": "x"}),
+        json!({"User": "", "Port": -1, "Obj": [1, 2]}),
+    ];
+    let mut reused = GroupKey::default();
+    for round in 0..3 {
+        for (i, v) in events.iter().enumerate() {
+            let event = JsonEvent::borrow(v);
+            for (j, group_by) in group_bys.iter().enumerate() {
+                let refs: &[&str] = if (i + j + round) % 2 == 0 { &["r1"] } else { &["r2"] };
+                reused.extract_into(&event, group_by, refs);
+                assert_eq!(reused, GroupKey::extract(&event, group_by, refs), "{v} / {j}");
+            }
+        }
+    }
+}
+
 #[test]
 fn test_group_key_extract() {
     let v = json!({"User": "admin", "Host": "srv01"});

@@ -83,6 +83,9 @@ pub struct CorrelationEngine {
     /// (`rule_feeds_for`: their counts), rebuilt after either grows.
     rule_feeds: Vec<(Option<usize>, Vec<usize>)>,
     rule_feeds_for: (usize, usize),
+    /// The `(correlation, group key)` of the update in progress, reused
+    /// from update to update (cloned only into a new window's entry).
+    key_scratch: (usize, GroupKey),
     /// Per-(correlation_index, group_key) window state.
     state: FastMap<(usize, GroupKey), WindowState>,
     /// Last alert timestamp per (correlation_index, group_key) for suppression.
@@ -123,6 +126,7 @@ impl CorrelationEngine {
             rule_id_first: FastMap::default(),
             rule_feeds: Vec::new(),
             rule_feeds_for: (0, 0),
+            key_scratch: (0, GroupKey::default()),
             state: FastMap::default(),
             last_alert: FastMap::default(),
             event_buffers: FastMap::default(),
@@ -833,20 +837,7 @@ impl CorrelationEngine {
         rule_name: Option<&str>,
         out: &mut Vec<EvaluationResult>,
     ) {
-        // Borrow the correlation by reference — no cloning needed.  Rust allows
-        // simultaneous &self.correlations and &mut self.state / &mut self.last_alert
-        // because they are disjoint struct fields.
         let corr = &self.correlations[corr_idx];
-        let corr_type = corr.correlation_type;
-        let timespan = corr.timespan_secs;
-        let window_mode = corr.window_mode;
-        let gap_secs = corr.gap_secs;
-        let level = corr.level;
-        let suppress_secs = corr.suppress_secs.or(self.config.suppress);
-        let action = corr.action.unwrap_or(self.config.action_on_match);
-        let event_mode = self.resolve_event_mode(corr_idx);
-        let max_events = self.resolve_max_events(corr_idx);
-        let max_group_entries = self.resolve_max_group_entries(corr_idx);
 
         // Determine the rule_ref strings for alias resolution and temporal tracking.
         let mut refs = [""; 2];
@@ -862,13 +853,44 @@ impl CorrelationEngine {
             .find(|identity| corr.rule_refs.iter().any(|rule_ref| rule_ref == identity))
             .unwrap_or("");
 
-        // Extract group key
-        let group_key = GroupKey::extract(event, &corr.group_by, ref_strs);
+        // Extract group key (into the engine's reused key, put back below)
+        let mut state_key = std::mem::take(&mut self.key_scratch);
+        state_key.0 = corr_idx;
+        state_key.1.extract_into(event, &corr.group_by, ref_strs);
+        self.update_group(&state_key, event, json, ts, rule_ref, out);
+        self.key_scratch = state_key;
+    }
+
+    /// The rest of [`update_correlation`](Self::update_correlation), for the
+    /// window of `state_key`.
+    fn update_group(
+        &mut self,
+        state_key: &(usize, GroupKey),
+        event: &impl Event,
+        json: &mut Option<serde_json::Value>,
+        ts: i64,
+        rule_ref: &str,
+        out: &mut Vec<EvaluationResult>,
+    ) {
+        // Borrow the correlation by reference — no cloning needed.  Rust allows
+        // simultaneous &self.correlations and &mut self.state / &mut self.last_alert
+        // because they are disjoint struct fields.
+        let corr_idx = state_key.0;
+        let corr = &self.correlations[corr_idx];
+        let corr_type = corr.correlation_type;
+        let timespan = corr.timespan_secs;
+        let window_mode = corr.window_mode;
+        let gap_secs = corr.gap_secs;
+        let level = corr.level;
+        let suppress_secs = corr.suppress_secs.or(self.config.suppress);
+        let action = corr.action.unwrap_or(self.config.action_on_match);
+        let event_mode = self.resolve_event_mode(corr_idx);
+        let max_events = self.resolve_max_events(corr_idx);
+        let max_group_entries = self.resolve_max_group_entries(corr_idx);
 
         // Get or create window state (the key is cloned only for a new
         // entry; an existing one is found with one lookup)
-        let state_key = (corr_idx, group_key);
-        let state = match self.state.get_mut(&state_key) {
+        let state = match self.state.get_mut(state_key) {
             Some(state) => state,
             None => self
                 .state
@@ -942,7 +964,7 @@ impl CorrelationEngine {
                 buf.push(ts, json);
             }
             CorrelationEventMode::Refs => {
-                let buf = match self.event_ref_buffers.get_mut(&state_key) {
+                let buf = match self.event_ref_buffers.get_mut(state_key) {
                     Some(buf) => buf,
                     None => self
                         .event_ref_buffers
