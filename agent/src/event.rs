@@ -327,8 +327,11 @@ impl Event {
     /// origin. Decoding into one reused event costs no allocation per line.
     pub fn reset(&mut self, host: &str, origin: &str) {
         self.kind = EventKind::Unknown;
-        self.host.clear();
-        self.host.push_str(host);
+        // Mostly the host it had (one decoder's events).
+        if self.host != host {
+            self.host.clear();
+            self.host.push_str(host);
+        }
         self.origin.clear();
         self.origin.push_str(origin);
         self.fields.clear();

@@ -55,8 +55,9 @@ pub struct SigmaDetector {
     candidates: Vec<(usize, Verdict)>,
     /// The rules that matched the event being judged (reused), each with
     /// the result the engine evaluated, or `None` for the rule's result
-    /// in `decided`.
-    detections: Vec<(usize, Option<EvaluationResult>)>,
+    /// in `decided` (boxed: most are decided, and the list's entries stay
+    /// small to write and move).
+    detections: Vec<(usize, Option<Box<EvaluationResult>>)>,
     /// Per rule (engine order): the detection result the engine gives when
     /// it matches, for the rules the gate can decide alone; `None` where
     /// the engine must evaluate (a filter applies, or the result carries
@@ -490,7 +491,7 @@ impl SigmaDetector {
                 (Some(_), Verdict::Yes) => detections.push((i, None)),
                 _ => {
                     if let Some(r) = rsigma_eval::evaluate_rule(&rules[i], event) {
-                        detections.push((i, Some(r)));
+                        detections.push((i, Some(Box::new(r))));
                     }
                 }
             }
@@ -511,7 +512,7 @@ impl SigmaDetector {
             event,
             detections
                 .iter()
-                .filter_map(|(i, r)| r.as_ref().or(decided[*i].as_ref()).map(|r| (*i, r))),
+                .filter_map(|(i, r)| r.as_deref().or(decided[*i].as_ref()).map(|r| (*i, r))),
             ts,
         );
         let mut alerts = Vec::new();
@@ -526,7 +527,7 @@ impl SigmaDetector {
                     self.packets.insert(&event.origin, event.packets.as_ref());
                     kept = true;
                 }
-            } else if let Some(r) = r.or_else(|| self.decided[i].clone()) {
+            } else if let Some(r) = r.map(|r| *r).or_else(|| self.decided[i].clone()) {
                 alerts.push(self.to_alert(event, r));
             }
         }
