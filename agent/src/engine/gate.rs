@@ -201,9 +201,7 @@ impl FieldScan {
         }
         hits
     }
-}
 
-impl FieldScan {
     /// [`FieldScan::hits`] of a lower-cased ASCII value without the
     /// automaton (when it could not be built): each pattern on its own.
     fn hits_one_by_one(&self, lowered: &[u8]) -> u64 {
