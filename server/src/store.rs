@@ -30,6 +30,7 @@ pub const SILENT_AGENT_RULE: &str = "ward-agent-silent";
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
 
 mod agencies;
+mod checkpoint;
 mod commit;
 mod credentials;
 mod drills;
@@ -169,6 +170,8 @@ pub struct Store {
     group_window: chrono::Duration,
     queue: commit::Queue,
     credentials: Arc<credentials::AgentCredentials>,
+    /// SQLite: copies the writer's WAL into the database file.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// How long an open incident keeps collecting its group's alerts after its
@@ -220,6 +223,16 @@ impl Store {
                     // page cache it read most pages back from the OS for
                     // every round.
                     conn.execute(WRITER_CACHE).await?;
+                    // A multi-row statement inside a transaction keeps a
+                    // journal of its own (to undo just itself on error);
+                    // kept in a temporary file, it wrote as much as the
+                    // WAL did under fleet load.
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA wal_autocheckpoint = {}",
+                        checkpoint::BACKSTOP_PAGES
+                    )))
+                    .await?;
                     Ok(())
                 })
             })
@@ -232,8 +245,17 @@ impl Store {
             .max_connections(4)
             .test_before_acquire(false)
             .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
-            .connect(&url(opts.read_only(true)))
+            .connect(&url(opts.clone().read_only(true)))
             .await?;
+        // Its own connection: a checkpoint writes the database file, which
+        // the read-only ones may not.
+        let checkpoints = AnyPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
+            .connect(&url(opts))
+            .await?;
+        let checkpointer = Some(checkpoint::Checkpointer::start(checkpoints));
         Ok(Store {
             read,
             write,
@@ -241,6 +263,7 @@ impl Store {
             group_window: DEFAULT_GROUP_WINDOW,
             queue: commit::Queue::default(),
             credentials: Arc::default(),
+            checkpointer,
         })
     }
 
@@ -261,6 +284,7 @@ impl Store {
             group_window: DEFAULT_GROUP_WINDOW,
             queue: commit::Queue::default(),
             credentials: Arc::default(),
+            checkpointer: None,
         })
     }
 
@@ -695,6 +719,9 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        if let Some(c) = &self.checkpointer {
+            c.committed();
+        }
         Ok(Some(acks))
     }
 

@@ -76,7 +76,8 @@ impl Drop for PostgresDb {
     }
 }
 
-async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
+/// A pool of one connection to `url` (a database the test reads or writes beside the store).
+pub async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
     sqlx::any::install_default_drivers();
     sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
